@@ -1,0 +1,184 @@
+//! ARNs: the role to assume, and the caller identity STS reports mapped to the database user
+//! Atlas will look up.
+
+use crate::diagnosis::{Diagnosis, Kind};
+
+/// A role ARN: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleArn {
+    pub arn: String,
+    pub partition: String,
+    pub account: String,
+    pub name: String,
+}
+
+const ARN_HINT: &str = "a role ARN looks like arn:aws:iam::123456789012:role/NAME (copy it from \
+the IAM console or `aws iam get-role --role-name NAME`)";
+
+fn split(arn: &str) -> Option<(&str, &str, &str, &str, &str)> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    Some((partition, service, region, account, resource))
+}
+
+fn valid_account(account: &str) -> bool {
+    account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+}
+
+impl RoleArn {
+    pub fn parse(arn: &str) -> Result<RoleArn, Diagnosis> {
+        let arn = arn.trim();
+        let bad = |cause: String| Diagnosis::new(Kind::InvalidArn, cause, ARN_HINT);
+        let Some((partition, service, region, account, resource)) = split(arn) else {
+            return Err(bad(format!("`{arn}` is not an ARN")));
+        };
+        if service == "sts" {
+            if let Some(rest) = resource.strip_prefix("assumed-role/") {
+                let role = rest.split('/').next().unwrap_or_default();
+                return Err(Diagnosis::new(
+                    Kind::InvalidArn,
+                    format!("`{arn}` is an assumed-role session ARN, not a role ARN"),
+                    format!("AssumeRole takes the role ARN: arn:{partition}:iam::{account}:role/{role}"),
+                ));
+            }
+        }
+        if service != "iam" || !region.is_empty() {
+            return Err(bad(format!("`{arn}` is not an IAM role ARN (service `{service}`)")));
+        }
+        if !valid_account(account) {
+            return Err(bad(format!("`{arn}`: the account `{account}` is not 12 digits")));
+        }
+        if resource.starts_with("user/") {
+            return Err(bad(format!("`{arn}` is an IAM user, not a role: users cannot be assumed")));
+        }
+        let Some(path_and_name) = resource.strip_prefix("role/") else {
+            return Err(bad(format!("`{arn}` is not a role ARN (resource `{resource}`)")));
+        };
+        let name = path_and_name.rsplit('/').next().unwrap_or_default();
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+        if !name_ok {
+            return Err(bad(format!("`{arn}`: the role name `{name}` is not valid")));
+        }
+        Ok(RoleArn {
+            arn: arn.to_string(),
+            partition: partition.to_string(),
+            account: account.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
+/// What Atlas does with the ARN STS returns for the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallerKind {
+    /// `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`: Atlas looks up the role.
+    AssumedRole {
+        role_arn: String,
+        role: String,
+        session: String,
+    },
+    /// `arn:aws:iam::ACCT:user/[PATH/]NAME`: Atlas looks up the ARN as is.
+    User { user_arn: String },
+    /// Root, federated users and anything else: no Atlas database user can match.
+    Other,
+}
+
+/// Maps the caller ARN from GetCallerIdentity to the ARN of the Atlas database user.
+pub fn caller_kind(arn: &str) -> CallerKind {
+    let Some((partition, service, _, account, resource)) = split(arn) else {
+        return CallerKind::Other;
+    };
+    match service {
+        "sts" => {
+            if let Some(rest) = resource.strip_prefix("assumed-role/") {
+                if let Some((role, session)) = rest.split_once('/') {
+                    return CallerKind::AssumedRole {
+                        role_arn: format!("arn:{partition}:iam::{account}:role/{role}"),
+                        role: role.to_string(),
+                        session: session.to_string(),
+                    };
+                }
+            }
+            CallerKind::Other
+        }
+        "iam" if resource.starts_with("user/") => CallerKind::User {
+            user_arn: arn.to_string(),
+        },
+        _ => CallerKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_role_arns_with_and_without_path() {
+        let r = RoleArn::parse("arn:aws:iam::123456789012:role/app").expect("ok");
+        assert_eq!((r.account.as_str(), r.name.as_str()), ("123456789012", "app"));
+        let r = RoleArn::parse("arn:aws-us-gov:iam::123456789012:role/service/x/app").expect("ok");
+        assert_eq!((r.partition.as_str(), r.name.as_str()), ("aws-us-gov", "app"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_role_arn() {
+        for (arn, says) in [
+            ("app", "not an ARN"),
+            ("arn:aws:iam::12345:role/app", "12 digits"),
+            ("arn:aws:iam::123456789012:user/bob", "IAM user"),
+            ("arn:aws:s3:::bucket/x", "not an IAM role"),
+            ("arn:aws:iam::123456789012:role/", "not valid"),
+            ("arn:aws:iam::123456789012:role/bad name", "not valid"),
+        ] {
+            let d = RoleArn::parse(arn).expect_err(arn);
+            assert_eq!(d.kind, Kind::InvalidArn);
+            assert!(d.cause.contains(says), "{arn}: {}", d.cause);
+        }
+    }
+
+    #[test]
+    fn a_session_arn_points_to_its_role() {
+        let d = RoleArn::parse("arn:aws:sts::123456789012:assumed-role/app/sess").expect_err("x");
+        assert!(d.hint.contains("arn:aws:iam::123456789012:role/app"), "{}", d.hint);
+    }
+
+    #[test]
+    fn assumed_role_maps_to_role_arn() {
+        assert_eq!(
+            caller_kind("arn:aws:sts::123456789012:assumed-role/app/atlas-iam-1"),
+            CallerKind::AssumedRole {
+                role_arn: "arn:aws:iam::123456789012:role/app".into(),
+                role: "app".into(),
+                session: "atlas-iam-1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn users_map_as_is_and_others_do_not_map() {
+        assert_eq!(
+            caller_kind("arn:aws:iam::123456789012:user/team/bob"),
+            CallerKind::User {
+                user_arn: "arn:aws:iam::123456789012:user/team/bob".into()
+            }
+        );
+        assert_eq!(caller_kind("arn:aws:iam::123456789012:root"), CallerKind::Other);
+        assert_eq!(
+            caller_kind("arn:aws:sts::123456789012:federated-user/x"),
+            CallerKind::Other
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! The command line: clap derive only. Validation that needs more than one value, or the
+//! environment aliases, lives in `config.rs`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Can this machine, with these AWS credentials, reach and use this MongoDB Atlas \
+cluster through AWS IAM authentication (MONGODB-AWS)? And if not, exactly why?";
+
+const LONG_ABOUT: &str = "\
+Can this machine, with these AWS credentials, reach and use this MongoDB Atlas cluster through \
+AWS IAM authentication (MONGODB-AWS)? And if not, exactly why?
+
+Every command runs as stages, each timed and, on failure, diagnosed with its cause and what to do:
+  config -> credentials -> assume -> identity -> dns -> tcp -> tls -> auth -> command
+
+Credentials are resolved exactly as your application's AWS SDK would: environment keys, the \
+profile (AWS_PROFILE or --profile, with role_arn/source_profile, SSO and credential_process), \
+web identity, the container endpoint, EC2 instance metadata. With --role-arn, atlas-iam assumes \
+that role on top. STS and IAM endpoints follow AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_STS and \
+AWS_ENDPOINT_URL_IAM.
+
+Values come from flags, then the environment, then an env file (.env in the current directory \
+when present, or --env-file): the real environment wins over the file, flags win over both.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  atlas-iam whoami                                  who am I, and which Atlas user is that?
+  atlas-iam whoami --role-arn arn:aws:iam::123456789012:role/app
+  eval \"$(atlas-iam assume --role-arn arn:aws:iam::123456789012:role/app)\"
+  atlas-iam uri --cluster cluster0.ab12c.mongodb.net --db orders
+  atlas-iam uri --uri \"$MONGODB_URI\"                check an existing connection string
+  atlas-iam whoami --format json                    one JSON document on stdout, also on failure
+
+Secrets (secret keys, session tokens, full access key ids) are never printed unless you pass \
+--show-secrets, or run `assume`, whose job it is.
+";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "atlas-iam",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    after_long_help = format!("{AFTER_HELP}\n{}", crate::diagnosis::EXIT_CODES),
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Assume --role-arn with STS and print its temporary credentials
+    ///
+    /// The credentials, and only they, go to stdout, so that
+    /// `eval "$(atlas-iam assume --role-arn ARN)"` sets them in a shell; a summary (identity,
+    /// expiry) goes to stderr. When AssumeRole is refused, atlas-iam says why: the caller is not
+    /// named by the role's trust policy (read with iam:GetRole when allowed), the role does not
+    /// exist, or the duration is above the role's maximum or the one-hour cap of role chaining.
+    #[command(after_help = "Exit codes: 0 ok, 2 usage, 3 config or credentials, 4 STS.")]
+    Assume {
+        /// How to print the credentials: `env` (export lines for eval), `json` (the
+        /// credential_process version 1 shape), `dotenv` (KEY=value lines for a .env file)
+        #[arg(long, value_enum, default_value_t = AssumeOutput::Env)]
+        output: AssumeOutput,
+    },
+    /// Show the AWS identity in use and the Atlas database user it maps to
+    ///
+    /// Calls STS GetCallerIdentity with the resolved credentials (those of the assumed role with
+    /// --role-arn) and prints the account, the ARN, the ARN of the database user Atlas will look
+    /// up (an assumed-role session maps to its role) and the Atlas CLI command that creates it.
+    #[command(after_help = "Exit codes: 0 ok, 2 usage, 3 config or credentials, 4 STS.")]
+    Whoami,
+    /// Build a MONGODB-AWS connection string, or check an existing one (--uri)
+    ///
+    /// From --cluster, prints a credential-free string: the driver takes credentials from the
+    /// environment or the AWS default chain, as current drivers require. --embed-credentials
+    /// gives the legacy form with the key, secret and session token percent-encoded in the
+    /// string, for older drivers only. Given --uri, reports its pitfalls: authSource missing or
+    /// not $external, another mechanism, embedded credentials, unencoded reserved characters,
+    /// username without password, TLS off for an Atlas host, an srv URI with a port or several
+    /// hosts. The string goes to stdout, the stages and findings to stderr.
+    #[command(after_help = "Exit codes: 0 ok (warnings included), 2 usage, \
+3 config or credentials (a pitfall that breaks authentication), 4 STS.")]
+    Uri {
+        /// Put the resolved credentials into the string (legacy form; current drivers reject it)
+        #[arg(long)]
+        embed_credentials: bool,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Assume { .. } => "assume",
+            Command::Whoami => "whoami",
+            Command::Uri { .. } => "uri",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AssumeOutput {
+    Env,
+    Json,
+    Dotenv,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    // ---- target ----
+    /// Connection string of the cluster (mongodb:// or mongodb+srv://)
+    #[arg(long, global = true, env = "MONGODB_URI", hide_env_values = true,
+          value_name = "URI", help_heading = "Target")]
+    pub uri: Option<String>,
+
+    /// Cluster host name, e.g. cluster0.ab12c.mongodb.net [also read from AWS_MONGO_CLUSTER_URL,
+    /// MONGODB_CLUSTER_NAME]
+    #[arg(long, global = true, env = "ATLAS_IAM_CLUSTER", hide_env_values = true,
+          value_name = "HOST", help_heading = "Target")]
+    pub cluster: Option<String>,
+
+    /// Database to use [also read from AWS_MONGO_DATABASE; default: test]
+    #[arg(long, global = true, env = "ATLAS_IAM_DB", hide_env_values = true,
+          value_name = "NAME", help_heading = "Target")]
+    pub db: Option<String>,
+
+    /// CA certificate (PEM) to trust for the cluster's TLS, instead of the system roots
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Target")]
+    pub tls_ca_file: Option<PathBuf>,
+
+    /// DNS server for the SRV and TXT lookups of mongodb+srv, instead of the system resolver
+    #[arg(long, global = true, value_name = "IP[:PORT]", value_parser = parse_dns_server,
+          help_heading = "Target")]
+    pub dns_server: Option<SocketAddr>,
+
+    // ---- credentials ----
+    /// AWS profile of the shared config and credentials files
+    #[arg(long, global = true, env = "AWS_PROFILE", hide_env_values = true,
+          value_name = "NAME", help_heading = "Credentials")]
+    pub profile: Option<String>,
+
+    /// AWS region for STS and IAM calls [default: from the profile, else us-east-1]
+    #[arg(long, global = true, env = "AWS_REGION", hide_env_values = true,
+          value_name = "REGION", help_heading = "Credentials")]
+    pub region: Option<String>,
+
+    /// IAM role to assume on top of the resolved credentials [also read from
+    /// MONGODB_ACCESS_ROLE_ARN]
+    #[arg(long, global = true, env = "ATLAS_IAM_ROLE_ARN", hide_env_values = true,
+          value_name = "ARN", help_heading = "Credentials")]
+    pub role_arn: Option<String>,
+
+    /// Session name for AssumeRole [default: atlas-iam-<unix time>]
+    #[arg(long, global = true, value_name = "NAME", value_parser = parse_session_name,
+          help_heading = "Credentials")]
+    pub role_session_name: Option<String>,
+
+    /// External id the role's trust policy requires (sts:ExternalId)
+    #[arg(long, global = true, value_name = "ID", value_parser = parse_external_id,
+          help_heading = "Credentials")]
+    pub external_id: Option<String>,
+
+    /// Lifetime of the assumed-role credentials, 900 to 43200 seconds (role chaining caps it at
+    /// 3600) [default: 3600]
+    #[arg(long, global = true, value_name = "SECONDS",
+          value_parser = clap::value_parser!(i32).range(900..=43200), help_heading = "Credentials")]
+    pub duration: Option<i32>,
+
+    /// Serial number (ARN) of the MFA device the role's trust policy requires
+    #[arg(long, global = true, value_name = "ARN", requires = "mfa_token",
+          help_heading = "Credentials")]
+    pub mfa_serial: Option<String>,
+
+    /// Current code of that MFA device, six digits
+    #[arg(long, global = true, value_name = "CODE", requires = "mfa_serial",
+          value_parser = parse_mfa_token, help_heading = "Credentials")]
+    pub mfa_token: Option<String>,
+
+    // ---- output ----
+    /// Output format: human text, or one JSON document on stdout (also on failure)
+    #[arg(long, global = true, value_enum, env = "ATLAS_IAM_FORMAT",
+          default_value_t = Format::Human, help_heading = "Output")]
+    pub format: Format,
+
+    /// Colour: auto (only on a terminal, not with NO_COLOR or TERM=dumb), always, never
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto,
+          help_heading = "Output")]
+    pub color: ColorChoice,
+
+    /// Bound on the whole run, in seconds; every network stage gets what is left of it
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Output")]
+    pub timeout: u64,
+
+    /// Print secret keys, session tokens and full access key ids (never done otherwise)
+    #[arg(long, global = true, help_heading = "Output")]
+    pub show_secrets: bool,
+
+    /// Env file to load [default: .env in the current directory, when present]
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Output")]
+    pub env_file: Option<PathBuf>,
+}
+
+fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    Err("expected an IP address with an optional port, e.g. 1.1.1.1, 127.0.0.1:5353, [::1]:53"
+        .to_string())
+}
+
+/// STS: 2 to 64 characters of `[\w+=,.@-]`.
+fn parse_session_name(s: &str) -> Result<String, String> {
+    let ok_chars = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    if (2..=64).contains(&s.len()) && ok_chars {
+        Ok(s.to_string())
+    } else {
+        Err("2 to 64 characters: letters, digits and _+=,.@-".to_string())
+    }
+}
+
+/// STS: 2 to 1224 characters of `[\w+=,.@:/-]`.
+fn parse_external_id(s: &str) -> Result<String, String> {
+    let ok_chars = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c));
+    if (2..=1224).contains(&s.len()) && ok_chars {
+        Ok(s.to_string())
+    } else {
+        Err("2 to 1224 characters: letters, digits and _+=,.@:/-".to_string())
+    }
+}
+
+fn parse_mfa_token(s: &str) -> Result<String, String> {
+    if s.len() == 6 && s.chars().all(|c| c.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err("six digits".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["atlas-iam", "whoami", "--format", "json", "--timeout", "5"])
+            .expect("parses");
+        assert_eq!(cli.global.format, Format::Json);
+        assert_eq!(cli.global.timeout, 5);
+    }
+
+    #[test]
+    fn duration_is_bounded() {
+        assert!(Cli::try_parse_from(["atlas-iam", "assume", "--duration", "899"]).is_err());
+        assert!(Cli::try_parse_from(["atlas-iam", "assume", "--duration", "43201"]).is_err());
+        assert!(Cli::try_parse_from(["atlas-iam", "assume", "--duration", "900"]).is_ok());
+    }
+
+    #[test]
+    fn dns_server_takes_an_ip_with_optional_port() {
+        assert_eq!(
+            parse_dns_server("127.0.0.1").expect("ip"),
+            "127.0.0.1:53".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(
+            parse_dns_server("[::1]:5353").expect("ip6").port(),
+            5353
+        );
+        assert!(parse_dns_server("dns.example").is_err());
+    }
+
+    #[test]
+    fn session_names_follow_sts_rules() {
+        assert!(parse_session_name("atlas-iam-1").is_ok());
+        assert!(parse_session_name("a").is_err());
+        assert!(parse_session_name("has space").is_err());
+    }
+
+    #[test]
+    fn mfa_token_needs_its_serial() {
+        assert!(Cli::try_parse_from(["atlas-iam", "assume", "--mfa-token", "123456"]).is_err());
+        assert!(Cli::try_parse_from(["atlas-iam", "assume", "--mfa-token", "12345a",
+            "--mfa-serial", "arn:aws:iam::123456789012:mfa/me"]).is_err());
+    }
+}

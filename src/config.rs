@@ -1,0 +1,308 @@
+//! CLI + environment -> a validated `Config`. The environment names that clap does not read
+//! itself (the aliases the common guides use) live here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::arn::RoleArn;
+use crate::cli::GlobalArgs;
+use crate::diagnosis::{Diagnosis, Kind};
+use crate::secret::Secret;
+
+/// Aliases read after the primary names that clap reads (ATLAS_IAM_CLUSTER, ATLAS_IAM_DB,
+/// ATLAS_IAM_ROLE_ARN), in this order.
+pub const CLUSTER_ALIASES: [&str; 2] = ["AWS_MONGO_CLUSTER_URL", "MONGODB_CLUSTER_NAME"];
+pub const DB_ALIASES: [&str; 1] = ["AWS_MONGO_DATABASE"];
+pub const ROLE_ARN_ALIASES: [&str; 1] = ["MONGODB_ACCESS_ROLE_ARN"];
+pub const DEFAULT_DB: &str = "test";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterHost {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Target {
+    None,
+    Cluster(ClusterHost),
+    Uri(Secret<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct RoleRequest {
+    pub arn: RoleArn,
+    pub session_name: String,
+    pub external_id: Option<String>,
+    pub duration: Option<i32>,
+    pub mfa_serial: Option<String>,
+    pub mfa_token: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub target: Target,
+    pub db: String,
+    pub tls_ca_file: Option<PathBuf>,
+    pub dns_server: Option<SocketAddr>,
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub role: Option<RoleRequest>,
+    pub timeout: Duration,
+    pub show_secrets: bool,
+    /// Where each value came from, for the config stage's detail.
+    pub notes: Vec<String>,
+    /// Things that are allowed but probably not meant.
+    pub warnings: Vec<String>,
+}
+
+/// Looks up an environment variable; a function so tests need not touch the process environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The first alias that is set: its value and its name.
+fn from_aliases(env: EnvLookup, names: &[&'static str]) -> Option<(String, &'static str)> {
+    names
+        .iter()
+        .find_map(|n| env(n).map(|v| (v, *n)))
+}
+
+impl Config {
+    pub fn from_args(args: &GlobalArgs, env: EnvLookup) -> Result<Config, Diagnosis> {
+        let mut notes = Vec::new();
+        let mut warnings = Vec::new();
+
+        let uri = args.uri.clone().filter(|u| !u.trim().is_empty());
+        let cluster = match args.cluster.clone().filter(|c| !c.trim().is_empty()) {
+            Some(c) => Some(c),
+            None => from_aliases(env, &CLUSTER_ALIASES).map(|(v, name)| {
+                notes.push(format!("cluster from {name}"));
+                v
+            }),
+        };
+        let target = match (uri, cluster) {
+            (Some(uri), cluster) => {
+                if cluster.is_some() {
+                    warnings.push("both a URI and a cluster are set: using the URI".to_string());
+                }
+                Target::Uri(Secret::new(uri.trim().to_string()))
+            }
+            (None, Some(cluster)) => Target::Cluster(parse_cluster(&cluster)?),
+            (None, None) => Target::None,
+        };
+
+        let db = match args.db.clone().filter(|d| !d.trim().is_empty()) {
+            Some(db) => db,
+            None => match from_aliases(env, &DB_ALIASES) {
+                Some((db, name)) => {
+                    notes.push(format!("database from {name}"));
+                    db
+                }
+                None => DEFAULT_DB.to_string(),
+            },
+        };
+        validate_db(&db)?;
+
+        let role_arn = match args.role_arn.clone().filter(|r| !r.trim().is_empty()) {
+            Some(r) => Some(r),
+            None => from_aliases(env, &ROLE_ARN_ALIASES).map(|(v, name)| {
+                notes.push(format!("role from {name}"));
+                v
+            }),
+        };
+        let role = match role_arn {
+            Some(arn) => Some(RoleRequest {
+                arn: RoleArn::parse(&arn)?,
+                session_name: args
+                    .role_session_name
+                    .clone()
+                    .unwrap_or_else(default_session_name),
+                external_id: args.external_id.clone(),
+                duration: args.duration,
+                mfa_serial: args.mfa_serial.clone(),
+                mfa_token: args.mfa_token.clone(),
+            }),
+            None => {
+                let role_only = [
+                    ("--role-session-name", args.role_session_name.is_some()),
+                    ("--external-id", args.external_id.is_some()),
+                    ("--duration", args.duration.is_some()),
+                    ("--mfa-serial", args.mfa_serial.is_some()),
+                ];
+                let given: Vec<&str> = role_only.iter().filter(|(_, g)| *g).map(|(n, _)| *n).collect();
+                if !given.is_empty() {
+                    return Err(Diagnosis::new(
+                        Kind::InvalidConfig,
+                        format!("{} given without a role to assume", given.join(", ")),
+                        "add --role-arn ARN (or ATLAS_IAM_ROLE_ARN), or drop those flags",
+                    ));
+                }
+                None
+            }
+        };
+
+        if let Some(path) = &args.tls_ca_file {
+            if !path.is_file() {
+                return Err(Diagnosis::new(
+                    Kind::InvalidConfig,
+                    format!("--tls-ca-file {}: no such file", path.display()),
+                    "give the path of a PEM file with the CA certificate(s) to trust",
+                ));
+            }
+        }
+
+        Ok(Config {
+            target,
+            db,
+            tls_ca_file: args.tls_ca_file.clone(),
+            dns_server: args.dns_server,
+            profile: args.profile.clone().filter(|p| !p.trim().is_empty()),
+            region: args.region.clone().filter(|r| !r.trim().is_empty()),
+            role,
+            timeout: Duration::from_secs(args.timeout),
+            show_secrets: args.show_secrets,
+            notes,
+            warnings,
+        })
+    }
+}
+
+fn default_session_name() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    format!("atlas-iam-{secs}")
+}
+
+/// A cluster host name, as Atlas shows it (`cluster0.ab12c.mongodb.net`), with an optional port
+/// for clusters reached without SRV. A leading `mongodb+srv://` and a trailing `/` are forgiven.
+pub fn parse_cluster(input: &str) -> Result<ClusterHost, Diagnosis> {
+    let s = input.trim();
+    let s = s
+        .strip_prefix("mongodb+srv://")
+        .or_else(|| s.strip_prefix("mongodb://"))
+        .unwrap_or(s);
+    let s = s.strip_suffix('/').unwrap_or(s);
+    let bad = |why: &str| {
+        Diagnosis::new(
+            Kind::InvalidConfig,
+            format!("the cluster `{s}` {why}"),
+            "give the cluster's host name, e.g. cluster0.ab12c.mongodb.net; \
+             use --uri for a whole connection string",
+        )
+    };
+    if s.contains(['/', '?', '@', ',']) {
+        return Err(bad("is not a host name (it has /, ?, @ or ,)"));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => {
+            let port: u16 = p.parse().map_err(|_| bad("has a port that is not a number"))?;
+            if port == 0 {
+                return Err(bad("has port 0"));
+            }
+            (h, Some(port))
+        }
+        None => (s, None),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+        return Err(bad("is not a valid host name"));
+    }
+    Ok(ClusterHost {
+        host: host.to_ascii_lowercase(),
+        port,
+    })
+}
+
+/// MongoDB database names: not empty, under 64 bytes, none of `/\. "$`.
+fn validate_db(db: &str) -> Result<(), Diagnosis> {
+    if db.is_empty() || db.len() >= 64 || db.contains(['/', '\\', '.', ' ', '"', '$', '\0']) {
+        return Err(Diagnosis::new(
+            Kind::InvalidConfig,
+            format!("`{db}` is not a valid database name"),
+            "database names are 1 to 63 bytes without / \\ . space \" or $",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+    use std::collections::HashMap;
+
+    fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, Diagnosis> {
+        let mut argv = vec!["atlas-iam", "whoami"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        let env: HashMap<String, String> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_args(&cli.global, &move |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn cluster_aliases_are_read_in_order() {
+        let c = config(&[], &[("MONGODB_CLUSTER_NAME", "b.example.net"),
+            ("AWS_MONGO_CLUSTER_URL", "a.example.net")]).expect("ok");
+        match c.target {
+            Target::Cluster(h) => assert_eq!(h.host, "a.example.net"),
+            other => panic!("unexpected target {other:?}"),
+        }
+        assert!(c.notes.iter().any(|n| n.contains("AWS_MONGO_CLUSTER_URL")));
+    }
+
+    #[test]
+    fn flags_win_over_aliases() {
+        let c = config(&["--cluster", "flag.example.net", "--db", "orders"],
+            &[("AWS_MONGO_CLUSTER_URL", "a.example.net"), ("AWS_MONGO_DATABASE", "x")]).expect("ok");
+        assert!(matches!(c.target, Target::Cluster(ref h) if h.host == "flag.example.net"));
+        assert_eq!(c.db, "orders");
+    }
+
+    #[test]
+    fn database_defaults_to_test_and_alias_is_read() {
+        assert_eq!(config(&[], &[]).expect("ok").db, "test");
+        assert_eq!(config(&[], &[("AWS_MONGO_DATABASE", "shop")]).expect("ok").db, "shop");
+        assert!(config(&["--db", "a.b"], &[]).is_err());
+    }
+
+    #[test]
+    fn role_alias_is_validated() {
+        let c = config(&[], &[("MONGODB_ACCESS_ROLE_ARN", "arn:aws:iam::123456789012:role/app")])
+            .expect("ok");
+        let role = c.role.expect("role");
+        assert_eq!(role.arn.name, "app");
+        assert!(role.session_name.starts_with("atlas-iam-"));
+        let d = config(&[], &[("MONGODB_ACCESS_ROLE_ARN", "app")]).expect_err("bad arn");
+        assert_eq!(d.kind, Kind::InvalidArn);
+    }
+
+    #[test]
+    fn role_flags_need_a_role() {
+        let d = config(&["--duration", "900"], &[]).expect_err("no role");
+        assert!(d.cause.contains("--duration"), "{}", d.cause);
+    }
+
+    #[test]
+    fn cluster_host_forms() {
+        assert_eq!(parse_cluster("mongodb+srv://Cluster0.AB12C.mongodb.net/").expect("ok").host,
+            "cluster0.ab12c.mongodb.net");
+        assert_eq!(parse_cluster("127.0.0.1:27017").expect("ok").port, Some(27017));
+        for bad in ["user:pw@host", "host/db", "a..b", "-a.b", "host:x", "host:0", ""] {
+            assert!(parse_cluster(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

@@ -1,0 +1,122 @@
+use std::fmt::Write;
+
+use colored::Colorize;
+
+use crate::report::{Report, Severity, Status};
+
+fn mark(status: Status) -> String {
+    match status {
+        Status::Passed => "✔".green().to_string(),
+        Status::Warning => "!".yellow().to_string(),
+        Status::Failed => "✖".red().to_string(),
+        Status::Skipped => "-".dimmed().to_string(),
+    }
+}
+
+/// A line per stage (mark, stage, time, detail), then what the command found, then the
+/// diagnosis of the first failure with its hint.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", format!("atlas-iam {}", report.command).bold());
+    for s in &report.stages {
+        let time = match s.status {
+            Status::Skipped => "skipped".dimmed().to_string(),
+            _ => format!("{:>6} ms", s.elapsed_ms),
+        };
+        let detail = if s.detail.is_empty() { String::new() } else { format!("  {}", s.detail) };
+        let _ = writeln!(out, "  {} {:<12}{:>10}{detail}", mark(s.status), s.stage.name(), time);
+        for w in &s.warnings {
+            let _ = writeln!(out, "      {} {w}", "!".yellow());
+        }
+    }
+
+    if let Some(id) = &report.identity {
+        if report.command == "whoami" || report.command == "assume" {
+            let _ = writeln!(out, "\n{}", "Identity".bold());
+            if !id.account.is_empty() {
+                let _ = writeln!(out, "  account      {}", id.account);
+            }
+            let _ = writeln!(out, "  arn          {}", id.arn);
+            if let Some(u) = &id.atlas_user {
+                let _ = writeln!(out, "  atlas user   {} ({})", u.arn.bold(), u.iam_type);
+                if report.command == "whoami" {
+                    let _ = writeln!(out, "  create it    {}", u.create_command);
+                }
+            }
+            for n in &id.notes {
+                let _ = writeln!(out, "  note         {n}");
+            }
+        }
+    }
+    if let Some(c) = &report.credentials {
+        if report.command == "assume" {
+            let exp = c.expiration.as_deref().unwrap_or("never");
+            let _ = writeln!(out, "  key          {} (expires {exp})", c.access_key_id);
+        }
+    }
+    if let Some(u) = &report.uri {
+        if !u.findings.is_empty() {
+            let _ = writeln!(out, "\n{}", "Findings".bold());
+            for f in &u.findings {
+                let m = match f.severity {
+                    Severity::Error => "✖".red().to_string(),
+                    Severity::Warning => "!".yellow().to_string(),
+                };
+                let _ = writeln!(out, "  {m} {}: {}", f.code, f.message);
+                let _ = writeln!(out, "      → {}", f.hint);
+            }
+        }
+    }
+
+    if let Some(failed) = report.first_failure() {
+        if let Some(d) = &failed.diagnosis {
+            let _ = writeln!(
+                out,
+                "\n{} {} at {}: {}",
+                "✖".red(),
+                d.kind.name().red().bold(),
+                failed.stage.name(),
+                d.cause
+            );
+            let _ = writeln!(out, "  → {}", d.hint);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::{Diagnosis, Kind};
+    use crate::report::{Stage, StageResult};
+
+    fn stage(stage: Stage, status: Status, diagnosis: Option<Diagnosis>) -> StageResult {
+        StageResult {
+            stage,
+            status,
+            elapsed_ms: 12,
+            detail: "detail text".into(),
+            warnings: vec!["a warning".into()],
+            diagnosis,
+        }
+    }
+
+    #[test]
+    fn renders_stages_and_the_diagnosis() {
+        colored::control::set_override(false);
+        let mut r = Report::new("whoami");
+        r.stages.push(stage(Stage::Config, Status::Passed, None));
+        r.stages.push(stage(Stage::Credentials, Status::Failed,
+            Some(Diagnosis::new(Kind::NoCredentials, "no AWS credentials found", "set them"))));
+        r.stages.push(stage(Stage::Identity, Status::Skipped, None));
+        r.conclude();
+        let text = render(&r);
+        assert!(text.contains("✔ config"), "{text}");
+        assert!(text.contains("✖ credentials"), "{text}");
+        assert!(text.contains("- identity"), "{text}");
+        assert!(text.contains("no_credentials at credentials: no AWS credentials found"), "{text}");
+        assert!(text.contains("→ set them"), "{text}");
+        assert!(text.contains("! a warning"), "{text}");
+        assert_eq!(r.exit_code, 3);
+    }
+}

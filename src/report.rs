@@ -1,0 +1,172 @@
+//! The one model every command fills and every renderer reads.
+
+use serde::Serialize;
+
+use crate::diagnosis::{Diagnosis, ExitStatus};
+use crate::secret::Secret;
+
+/// The stages of a run, in order. Their names are part of the public interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Config,
+    Credentials,
+    Assume,
+    Identity,
+    Dns,
+    Tcp,
+    Tls,
+    Auth,
+    Command,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Config => "config",
+            Stage::Credentials => "credentials",
+            Stage::Assume => "assume",
+            Stage::Identity => "identity",
+            Stage::Dns => "dns",
+            Stage::Tcp => "tcp",
+            Stage::Tls => "tls",
+            Stage::Auth => "auth",
+            Stage::Command => "command",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Passed,
+    Warning,
+    Failed,
+    Skipped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StageResult {
+    pub stage: Stage,
+    pub status: Status,
+    pub elapsed_ms: u64,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// Where the credentials in use came from, without the secrets.
+#[derive(Clone, Debug, Serialize)]
+pub struct CredentialInfo {
+    /// e.g. `environment`, `profile dev`, `assumed role arn:… (from environment)`
+    pub source: String,
+    /// Masked: `ASIA…WXYZ`.
+    pub access_key_id: String,
+    pub temporary: bool,
+    /// RFC 3339, when the credentials expire.
+    pub expiration: Option<String>,
+}
+
+/// The Atlas database user that Atlas will look up for an identity.
+#[derive(Clone, Debug, Serialize)]
+pub struct AtlasUser {
+    pub arn: String,
+    /// `ROLE` or `USER`, as the Atlas CLI's `--awsIAMType` takes it.
+    pub iam_type: String,
+    /// The Atlas CLI command that creates this database user.
+    pub create_command: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+    pub user_id: String,
+    pub atlas_user: Option<AtlasUser>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One pitfall found in a connection string.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub code: String,
+    pub message: String,
+    pub hint: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UriReport {
+    /// The connection string; redacted unless `--show-secrets`.
+    pub uri: String,
+    pub srv: bool,
+    pub hosts: Vec<String>,
+    pub database: Option<String>,
+    pub embedded_credentials: bool,
+    /// RFC 3339, when credentials embedded in the string expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_expire: Option<String>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub command: String,
+    pub ok: bool,
+    pub exit_code: i32,
+    /// The target connection string or cluster, always redacted.
+    pub target: Option<String>,
+    pub credentials: Option<CredentialInfo>,
+    pub identity: Option<Identity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<UriReport>,
+    pub stages: Vec<StageResult>,
+    /// What the command writes to stdout besides the report (the credentials of `assume`, the
+    /// connection string of `uri`). Never serialised into the report.
+    #[serde(skip)]
+    pub payload: Option<Secret<String>>,
+}
+
+impl Report {
+    pub fn new(command: &str) -> Self {
+        Report {
+            command: command.to_string(),
+            ok: true,
+            exit_code: 0,
+            target: None,
+            credentials: None,
+            identity: None,
+            uri: None,
+            stages: Vec::new(),
+            payload: None,
+        }
+    }
+
+    /// The first failed stage, whose diagnosis decides the exit code.
+    pub fn first_failure(&self) -> Option<&StageResult> {
+        self.stages.iter().find(|s| s.status == Status::Failed)
+    }
+
+    /// Sets `ok` and `exit_code` from the stages.
+    pub fn conclude(&mut self) {
+        let status = match self.first_failure() {
+            None => ExitStatus::Ok,
+            Some(stage) => stage
+                .diagnosis
+                .as_ref()
+                .map(|d| d.kind.exit_status())
+                .unwrap_or(ExitStatus::Internal),
+        };
+        self.ok = status == ExitStatus::Ok;
+        self.exit_code = status.code();
+    }
+}

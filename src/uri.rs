@@ -1,0 +1,521 @@
+//! Connection strings: building the MONGODB-AWS form, embedding credentials for older drivers,
+//! reading an existing string as drivers split it, redacting it, and finding its pitfalls.
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::config::ClusterHost;
+use crate::diagnosis::{Diagnosis, Kind};
+use crate::report::{Finding, Severity};
+use crate::secret::{mask_key_id, REDACTED};
+
+/// Everything but RFC 3986's unreserved characters is encoded: what is safe in the userinfo and
+/// in a query value for every driver.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+pub fn encode_component(s: &str) -> String {
+    utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+/// The options every MONGODB-AWS string carries.
+pub const AUTH_OPTIONS: &str = "authSource=%24external&authMechanism=MONGODB-AWS";
+/// The options atlas-iam adds to the strings it builds, as Atlas's own examples do.
+pub const COMMON_OPTIONS: &str = "retryWrites=true&w=majority&appName=atlas-iam";
+
+/// Credentials to embed in the legacy form.
+pub struct Embedded<'a> {
+    pub key_id: &'a str,
+    pub secret: &'a str,
+    pub token: Option<&'a str>,
+}
+
+fn is_atlas_host(host: &str) -> bool {
+    let h = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    h.ends_with(".mongodb.net") || h.ends_with(".mongodb-dev.net") || h.ends_with(".mongodbgov.net")
+}
+
+/// The string for a cluster host: `mongodb+srv://HOST/DB?…` without a port, `mongodb://HOST:PORT`
+/// with one (and `tls=true` for Atlas hosts, which srv implies).
+pub fn build(cluster: &ClusterHost, db: &str, creds: Option<&Embedded>) -> String {
+    let (scheme, host, tls) = match cluster.port {
+        None => ("mongodb+srv", cluster.host.clone(), false),
+        Some(p) => ("mongodb", format!("{}:{p}", cluster.host), is_atlas_host(&cluster.host)),
+    };
+    let parsed = ParsedUri {
+        srv: scheme == "mongodb+srv",
+        user: None,
+        password: None,
+        hosts: vec![host],
+        db: Some(db.to_string()),
+        query: format!("{AUTH_OPTIONS}{}&{COMMON_OPTIONS}", if tls { "&tls=true" } else { "" })
+            .split('&')
+            .map(split_pair)
+            .collect(),
+    };
+    match creds {
+        Some(c) => embed(&parsed, c),
+        None => parsed.to_string_with(|_, v| v.to_string()),
+    }
+}
+
+/// A connection string split the way drivers split it, with every part still as written
+/// (not percent-decoded), so that encoding mistakes stay visible.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedUri {
+    pub srv: bool,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub hosts: Vec<String>,
+    pub db: Option<String>,
+    /// Options in order, keys and values as written.
+    pub query: Vec<(String, String)>,
+}
+
+fn split_pair(pair: &str) -> (String, String) {
+    match pair.split_once('=') {
+        Some((k, v)) => (k.to_string(), v.to_string()),
+        None => (pair.to_string(), String::new()),
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+impl ParsedUri {
+    pub fn parse(uri: &str) -> Result<ParsedUri, Diagnosis> {
+        let bad = |why: String| {
+            Diagnosis::new(
+                Kind::InvalidUri,
+                why,
+                "a connection string looks like mongodb+srv://cluster0.ab12c.mongodb.net/test?\
+                 authSource=%24external&authMechanism=MONGODB-AWS; `atlas-iam uri --cluster HOST` \
+                 builds one",
+            )
+        };
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or_else(|| bad("the connection string has no scheme (mongodb:// or mongodb+srv://)".into()))?;
+        let srv = match scheme {
+            "mongodb" => false,
+            "mongodb+srv" => true,
+            other => {
+                let shown: String = other.chars().take(20).collect();
+                return Err(bad(format!("unsupported scheme `{shown}`: use mongodb:// or mongodb+srv://")));
+            }
+        };
+        let (before_query, query) = match rest.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (rest, None),
+        };
+        let (userinfo, hosts_and_db) = match before_query.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, before_query),
+        };
+        let (user, password) = match userinfo {
+            Some(u) => match u.split_once(':') {
+                Some((user, pw)) => (Some(user.to_string()), Some(pw.to_string())),
+                None => (Some(u.to_string()), None),
+            },
+            None => (None, None),
+        };
+        let (hosts, db) = match hosts_and_db.split_once('/') {
+            Some((h, d)) => (h, Some(d.to_string()).filter(|d| !d.is_empty())),
+            None => (hosts_and_db, None),
+        };
+        let hosts: Vec<String> = hosts.split(',').map(str::to_string).collect();
+        if hosts.iter().any(|h| h.is_empty()) {
+            return Err(bad("the connection string has an empty host".into()));
+        }
+        let query = query
+            .map(|q| {
+                q.split('&')
+                    .filter(|p| !p.is_empty())
+                    .map(split_pair)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(ParsedUri {
+            srv,
+            user,
+            password,
+            hosts,
+            db,
+            query,
+        })
+    }
+
+    /// The value of an option, keys compared without case as drivers do.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn session_token_raw(&self) -> Option<&str> {
+        let props = self.option("authMechanismProperties")?;
+        props
+            .split(',')
+            .find_map(|p| p.strip_prefix("AWS_SESSION_TOKEN:"))
+            .or_else(|| {
+                // encoded separators: AWS_SESSION_TOKEN%3A…
+                let decoded_start = "AWS_SESSION_TOKEN%3A";
+                props.find(decoded_start).map(|i| &props[i + decoded_start.len()..])
+            })
+    }
+
+    /// Rebuilds the string, passing every option value through `value`.
+    fn to_string_with(&self, value: impl Fn(&str, &str) -> String) -> String {
+        let mut s = String::from(if self.srv { "mongodb+srv://" } else { "mongodb://" });
+        if let Some(user) = &self.user {
+            s.push_str(user);
+            if let Some(pw) = &self.password {
+                s.push(':');
+                s.push_str(pw);
+            }
+            s.push('@');
+        }
+        s.push_str(&self.hosts.join(","));
+        s.push('/');
+        if let Some(db) = &self.db {
+            s.push_str(db);
+        }
+        if !self.query.is_empty() {
+            s.push('?');
+            let pairs: Vec<String> = self
+                .query
+                .iter()
+                .map(|(k, v)| format!("{k}={}", value(k, v)))
+                .collect();
+            s.push_str(&pairs.join("&"));
+        }
+        s
+    }
+
+    /// The string with the key id masked, the secret and the session token redacted.
+    pub fn redacted(&self) -> String {
+        let mut copy = self.clone();
+        if let Some(user) = &copy.user {
+            copy.user = Some(mask_key_id(&decode(user)));
+        }
+        if copy.password.is_some() {
+            copy.password = Some(REDACTED.to_string());
+        }
+        copy.to_string_with(|k, v| {
+            if k.eq_ignore_ascii_case("authMechanismProperties") {
+                v.split(',')
+                    .map(|p| match p.split_once(':') {
+                        Some((pk, _)) if pk == "AWS_SESSION_TOKEN" => format!("{pk}:{REDACTED}"),
+                        _ if p.contains("AWS_SESSION_TOKEN%3A") => {
+                            format!("AWS_SESSION_TOKEN%3A{REDACTED}")
+                        }
+                        _ => p.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                v.to_string()
+            }
+        })
+    }
+}
+
+/// The string with the key, secret and token put in: the legacy form for older drivers.
+pub fn embed(parsed: &ParsedUri, creds: &Embedded) -> String {
+    let mut copy = parsed.clone();
+    copy.user = Some(encode_component(creds.key_id));
+    copy.password = Some(encode_component(creds.secret));
+    copy.query
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("authMechanismProperties"));
+    if let Some(token) = creds.token {
+        let at = copy
+            .query
+            .iter()
+            .position(|(k, _)| k.eq_ignore_ascii_case("authMechanism"))
+            .map(|i| i + 1)
+            .unwrap_or(copy.query.len());
+        copy.query.insert(
+            at,
+            (
+                "authMechanismProperties".to_string(),
+                format!("AWS_SESSION_TOKEN:{}", encode_component(token)),
+            ),
+        );
+    }
+    copy.to_string_with(|_, v| v.to_string())
+}
+
+/// Redacts any string that may be a connection string; what cannot be parsed is hidden whole
+/// after its scheme.
+pub fn redact(uri: &str) -> String {
+    match ParsedUri::parse(uri) {
+        Ok(p) => p.redacted(),
+        Err(_) => match uri.split_once("://") {
+            Some((scheme, _)) if scheme.len() < 20 => format!("{scheme}://{REDACTED}"),
+            _ => REDACTED.to_string(),
+        },
+    }
+}
+
+fn finding(severity: Severity, code: &str, message: impl Into<String>, hint: impl Into<String>) -> Finding {
+    Finding {
+        severity,
+        code: code.to_string(),
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+/// Characters that must be percent-encoded in the userinfo, besides `%` itself.
+const USERINFO_RESERVED: [char; 5] = [':', '/', '?', '#', '@'];
+
+fn bad_percent(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
+/// The pitfalls of a MONGODB-AWS connection string.
+pub fn findings(p: &ParsedUri) -> Vec<Finding> {
+    use Severity::{Error, Warning};
+    let mut out = Vec::new();
+    let fix_hint = "build a correct one with `atlas-iam uri --cluster HOST`";
+
+    match p.option("authMechanism") {
+        None => out.push(finding(Error, "auth_mechanism_missing",
+            "authMechanism is not set: drivers will not use AWS IAM authentication",
+            "add authMechanism=MONGODB-AWS")),
+        Some(m) if m != "MONGODB-AWS" => out.push(finding(Error, "auth_mechanism_other",
+            format!("authMechanism={m} is not AWS IAM authentication"),
+            "use authMechanism=MONGODB-AWS")),
+        Some(_) => {}
+    }
+    match p.option("authSource").map(decode) {
+        None if p.srv => out.push(finding(Error, "auth_source_missing",
+            "authSource is not set: Atlas's DNS TXT record sets authSource=admin for mongodb+srv, \
+             and IAM users live in $external",
+            "add authSource=%24external")),
+        None => out.push(finding(Warning, "auth_source_missing",
+            "authSource is not set: drivers default to $external for MONGODB-AWS, but some tools do not",
+            "add authSource=%24external")),
+        Some(s) if s != "$external" => out.push(finding(Error, "auth_source_wrong",
+            format!("authSource={s}: IAM database users live in $external"),
+            "use authSource=%24external")),
+        Some(_) => {}
+    }
+
+    if p.user.is_some() || p.password.is_some() {
+        out.push(finding(Warning, "embedded_credentials",
+            "the string embeds AWS credentials: current drivers reject credentials in the URI \
+             (the Node driver 7 raises an error, the Rust driver 3 warns), and embedded temporary \
+             credentials stop working when they expire",
+            "drop them and let the driver read AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and \
+             AWS_SESSION_TOKEN or the AWS default chain"));
+    }
+    if let Some(user) = &p.user {
+        if p.password.is_none() {
+            out.push(finding(Error, "username_without_password",
+                "the string has a username (access key id) but no password (secret key)",
+                "remove the userinfo, or give key:secret"));
+        }
+        check_userinfo_part(&mut out, user, "access key id");
+    }
+    if let Some(pw) = &p.password {
+        check_userinfo_part(&mut out, pw, "secret key");
+    }
+    if let Some(token) = p.session_token_raw() {
+        if token.contains('+') {
+            out.push(finding(Error, "unencoded_plus",
+                "the session token has a raw `+`: drivers that decode the query as a form read it \
+                 as a space, and STS answers 403",
+                "percent-encode the token (+ is %2B, / is %2F, = is %3D)"));
+        }
+        if bad_percent(token) {
+            out.push(finding(Error, "bad_percent_encoding",
+                "the session token has a `%` that is not followed by two hex digits",
+                "percent-encode the token (% is %25)"));
+        }
+        if p.user.is_none() {
+            out.push(finding(Warning, "session_token_without_key",
+                "AWS_SESSION_TOKEN is set in the string but no access key is: drivers ignore it \
+                 or refuse the string",
+                "give the token with its key through the environment instead"));
+        }
+    }
+
+    let tls_off = ["tls", "ssl"]
+        .iter()
+        .any(|k| p.option(k).is_some_and(|v| v.eq_ignore_ascii_case("false")));
+    if tls_off && (p.srv || p.hosts.iter().any(|h| is_atlas_host(h))) {
+        out.push(finding(Error, "tls_disabled",
+            "TLS is switched off, and Atlas accepts only TLS connections",
+            "remove tls=false / ssl=false"));
+    }
+    if p.srv {
+        if p.hosts.len() > 1 {
+            out.push(finding(Error, "srv_multiple_hosts",
+                "a mongodb+srv string names one host: the cluster, whose members come from DNS",
+                fix_hint));
+        } else if p.hosts.iter().any(|h| h.contains(':') && !h.ends_with(']')) {
+            out.push(finding(Error, "srv_with_port",
+                "a mongodb+srv string must not have a port: the ports come from the SRV records",
+                "remove the port, or use mongodb:// with every member host:port"));
+        }
+    }
+    out
+}
+
+fn check_userinfo_part(out: &mut Vec<Finding>, raw: &str, what: &str) {
+    use Severity::Error;
+    if raw.contains('+') {
+        out.push(finding(Error, "unencoded_plus",
+            format!("the {what} in the string has a raw `+`: many drivers decode it as a space, \
+                     and STS answers 403 SignatureDoesNotMatch"),
+            "percent-encode it (+ is %2B, / is %2F, = is %3D)"));
+    }
+    if raw.contains(USERINFO_RESERVED) {
+        out.push(finding(Error, "unencoded_reserved",
+            format!("the {what} in the string has an unencoded reserved character (: / ? # @)"),
+            "percent-encode it (/ is %2F, : is %3A, @ is %40)"));
+    }
+    if bad_percent(raw) {
+        out.push(finding(Error, "bad_percent_encoding",
+            format!("the {what} in the string has a `%` that is not followed by two hex digits"),
+            "percent-encode it (% is %25)"));
+    }
+}
+
+/// Checks a string as the driver would read it: our own split for the pitfalls, then the
+/// `mongodb` crate's parser for everything else.
+pub fn check(uri: &str) -> Result<(ParsedUri, Vec<Finding>), Diagnosis> {
+    let parsed = ParsedUri::parse(uri)?;
+    let found = findings(&parsed);
+    let has_error = found.iter().any(|f| matches!(f.severity, Severity::Error));
+    if !has_error {
+        if let Err(e) = mongodb::options::ConnectionString::parse(uri) {
+            let mut scrub = crate::secret::Scrubber::new();
+            if let Some(pw) = &parsed.password {
+                scrub.add_secret(&decode(pw));
+                scrub.add_secret(pw);
+            }
+            if let Some(t) = parsed.session_token_raw() {
+                scrub.add_secret(&decode(t));
+                scrub.add_secret(t);
+            }
+            return Err(Diagnosis::new(
+                Kind::InvalidUri,
+                format!("the driver cannot read this connection string: {}", scrub.scrub(&e.to_string())),
+                "`atlas-iam uri --cluster HOST` builds a correct one",
+            ));
+        }
+    }
+    Ok((parsed, found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(host: &str, port: Option<u16>) -> ClusterHost {
+        ClusterHost { host: host.into(), port }
+    }
+
+    fn codes(uri: &str) -> Vec<String> {
+        let p = ParsedUri::parse(uri).expect("parses");
+        findings(&p).into_iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn builds_the_credential_free_srv_form() {
+        assert_eq!(
+            build(&cluster("cluster0.ab12c.mongodb.net", None), "test", None),
+            "mongodb+srv://cluster0.ab12c.mongodb.net/test?authSource=%24external&\
+             authMechanism=MONGODB-AWS&retryWrites=true&w=majority&appName=atlas-iam"
+        );
+    }
+
+    #[test]
+    fn builds_a_direct_form_with_port() {
+        let uri = build(&cluster("node.ab12c.mongodb.net", Some(27017)), "db", None);
+        assert!(uri.starts_with("mongodb://node.ab12c.mongodb.net:27017/db?"), "{uri}");
+        assert!(uri.contains("&tls=true"), "{uri}");
+        let local = build(&cluster("127.0.0.1", Some(27017)), "db", None);
+        assert!(!local.contains("tls="), "{local}");
+    }
+
+    #[test]
+    fn the_built_form_has_no_findings_and_the_driver_reads_it() {
+        let uri = build(&cluster("cluster0.ab12c.mongodb.net", None), "test", None);
+        let (_, found) = check(&uri).expect("valid");
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn embedding_encodes_every_reserved_character() {
+        let uri = build(
+            &cluster("c.example.net", None),
+            "test",
+            Some(&Embedded { key_id: "ASIAXXXXXXXXXXXXWXYZ", secret: "a+b/c=d", token: Some("t+o/k=") }),
+        );
+        assert!(uri.contains("ASIAXXXXXXXXXXXXWXYZ:a%2Bb%2Fc%3Dd@"), "{uri}");
+        assert!(uri.contains("authMechanismProperties=AWS_SESSION_TOKEN:t%2Bo%2Fk%3D"), "{uri}");
+    }
+
+    #[test]
+    fn redaction_hides_secret_token_and_key() {
+        let uri = "mongodb+srv://ASIAXXXXXXXXXXXXWXYZ:se%2Bcret@c.example.net/test?authSource=%24external\
+                   &authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok%2Ben";
+        let r = redact(uri);
+        assert_eq!(
+            r,
+            "mongodb+srv://ASIA…WXYZ:(redacted)@c.example.net/test?authSource=%24external\
+             &authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:(redacted)"
+        );
+        assert_eq!(redact("http://user:pw@x"), "http://(redacted)");
+    }
+
+    #[test]
+    fn finds_each_pitfall() {
+        let base = "authMechanism=MONGODB-AWS&authSource=%24external";
+        assert_eq!(codes("mongodb+srv://c.example.net/?authMechanism=MONGODB-AWS"), ["auth_source_missing"]);
+        assert_eq!(codes(&format!("mongodb+srv://c.example.net/?{base}&authSource=admin")), ["auth_source_wrong"]);
+        assert_eq!(codes("mongodb+srv://c.example.net/?authSource=%24external"), ["auth_mechanism_missing"]);
+        assert_eq!(codes("mongodb+srv://c.example.net/?authSource=%24external&authMechanism=SCRAM-SHA-256"),
+            ["auth_mechanism_other"]);
+        assert_eq!(codes(&format!("mongodb+srv://AKIAXXXXXXXXXXXXXXXX:a+b@c.example.net/?{base}")),
+            ["embedded_credentials", "unencoded_plus"]);
+        assert_eq!(codes(&format!("mongodb+srv://AKIAXXXXXXXXXXXXXXXX@c.example.net/?{base}")),
+            ["embedded_credentials", "username_without_password"]);
+        assert_eq!(codes(&format!("mongodb+srv://AKIAXXXXXXXXXXXXXXXX:a%zz@c.example.net/?{base}")),
+            ["embedded_credentials", "bad_percent_encoding"]);
+        assert_eq!(codes(&format!("mongodb+srv://c.example.net/?{base}&tls=false")), ["tls_disabled"]);
+        assert_eq!(codes(&format!("mongodb://h.ab.mongodb.net:27017/?{base}&ssl=false")), ["tls_disabled"]);
+        assert!(codes(&format!("mongodb://127.0.0.1:27017/?{base}&tls=false")).is_empty());
+        assert_eq!(codes(&format!("mongodb+srv://c.example.net:27017/?{base}")), ["srv_with_port"]);
+        assert_eq!(codes(&format!("mongodb+srv://a.example.net,b.example.net/?{base}")), ["srv_multiple_hosts"]);
+        assert_eq!(codes(&format!("mongodb+srv://AKIAXXXXXXXXXXXXXXXX:s@c.example.net/?{base}\
+            &authMechanismProperties=AWS_SESSION_TOKEN:a+b")), ["embedded_credentials", "unencoded_plus"]);
+    }
+
+    #[test]
+    fn malformed_strings_are_invalid_uri() {
+        for bad in ["cluster0.example.net", "http://x", "mongodb://", "mongodb://a,,b/"] {
+            let d = check(bad).expect_err(bad);
+            assert_eq!(d.kind, Kind::InvalidUri, "{bad}");
+        }
+    }
+
+    #[test]
+    fn driver_errors_are_scrubbed() {
+        // the driver refuses the option; what it echoes must not carry the secret
+        let uri = "mongodb://AKIAXXXXXXXXXXXXXXXX:supersecretvalue1@h:1/?authSource=%24external\
+                   &authMechanism=MONGODB-AWS&connectTimeoutMS=supersecretvalue1";
+        let d = check(uri).expect_err("the driver refuses a non-numeric timeout");
+        assert_eq!(d.kind, Kind::InvalidUri);
+        assert!(!d.cause.contains("supersecretvalue1"), "{}", d.cause);
+    }
+}
