@@ -12,7 +12,6 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::os_shim_internal::{Env, Fs};
 
 use crate::arn::{caller_kind, CallerKind, RoleArn};
@@ -73,8 +72,18 @@ pub fn env_scrubber() -> Scrubber {
     s
 }
 
+/// An error and its sources, each as it displays, joined by `: ` (no Debug dumps).
 fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    DisplayErrorContext(e).to_string()
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 // ---------------------------------------------------------------- profiles and region
@@ -182,7 +191,12 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
             match $provider.provide_credentials().await {
                 Ok(creds) => Some((creds, label)),
                 Err(e @ CredentialsError::CredentialsNotLoaded(_)) => {
-                    tried.push(format!("{label}: {}", error_text(&e)));
+                    let why = error_text(&e)
+                        .trim_start_matches("the credential provider was not enabled")
+                        .trim_start_matches(": ")
+                        .to_string();
+                    let why = if why.is_empty() { "nothing configured".to_string() } else { why };
+                    tried.push(format!("{label} ({why})"));
                     None
                 }
                 Err(e) => {

@@ -220,7 +220,11 @@ async fn credentials_stages(runner: &mut Runner, cfg: &Config) -> Option<(Resolv
                 "{}: {}, {}",
                 r.source,
                 r.masked_key_id(),
-                if r.temporary() { "temporary" } else { "long-term" }
+                match (r.temporary(), r.creds.access_key_id().starts_with("ASIA")) {
+                    (true, _) => "temporary",
+                    (false, true) => "temporary key without a session token",
+                    (false, false) => "long-term",
+                }
             );
             if let Some(exp) = r.creds.expiry() {
                 detail.push_str(&format!(", expires {}", rfc3339(exp)));
@@ -264,7 +268,8 @@ fn credential_info(in_use: &InUse) -> CredentialInfo {
     CredentialInfo {
         source: in_use.source.clone(),
         access_key_id: secret::mask_key_id(in_use.creds.access_key_id()),
-        temporary: in_use.creds.session_token().is_some(),
+        temporary: in_use.creds.session_token().is_some()
+            || in_use.creds.access_key_id().starts_with("ASIA"),
         expiration: in_use.creds.expiry().map(rfc3339),
     }
 }
