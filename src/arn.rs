@@ -47,21 +47,31 @@ impl RoleArn {
                 return Err(Diagnosis::new(
                     Kind::InvalidArn,
                     format!("`{arn}` is an assumed-role session ARN, not a role ARN"),
-                    format!("AssumeRole takes the role ARN: arn:{partition}:iam::{account}:role/{role}"),
+                    format!(
+                        "AssumeRole takes the role ARN: arn:{partition}:iam::{account}:role/{role}"
+                    ),
                 ));
             }
         }
         if service != "iam" || !region.is_empty() {
-            return Err(bad(format!("`{arn}` is not an IAM role ARN (service `{service}`)")));
+            return Err(bad(format!(
+                "`{arn}` is not an IAM role ARN (service `{service}`)"
+            )));
         }
         if !valid_account(account) {
-            return Err(bad(format!("`{arn}`: the account `{account}` is not 12 digits")));
+            return Err(bad(format!(
+                "`{arn}`: the account `{account}` is not 12 digits"
+            )));
         }
         if resource.starts_with("user/") {
-            return Err(bad(format!("`{arn}` is an IAM user, not a role: users cannot be assumed")));
+            return Err(bad(format!(
+                "`{arn}` is an IAM user, not a role: users cannot be assumed"
+            )));
         }
         let Some(path_and_name) = resource.strip_prefix("role/") else {
-            return Err(bad(format!("`{arn}` is not a role ARN (resource `{resource}`)")));
+            return Err(bad(format!(
+                "`{arn}` is not a role ARN (resource `{resource}`)"
+            )));
         };
         let name = path_and_name.rsplit('/').next().unwrap_or_default();
         let name_ok = !name.is_empty()
@@ -128,9 +138,15 @@ mod tests {
     #[test]
     fn parses_role_arns_with_and_without_path() {
         let r = RoleArn::parse("arn:aws:iam::123456789012:role/app").expect("ok");
-        assert_eq!((r.account.as_str(), r.name.as_str()), ("123456789012", "app"));
+        assert_eq!(
+            (r.account.as_str(), r.name.as_str()),
+            ("123456789012", "app")
+        );
         let r = RoleArn::parse("arn:aws-us-gov:iam::123456789012:role/service/x/app").expect("ok");
-        assert_eq!((r.partition.as_str(), r.name.as_str()), ("aws-us-gov", "app"));
+        assert_eq!(
+            (r.partition.as_str(), r.name.as_str()),
+            ("aws-us-gov", "app")
+        );
     }
 
     #[test]
@@ -152,7 +168,11 @@ mod tests {
     #[test]
     fn a_session_arn_points_to_its_role() {
         let d = RoleArn::parse("arn:aws:sts::123456789012:assumed-role/app/sess").expect_err("x");
-        assert!(d.hint.contains("arn:aws:iam::123456789012:role/app"), "{}", d.hint);
+        assert!(
+            d.hint.contains("arn:aws:iam::123456789012:role/app"),
+            "{}",
+            d.hint
+        );
     }
 
     #[test]
@@ -175,7 +195,10 @@ mod tests {
                 user_arn: "arn:aws:iam::123456789012:user/team/bob".into()
             }
         );
-        assert_eq!(caller_kind("arn:aws:iam::123456789012:root"), CallerKind::Other);
+        assert_eq!(
+            caller_kind("arn:aws:iam::123456789012:root"),
+            CallerKind::Other
+        );
         assert_eq!(
             caller_kind("arn:aws:sts::123456789012:federated-user/x"),
             CallerKind::Other

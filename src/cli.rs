@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const ABOUT: &str = "Can this machine, with these AWS credentials, reach and use this MongoDB Atlas \
+const ABOUT: &str =
+    "Can this machine, with these AWS credentials, reach and use this MongoDB Atlas \
 cluster through AWS IAM authentication (MONGODB-AWS)? And if not, exactly why?";
 
 const LONG_ABOUT: &str = "\
@@ -132,19 +133,37 @@ pub enum ColorChoice {
 pub struct GlobalArgs {
     // ---- target ----
     /// Connection string of the cluster (mongodb:// or mongodb+srv://)
-    #[arg(long, global = true, env = "MONGODB_URI", hide_env_values = true,
-          value_name = "URI", help_heading = "Target")]
+    #[arg(
+        long,
+        global = true,
+        env = "MONGODB_URI",
+        hide_env_values = true,
+        value_name = "URI",
+        help_heading = "Target"
+    )]
     pub uri: Option<String>,
 
     /// Cluster host name, e.g. cluster0.ab12c.mongodb.net [also read from AWS_MONGO_CLUSTER_URL,
     /// MONGODB_CLUSTER_NAME]
-    #[arg(long, global = true, env = "ATLAS_IAM_CLUSTER", hide_env_values = true,
-          value_name = "HOST", help_heading = "Target")]
+    #[arg(
+        long,
+        global = true,
+        env = "ATLAS_IAM_CLUSTER",
+        hide_env_values = true,
+        value_name = "HOST",
+        help_heading = "Target"
+    )]
     pub cluster: Option<String>,
 
     /// Database to use [also read from AWS_MONGO_DATABASE; default: test]
-    #[arg(long, global = true, env = "ATLAS_IAM_DB", hide_env_values = true,
-          value_name = "NAME", help_heading = "Target")]
+    #[arg(
+        long,
+        global = true,
+        env = "ATLAS_IAM_DB",
+        hide_env_values = true,
+        value_name = "NAME",
+        help_heading = "Target"
+    )]
     pub db: Option<String>,
 
     /// CA certificate (PEM) to trust for the cluster's TLS, instead of the system roots
@@ -158,19 +177,37 @@ pub struct GlobalArgs {
 
     // ---- credentials ----
     /// AWS profile of the shared config and credentials files
-    #[arg(long, global = true, env = "AWS_PROFILE", hide_env_values = true,
-          value_name = "NAME", help_heading = "Credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_PROFILE",
+        hide_env_values = true,
+        value_name = "NAME",
+        help_heading = "Credentials"
+    )]
     pub profile: Option<String>,
 
     /// AWS region for STS and IAM calls [default: from the profile, else us-east-1]
-    #[arg(long, global = true, env = "AWS_REGION", hide_env_values = true,
-          value_name = "REGION", help_heading = "Credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_REGION",
+        hide_env_values = true,
+        value_name = "REGION",
+        help_heading = "Credentials"
+    )]
     pub region: Option<String>,
 
     /// IAM role to assume on top of the resolved credentials [also read from
     /// MONGODB_ACCESS_ROLE_ARN]
-    #[arg(long, global = true, env = "ATLAS_IAM_ROLE_ARN", hide_env_values = true,
-          value_name = "ARN", help_heading = "Credentials")]
+    #[arg(
+        long,
+        global = true,
+        env = "ATLAS_IAM_ROLE_ARN",
+        hide_env_values = true,
+        value_name = "ARN",
+        help_heading = "Credentials"
+    )]
     pub role_arn: Option<String>,
 
     /// Session name for AssumeRole [default: atlas-iam-<unix time>]
@@ -190,8 +227,13 @@ pub struct GlobalArgs {
     pub duration: Option<i32>,
 
     /// Serial number (ARN) of the MFA device the role's trust policy requires
-    #[arg(long, global = true, value_name = "ARN", requires = "mfa_token",
-          help_heading = "Credentials")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "ARN",
+        requires = "mfa_token",
+        help_heading = "Credentials"
+    )]
     pub mfa_serial: Option<String>,
 
     /// Current code of that MFA device, six digits
@@ -231,8 +273,10 @@ fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, 53));
     }
-    Err("expected an IP address with an optional port, e.g. 1.1.1.1, 127.0.0.1:5353, [::1]:53"
-        .to_string())
+    Err(
+        "expected an IP address with an optional port, e.g. 1.1.1.1, 127.0.0.1:5353, [::1]:53"
+            .to_string(),
+    )
 }
 
 /// STS: 2 to 64 characters of `[\w+=,.@-]`.
@@ -279,8 +323,9 @@ mod tests {
 
     #[test]
     fn global_flags_work_after_the_subcommand() {
-        let cli = Cli::try_parse_from(["atlas-iam", "whoami", "--format", "json", "--timeout", "5"])
-            .expect("parses");
+        let cli =
+            Cli::try_parse_from(["atlas-iam", "whoami", "--format", "json", "--timeout", "5"])
+                .expect("parses");
         assert_eq!(cli.global.format, Format::Json);
         assert_eq!(cli.global.timeout, 5);
     }
@@ -298,10 +343,7 @@ mod tests {
             parse_dns_server("127.0.0.1").expect("ip"),
             "127.0.0.1:53".parse::<SocketAddr>().expect("addr")
         );
-        assert_eq!(
-            parse_dns_server("[::1]:5353").expect("ip6").port(),
-            5353
-        );
+        assert_eq!(parse_dns_server("[::1]:5353").expect("ip6").port(), 5353);
         assert!(parse_dns_server("dns.example").is_err());
     }
 
@@ -315,7 +357,14 @@ mod tests {
     #[test]
     fn mfa_token_needs_its_serial() {
         assert!(Cli::try_parse_from(["atlas-iam", "assume", "--mfa-token", "123456"]).is_err());
-        assert!(Cli::try_parse_from(["atlas-iam", "assume", "--mfa-token", "12345a",
-            "--mfa-serial", "arn:aws:iam::123456789012:mfa/me"]).is_err());
+        assert!(Cli::try_parse_from([
+            "atlas-iam",
+            "assume",
+            "--mfa-token",
+            "12345a",
+            "--mfa-serial",
+            "arn:aws:iam::123456789012:mfa/me"
+        ])
+        .is_err());
     }
 }

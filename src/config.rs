@@ -66,9 +66,7 @@ pub fn process_env(name: &str) -> Option<String> {
 
 /// The first alias that is set: its value and its name.
 fn from_aliases(env: EnvLookup, names: &[&'static str]) -> Option<(String, &'static str)> {
-    names
-        .iter()
-        .find_map(|n| env(n).map(|v| (v, *n)))
+    names.iter().find_map(|n| env(n).map(|v| (v, *n)))
 }
 
 impl Config {
@@ -133,7 +131,11 @@ impl Config {
                     ("--duration", args.duration.is_some()),
                     ("--mfa-serial", args.mfa_serial.is_some()),
                 ];
-                let given: Vec<&str> = role_only.iter().filter(|(_, g)| *g).map(|(n, _)| *n).collect();
+                let given: Vec<&str> = role_only
+                    .iter()
+                    .filter(|(_, g)| *g)
+                    .map(|(n, _)| *n)
+                    .collect();
                 if !given.is_empty() {
                     return Err(Diagnosis::new(
                         Kind::InvalidConfig,
@@ -201,7 +203,9 @@ pub fn parse_cluster(input: &str) -> Result<ClusterHost, Diagnosis> {
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) => {
-            let port: u16 = p.parse().map_err(|_| bad("has a port that is not a number"))?;
+            let port: u16 = p
+                .parse()
+                .map_err(|_| bad("has a port that is not a number"))?;
             if port == 0 {
                 return Err(bad("has port 0"));
             }
@@ -248,15 +252,23 @@ mod tests {
         let mut argv = vec!["atlas-iam", "whoami"];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).expect("parses");
-        let env: HashMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_args(&cli.global, &move |k| env.get(k).cloned())
     }
 
     #[test]
     fn cluster_aliases_are_read_in_order() {
-        let c = config(&[], &[("MONGODB_CLUSTER_NAME", "b.example.net"),
-            ("AWS_MONGO_CLUSTER_URL", "a.example.net")]).expect("ok");
+        let c = config(
+            &[],
+            &[
+                ("MONGODB_CLUSTER_NAME", "b.example.net"),
+                ("AWS_MONGO_CLUSTER_URL", "a.example.net"),
+            ],
+        )
+        .expect("ok");
         match c.target {
             Target::Cluster(h) => assert_eq!(h.host, "a.example.net"),
             other => panic!("unexpected target {other:?}"),
@@ -266,8 +278,14 @@ mod tests {
 
     #[test]
     fn flags_win_over_aliases() {
-        let c = config(&["--cluster", "flag.example.net", "--db", "orders"],
-            &[("AWS_MONGO_CLUSTER_URL", "a.example.net"), ("AWS_MONGO_DATABASE", "x")]).expect("ok");
+        let c = config(
+            &["--cluster", "flag.example.net", "--db", "orders"],
+            &[
+                ("AWS_MONGO_CLUSTER_URL", "a.example.net"),
+                ("AWS_MONGO_DATABASE", "x"),
+            ],
+        )
+        .expect("ok");
         assert!(matches!(c.target, Target::Cluster(ref h) if h.host == "flag.example.net"));
         assert_eq!(c.db, "orders");
     }
@@ -275,14 +293,25 @@ mod tests {
     #[test]
     fn database_defaults_to_test_and_alias_is_read() {
         assert_eq!(config(&[], &[]).expect("ok").db, "test");
-        assert_eq!(config(&[], &[("AWS_MONGO_DATABASE", "shop")]).expect("ok").db, "shop");
+        assert_eq!(
+            config(&[], &[("AWS_MONGO_DATABASE", "shop")])
+                .expect("ok")
+                .db,
+            "shop"
+        );
         assert!(config(&["--db", "a.b"], &[]).is_err());
     }
 
     #[test]
     fn role_alias_is_validated() {
-        let c = config(&[], &[("MONGODB_ACCESS_ROLE_ARN", "arn:aws:iam::123456789012:role/app")])
-            .expect("ok");
+        let c = config(
+            &[],
+            &[(
+                "MONGODB_ACCESS_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/app",
+            )],
+        )
+        .expect("ok");
         let role = c.role.expect("role");
         assert_eq!(role.arn.name, "app");
         assert!(role.session_name.starts_with("atlas-iam-"));
@@ -298,10 +327,25 @@ mod tests {
 
     #[test]
     fn cluster_host_forms() {
-        assert_eq!(parse_cluster("mongodb+srv://Cluster0.AB12C.mongodb.net/").expect("ok").host,
-            "cluster0.ab12c.mongodb.net");
-        assert_eq!(parse_cluster("127.0.0.1:27017").expect("ok").port, Some(27017));
-        for bad in ["user:pw@host", "host/db", "a..b", "-a.b", "host:x", "host:0", ""] {
+        assert_eq!(
+            parse_cluster("mongodb+srv://Cluster0.AB12C.mongodb.net/")
+                .expect("ok")
+                .host,
+            "cluster0.ab12c.mongodb.net"
+        );
+        assert_eq!(
+            parse_cluster("127.0.0.1:27017").expect("ok").port,
+            Some(27017)
+        );
+        for bad in [
+            "user:pw@host",
+            "host/db",
+            "a..b",
+            "-a.b",
+            "host:x",
+            "host:0",
+            "",
+        ] {
             assert!(parse_cluster(bad).is_err(), "{bad} accepted");
         }
     }

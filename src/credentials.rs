@@ -120,7 +120,10 @@ fn unknown_profile(name: &str, set: &aws_config::profile::ProfileSet) -> Diagnos
     };
     Diagnosis::new(
         Kind::UnknownProfile,
-        format!("the AWS profile `{name}` is not in {} ({known})", config_files_shown()),
+        format!(
+            "the AWS profile `{name}` is not in {} ({known})",
+            config_files_shown()
+        ),
         "check the name given by --profile or AWS_PROFILE, or create it with `aws configure \
          --profile NAME`",
     )
@@ -195,7 +198,11 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
                         .trim_start_matches("the credential provider was not enabled")
                         .trim_start_matches(": ")
                         .to_string();
-                    let why = if why.is_empty() { "nothing configured".to_string() } else { why };
+                    let why = if why.is_empty() {
+                        "nothing configured".to_string()
+                    } else {
+                        why
+                    };
                     tried.push(format!("{label} ({why})"));
                     None
                 }
@@ -278,7 +285,10 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
         if expiry <= SystemTime::now() {
             return Err(Diagnosis::new(
                 Kind::CredentialsExpired,
-                format!("the credentials from {source} expired at {}", rfc3339(expiry)),
+                format!(
+                    "the credentials from {source} expired at {}",
+                    rfc3339(expiry)
+                ),
                 refresh_hint(&source),
             ));
         }
@@ -471,31 +481,40 @@ pub fn classify(f: &StsFailure, keys: &KeyFacts, call: &str, endpoint: &str) -> 
                 .unwrap_or_default();
             Diagnosis::new(
                 Kind::ExpiredToken,
-                format!("STS refused {call}: the session token of {key} from {} has expired{when}",
-                    keys.source),
+                format!(
+                    "STS refused {call}: the session token of {key} from {} has expired{when}",
+                    keys.source
+                ),
                 refresh_hint(&keys.source),
             )
         }
         Some("InvalidClientTokenId") if keys.key_id.starts_with("ASIA") && !keys.has_token => {
             Diagnosis::new(
                 Kind::MissingSessionToken,
-                format!("STS refused {call}: {key} is a temporary key (ASIA…) used without its \
-                         session token"),
+                format!(
+                    "STS refused {call}: {key} is a temporary key (ASIA…) used without its \
+                         session token"
+                ),
                 "set AWS_SESSION_TOKEN to the token issued with this key (all three values come \
                  from the same AssumeRole or SSO response)",
             )
         }
         Some("InvalidClientTokenId") if keys.has_token => Diagnosis::new(
             Kind::InvalidKey,
-            format!("STS refused {call}: the session token does not belong to {key}, or the key \
-                     is no longer valid"),
+            format!(
+                "STS refused {call}: the session token does not belong to {key}, or the key \
+                     is no longer valid"
+            ),
             "use the key, secret and token of one and the same AssumeRole/SSO response, and \
              fresh ones if the session was revoked",
         ),
         Some("InvalidClientTokenId") => Diagnosis::new(
             Kind::InvalidKey,
-            format!("STS refused {call}: AWS does not know the access key {key} from {} (deleted, \
-                     deactivated, mistyped, or from another partition)", keys.source),
+            format!(
+                "STS refused {call}: AWS does not know the access key {key} from {} (deleted, \
+                     deactivated, mistyped, or from another partition)",
+                keys.source
+            ),
             "check the key id in the IAM console (Users > Security credentials) and that it is \
              active; create a new key if it was deleted",
         ),
@@ -506,8 +525,10 @@ pub fn classify(f: &StsFailure, keys: &KeyFacts, call: &str, endpoint: &str) -> 
              accepts 15 minutes of skew at most",
         ),
         Some("SignatureDoesNotMatch") => {
-            let mut cause = format!("STS refused {call}: the signature made with the secret key \
-                of {key} does not match, so the secret key is wrong or was mangled");
+            let mut cause = format!(
+                "STS refused {call}: the signature made with the secret key \
+                of {key} does not match, so the secret key is wrong or was mangled"
+            );
             if !keys.warnings.is_empty() {
                 cause.push_str(&format!(" ({})", keys.warnings.join("; ")));
             }
@@ -687,22 +708,31 @@ async fn get_role(sdk: &SdkConfig, role: &RoleArn) -> RoleLookup {
 }
 
 async fn explain_denial(sdk: &SdkConfig, role: &RoleRequest, d: &mut Diagnosis) {
-    let message = d.cause.trim_start_matches("STS refused AssumeRole: ").to_string();
+    let message = d
+        .cause
+        .trim_start_matches("STS refused AssumeRole: ")
+        .to_string();
     let caller = caller_arn(sdk, &message).await;
     let who = caller.clone().unwrap_or_else(|| "the caller".to_string());
     let arn = &role.arn.arn;
     match get_role(sdk, &role.arn).await {
         RoleLookup::Missing => {
             d.kind = Kind::RoleNotFound;
-            d.cause = format!("{who} may not assume {arn}: the role does not exist in account {}",
-                role.arn.account);
+            d.cause = format!(
+                "{who} may not assume {arn}: the role does not exist in account {}",
+                role.arn.account
+            );
             d.hint = "check the role name and account in --role-arn (`aws iam list-roles`)".into();
         }
         RoleLookup::Unreadable(why) => {
-            d.cause = format!("{who} is not allowed to assume {arn} (the trust policy could not \
-                be read: iam:GetRole gave {why})");
-            d.hint = format!("ask for the trust policy of {arn} to name {who}, and for {who}'s \
-                IAM policy to allow sts:AssumeRole on it");
+            d.cause = format!(
+                "{who} is not allowed to assume {arn} (the trust policy could not \
+                be read: iam:GetRole gave {why})"
+            );
+            d.hint = format!(
+                "ask for the trust policy of {arn} to name {who}, and for {who}'s \
+                IAM policy to allow sts:AssumeRole on it"
+            );
         }
         RoleLookup::Found(facts) => {
             let verdict = facts
@@ -712,24 +742,38 @@ async fn explain_denial(sdk: &SdkConfig, role: &RoleRequest, d: &mut Diagnosis) 
                 .unwrap_or(TrustVerdict::Unreadable);
             let (cause, hint) = match verdict.decision {
                 TrustDecision::NamesCaller => (
-                    format!("the trust policy of {arn} names {who}, so what refuses is {who}'s own \
-                             IAM policy (or a condition of the trust policy)"),
+                    format!(
+                        "the trust policy of {arn} names {who}, so what refuses is {who}'s own \
+                             IAM policy (or a condition of the trust policy)"
+                    ),
                     format!("allow sts:AssumeRole on {arn} in {who}'s IAM policy"),
                 ),
                 TrustDecision::TrustsAccount(acct) => (
-                    format!("the trust policy of {arn} trusts account {acct} as a whole, so \
-                             {who}'s own IAM policy must allow sts:AssumeRole on it, and does not"),
+                    format!(
+                        "the trust policy of {arn} trusts account {acct} as a whole, so \
+                             {who}'s own IAM policy must allow sts:AssumeRole on it, and does not"
+                    ),
                     format!("allow sts:AssumeRole on {arn} in {who}'s IAM policy"),
                 ),
                 TrustDecision::DoesNotName(principals) => (
-                    format!("the trust policy of {arn} does not name {who} (it trusts: {})",
-                        if principals.is_empty() { "no AWS principal".to_string() } else { principals.join(", ") }),
-                    format!("add {who} as a Principal of an sts:AssumeRole statement in the trust \
+                    format!(
+                        "the trust policy of {arn} does not name {who} (it trusts: {})",
+                        if principals.is_empty() {
+                            "no AWS principal".to_string()
+                        } else {
+                            principals.join(", ")
+                        }
+                    ),
+                    format!(
+                        "add {who} as a Principal of an sts:AssumeRole statement in the trust \
                              policy of {arn} (aws iam update-assume-role-policy), or run as an \
-                             identity it trusts"),
+                             identity it trusts"
+                    ),
                 ),
                 TrustDecision::Unreadable => (
-                    format!("{who} is not allowed to assume {arn}; its trust policy could not be read"),
+                    format!(
+                        "{who} is not allowed to assume {arn}; its trust policy could not be read"
+                    ),
                     d.hint.clone(),
                 ),
             };
@@ -753,9 +797,16 @@ async fn explain_duration(sdk: &SdkConfig, role: &RoleRequest, d: &mut Diagnosis
     if d.cause.contains("role chaining") {
         return;
     }
-    if let RoleLookup::Found(RoleFacts { max_session: Some(max), .. }) = get_role(sdk, &role.arn).await {
-        d.hint = format!("the maximum session duration of {} is {max} seconds: use --duration \
-            {max} or less, or raise the role's maximum", role.arn.arn);
+    if let RoleLookup::Found(RoleFacts {
+        max_session: Some(max),
+        ..
+    }) = get_role(sdk, &role.arn).await
+    {
+        d.hint = format!(
+            "the maximum session duration of {} is {max} seconds: use --duration \
+            {max} or less, or raise the role's maximum",
+            role.arn.arn
+        );
     }
 }
 
@@ -848,11 +899,15 @@ pub fn trust_verdict(doc: &str, caller: &str) -> TrustVerdict {
             Some(p) => as_list(p.get("AWS")),
             None => Vec::new(),
         };
-        let conditions = st.get("Condition").map(|c| c.to_string()).unwrap_or_default();
+        let conditions = st
+            .get("Condition")
+            .map(|c| c.to_string())
+            .unwrap_or_default();
         let names = |p: &String| principal_matches(p, caller);
         let trusts_account = |p: &String| {
             caller_account.is_some_and(|acct| {
-                *p == acct || *p == format!("arn:aws:iam::{acct}:root")
+                *p == acct
+                    || *p == format!("arn:aws:iam::{acct}:root")
                     || (p.ends_with(&format!("::{acct}:root")))
             })
         };
@@ -932,13 +987,22 @@ mod tests {
         for (failure, keys, kind) in cases {
             let d = classify(&failure, &keys, "AssumeRole", "http://127.0.0.1:1");
             assert_eq!(d.kind, kind, "{failure:?} -> {d:?}");
-            assert!(!d.cause.contains(ID) && !d.cause.contains(TMP), "full key id in {}", d.cause);
+            assert!(
+                !d.cause.contains(ID) && !d.cause.contains(TMP),
+                "full key id in {}",
+                d.cause
+            );
         }
     }
 
     #[test]
     fn access_denied_is_assume_specific() {
-        let d = classify(&refused("AccessDenied", "no"), &keys(ID, false), "GetCallerIdentity", "x");
+        let d = classify(
+            &refused("AccessDenied", "no"),
+            &keys(ID, false),
+            "GetCallerIdentity",
+            "x",
+        );
         assert_eq!(d.kind, Kind::StsError);
     }
 
@@ -946,16 +1010,23 @@ mod tests {
     fn xml_error_documents_are_read() {
         let body = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code>\
                     <Message>The security token included in the request is invalid.</Message></Error></ErrorResponse>";
-        assert_eq!(xml_tag(body, "Code").as_deref(), Some("InvalidClientTokenId"));
-        assert_eq!(xml_tag(body, "Message").as_deref(),
-            Some("The security token included in the request is invalid."));
+        assert_eq!(
+            xml_tag(body, "Code").as_deref(),
+            Some("InvalidClientTokenId")
+        );
+        assert_eq!(
+            xml_tag(body, "Message").as_deref(),
+            Some("The security token included in the request is invalid.")
+        );
         assert_eq!(xml_tag("<html/>", "Code"), None);
     }
 
     const USER: &str = "arn:aws:iam::123456789012:user/alice";
 
     fn policy(principal: &str, condition: &str) -> String {
-        format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":{principal}}},"Action":"sts:AssumeRole"{condition}}}]}}"#)
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":{principal}}},"Action":"sts:AssumeRole"{condition}}}]}}"#
+        )
     }
 
     #[test]
@@ -969,7 +1040,10 @@ mod tests {
     #[test]
     fn trust_policy_trusting_the_account() {
         let v = trust_verdict(&policy("\"arn:aws:iam::123456789012:root\"", ""), USER);
-        assert_eq!(v.decision, TrustDecision::TrustsAccount("123456789012".into()));
+        assert_eq!(
+            v.decision,
+            TrustDecision::TrustsAccount("123456789012".into())
+        );
     }
 
     #[test]
@@ -981,23 +1055,43 @@ mod tests {
 
     #[test]
     fn trust_policy_conditions_are_noticed() {
-        let v = trust_verdict(&policy(&format!("\"{USER}\""),
-            r#","Condition":{"StringEquals":{"sts:ExternalId":"x"}}"#), USER);
+        let v = trust_verdict(
+            &policy(
+                &format!("\"{USER}\""),
+                r#","Condition":{"StringEquals":{"sts:ExternalId":"x"}}"#,
+            ),
+            USER,
+        );
         assert!(v.requires_external_id && !v.requires_mfa);
     }
 
     #[test]
     fn assumed_role_callers_match_their_role_even_with_a_path() {
         let caller = "arn:aws:sts::123456789012:assumed-role/app/s1";
-        assert!(principal_matches("arn:aws:iam::123456789012:role/app", caller));
-        assert!(principal_matches("arn:aws:iam::123456789012:role/svc/app", caller));
-        assert!(!principal_matches("arn:aws:iam::123456789012:role/other", caller));
-        assert!(!principal_matches("arn:aws:iam::999999999999:role/app", caller));
+        assert!(principal_matches(
+            "arn:aws:iam::123456789012:role/app",
+            caller
+        ));
+        assert!(principal_matches(
+            "arn:aws:iam::123456789012:role/svc/app",
+            caller
+        ));
+        assert!(!principal_matches(
+            "arn:aws:iam::123456789012:role/other",
+            caller
+        ));
+        assert!(!principal_matches(
+            "arn:aws:iam::999999999999:role/app",
+            caller
+        ));
     }
 
     #[test]
     fn garbage_policies_are_unreadable() {
-        assert_eq!(trust_verdict("not json", USER).decision, TrustDecision::Unreadable);
+        assert_eq!(
+            trust_verdict("not json", USER).decision,
+            TrustDecision::Unreadable
+        );
     }
 
     #[test]

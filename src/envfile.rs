@@ -77,10 +77,19 @@ pub fn parse(path: &Path) -> Result<Vec<(String, String)>, Diagnosis> {
                     .position(|l| l.contains(line.trim()))
                     .map(|i| format!(" at line {}", i + 1))
                     .unwrap_or_default();
-                let key: String = line.split('=').next().unwrap_or("").trim().chars().take(40).collect();
+                let key: String = line
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .chars()
+                    .take(40)
+                    .collect();
                 return Err(Diagnosis::new(
                     Kind::EnvFile,
-                    format!("cannot parse env file {shown}{number} (entry `{key}`; value not shown)"),
+                    format!(
+                        "cannot parse env file {shown}{number} (entry `{key}`; value not shown)"
+                    ),
                     "each line must be KEY=value; quote values with spaces or # in them",
                 ));
             }
@@ -135,7 +144,11 @@ mod tests {
         let f = file("A=1\nAWS_SECRET_ACCESS_KEY='unterminated-secret-value\n");
         let d = parse(f.path()).expect_err("must fail");
         assert_eq!(d.kind, Kind::EnvFile);
-        assert!(!d.cause.contains("unterminated-secret-value"), "{}", d.cause);
+        assert!(
+            !d.cause.contains("unterminated-secret-value"),
+            "{}",
+            d.cause
+        );
     }
 
     #[test]

@@ -84,11 +84,21 @@ impl Runner {
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let (status, detail, warnings, diagnosis, value) = match outcome {
             Ok(Ok(p)) => {
-                let status = if p.warnings.is_empty() { Status::Passed } else { Status::Warning };
+                let status = if p.warnings.is_empty() {
+                    Status::Passed
+                } else {
+                    Status::Warning
+                };
                 (status, p.detail, p.warnings, None, Some(p.value))
             }
             Ok(Err(d)) => (Status::Failed, String::new(), Vec::new(), Some(d), None),
-            Err(_) => (Status::Failed, String::new(), Vec::new(), Some(timeout_diagnosis(stage)), None),
+            Err(_) => (
+                Status::Failed,
+                String::new(),
+                Vec::new(),
+                Some(timeout_diagnosis(stage)),
+                None,
+            ),
         };
         let scrub = |s: String| self.scrubber.scrub(&s);
         let diagnosis = diagnosis.map(|d| Diagnosis {
@@ -163,9 +173,16 @@ pub async fn run(cli: &Cli, env_file: &EnvFile) -> Report {
                 return Err(d);
             }
             let mut detail = describe_target(&config_ok);
-            if let EnvFile::Loaded { path, set, overridden } = &env_file {
-                detail.push_str(&format!("; env file {} ({set} set, {overridden} already in the environment)",
-                    path.display()));
+            if let EnvFile::Loaded {
+                path,
+                set,
+                overridden,
+            } = &env_file
+            {
+                detail.push_str(&format!(
+                    "; env file {} ({set} set, {overridden} already in the environment)",
+                    path.display()
+                ));
             }
             if !config_ok.notes.is_empty() {
                 detail.push_str(&format!("; {}", config_ok.notes.join(", ")));
@@ -180,7 +197,9 @@ pub async fn run(cli: &Cli, env_file: &EnvFile) -> Report {
     match &cli.command {
         Command::Whoami => whoami(&mut runner, &cfg).await,
         Command::Assume { output } => assume(&mut runner, &cfg, *output).await,
-        Command::Uri { embed_credentials } => uri_command(&mut runner, &cfg, *embed_credentials).await,
+        Command::Uri { embed_credentials } => {
+            uri_command(&mut runner, &cfg, *embed_credentials).await
+        }
     }
     runner.finish()
 }
@@ -381,7 +400,10 @@ pub fn format_credentials(creds: &Credentials, output: AssumeOutput) -> String {
     let expiration = creds.expiry().map(rfc3339);
     let mut vars = vec![
         ("AWS_ACCESS_KEY_ID", creds.access_key_id().to_string()),
-        ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key().to_string()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            creds.secret_access_key().to_string(),
+        ),
     ];
     if let Some(t) = creds.session_token() {
         vars.push(("AWS_SESSION_TOKEN", t.to_string()));
@@ -410,7 +432,10 @@ pub fn format_credentials(creds: &Credentials, output: AssumeOutput) -> String {
             if let Some(e) = expiration {
                 doc["Expiration"] = e.into();
             }
-            format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default())
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            )
         }
     }
 }
@@ -454,8 +479,16 @@ async fn uri_command(runner: &mut Runner, cfg: &Config, embed: bool) {
             .filter(|f| !(embed && credential_finding(&f.code)))
             .collect();
         if !errors.is_empty() {
-            let cause = errors.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; ");
-            let hint = errors.iter().map(|f| f.hint.clone()).collect::<Vec<_>>().join("; ");
+            let cause = errors
+                .iter()
+                .map(|f| f.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let hint = errors
+                .iter()
+                .map(|f| f.hint.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
             runner.report.uri = Some(uri_report(&parsed, cfg, found.clone(), None));
             fail_config(runner, Diagnosis::new(Kind::UriPitfall, cause, hint));
             return;
@@ -527,14 +560,22 @@ async fn uri_command(runner: &mut Runner, cfg: &Config, embed: bool) {
         last.warnings.push(warning);
     }
     runner.report.uri = Some(report);
-    runner.report.payload = Some(Secret::new(if cfg.show_secrets { full } else { embedded.redacted() }));
+    runner.report.payload = Some(Secret::new(if cfg.show_secrets {
+        full
+    } else {
+        embedded.redacted()
+    }));
 }
 
 fn credential_finding(code: &str) -> bool {
     matches!(
         code,
-        "embedded_credentials" | "unencoded_plus" | "unencoded_reserved" | "bad_percent_encoding"
-            | "username_without_password" | "session_token_without_key"
+        "embedded_credentials"
+            | "unencoded_plus"
+            | "unencoded_reserved"
+            | "bad_percent_encoding"
+            | "username_without_password"
+            | "session_token_without_key"
     )
 }
 
@@ -544,7 +585,12 @@ fn fail_config(runner: &mut Runner, d: Diagnosis) {
         cause: runner.scrubber.scrub(&d.cause),
         hint: runner.scrubber.scrub(&d.hint),
     };
-    if let Some(stage) = runner.report.stages.iter_mut().find(|s| s.stage == Stage::Config) {
+    if let Some(stage) = runner
+        .report
+        .stages
+        .iter_mut()
+        .find(|s| s.stage == Stage::Config)
+    {
         stage.status = Status::Failed;
         stage.diagnosis = Some(d);
     }

@@ -126,8 +126,7 @@ mod tests {
         let text = "key AKIAIOSFODNN7EXAMPLE secret abc+def/ghi= in uri abc%2Bdef%2Fghi%3D";
         let out = s.scrub(text);
         assert_eq!(
-            out,
-            "key AKIA…MPLE secret (redacted) in uri (redacted)",
+            out, "key AKIA…MPLE secret (redacted) in uri (redacted)",
             "scrubbed: {out}"
         );
     }

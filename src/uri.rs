@@ -10,7 +10,11 @@ use crate::secret::{mask_key_id, REDACTED};
 
 /// Everything but RFC 3986's unreserved characters is encoded: what is safe in the userinfo and
 /// in a query value for every driver.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 pub fn encode_component(s: &str) -> String {
     utf8_percent_encode(s, COMPONENT).to_string()
@@ -38,7 +42,11 @@ fn is_atlas_host(host: &str) -> bool {
 pub fn build(cluster: &ClusterHost, db: &str, creds: Option<&Embedded>) -> String {
     let (scheme, host, tls) = match cluster.port {
         None => ("mongodb+srv", cluster.host.clone(), false),
-        Some(p) => ("mongodb", format!("{}:{p}", cluster.host), is_atlas_host(&cluster.host)),
+        Some(p) => (
+            "mongodb",
+            format!("{}:{p}", cluster.host),
+            is_atlas_host(&cluster.host),
+        ),
     };
     let parsed = ParsedUri {
         srv: scheme == "mongodb+srv",
@@ -46,10 +54,13 @@ pub fn build(cluster: &ClusterHost, db: &str, creds: Option<&Embedded>) -> Strin
         password: None,
         hosts: vec![host],
         db: Some(db.to_string()),
-        query: format!("{AUTH_OPTIONS}{}&{COMMON_OPTIONS}", if tls { "&tls=true" } else { "" })
-            .split('&')
-            .map(split_pair)
-            .collect(),
+        query: format!(
+            "{AUTH_OPTIONS}{}&{COMMON_OPTIONS}",
+            if tls { "&tls=true" } else { "" }
+        )
+        .split('&')
+        .map(split_pair)
+        .collect(),
     };
     match creds {
         Some(c) => embed(&parsed, c),
@@ -92,15 +103,17 @@ impl ParsedUri {
                  builds one",
             )
         };
-        let (scheme, rest) = uri
-            .split_once("://")
-            .ok_or_else(|| bad("the connection string has no scheme (mongodb:// or mongodb+srv://)".into()))?;
+        let (scheme, rest) = uri.split_once("://").ok_or_else(|| {
+            bad("the connection string has no scheme (mongodb:// or mongodb+srv://)".into())
+        })?;
         let srv = match scheme {
             "mongodb" => false,
             "mongodb+srv" => true,
             other => {
                 let shown: String = other.chars().take(20).collect();
-                return Err(bad(format!("unsupported scheme `{shown}`: use mongodb:// or mongodb+srv://")));
+                return Err(bad(format!(
+                    "unsupported scheme `{shown}`: use mongodb:// or mongodb+srv://"
+                )));
             }
         };
         let (before_query, query) = match rest.split_once('?') {
@@ -161,13 +174,19 @@ impl ParsedUri {
             .or_else(|| {
                 // encoded separators: AWS_SESSION_TOKEN%3A…
                 let decoded_start = "AWS_SESSION_TOKEN%3A";
-                props.find(decoded_start).map(|i| &props[i + decoded_start.len()..])
+                props
+                    .find(decoded_start)
+                    .map(|i| &props[i + decoded_start.len()..])
             })
     }
 
     /// Rebuilds the string, passing every option value through `value`.
     fn to_string_with(&self, value: impl Fn(&str, &str) -> String) -> String {
-        let mut s = String::from(if self.srv { "mongodb+srv://" } else { "mongodb://" });
+        let mut s = String::from(if self.srv {
+            "mongodb+srv://"
+        } else {
+            "mongodb://"
+        });
         if let Some(user) = &self.user {
             s.push_str(user);
             if let Some(pw) = &self.password {
@@ -258,7 +277,12 @@ pub fn redact(uri: &str) -> String {
     }
 }
 
-fn finding(severity: Severity, code: &str, message: impl Into<String>, hint: impl Into<String>) -> Finding {
+fn finding(
+    severity: Severity,
+    code: &str,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> Finding {
     Finding {
         severity,
         code: code.to_string(),
@@ -286,12 +310,18 @@ pub fn findings(p: &ParsedUri) -> Vec<Finding> {
     let fix_hint = "build a correct one with `atlas-iam uri --cluster HOST`";
 
     match p.option("authMechanism") {
-        None => out.push(finding(Error, "auth_mechanism_missing",
+        None => out.push(finding(
+            Error,
+            "auth_mechanism_missing",
             "authMechanism is not set: drivers will not use AWS IAM authentication",
-            "add authMechanism=MONGODB-AWS")),
-        Some(m) if m != "MONGODB-AWS" => out.push(finding(Error, "auth_mechanism_other",
+            "add authMechanism=MONGODB-AWS",
+        )),
+        Some(m) if m != "MONGODB-AWS" => out.push(finding(
+            Error,
+            "auth_mechanism_other",
             format!("authMechanism={m} is not AWS IAM authentication"),
-            "use authMechanism=MONGODB-AWS")),
+            "use authMechanism=MONGODB-AWS",
+        )),
         Some(_) => {}
     }
     match p.option("authSource").map(decode) {
@@ -309,18 +339,24 @@ pub fn findings(p: &ParsedUri) -> Vec<Finding> {
     }
 
     if p.user.is_some() || p.password.is_some() {
-        out.push(finding(Warning, "embedded_credentials",
+        out.push(finding(
+            Warning,
+            "embedded_credentials",
             "the string embeds AWS credentials: current drivers reject credentials in the URI \
              (the Node driver 7 raises an error, the Rust driver 3 warns), and embedded temporary \
              credentials stop working when they expire",
             "drop them and let the driver read AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and \
-             AWS_SESSION_TOKEN or the AWS default chain"));
+             AWS_SESSION_TOKEN or the AWS default chain",
+        ));
     }
     if let Some(user) = &p.user {
         if p.password.is_none() {
-            out.push(finding(Error, "username_without_password",
+            out.push(finding(
+                Error,
+                "username_without_password",
                 "the string has a username (access key id) but no password (secret key)",
-                "remove the userinfo, or give key:secret"));
+                "remove the userinfo, or give key:secret",
+            ));
         }
         check_userinfo_part(&mut out, user, "access key id");
     }
@@ -329,21 +365,30 @@ pub fn findings(p: &ParsedUri) -> Vec<Finding> {
     }
     if let Some(token) = p.session_token_raw() {
         if token.contains('+') {
-            out.push(finding(Error, "unencoded_plus",
+            out.push(finding(
+                Error,
+                "unencoded_plus",
                 "the session token has a raw `+`: drivers that decode the query as a form read it \
                  as a space, and STS answers 403",
-                "percent-encode the token (+ is %2B, / is %2F, = is %3D)"));
+                "percent-encode the token (+ is %2B, / is %2F, = is %3D)",
+            ));
         }
         if bad_percent(token) {
-            out.push(finding(Error, "bad_percent_encoding",
+            out.push(finding(
+                Error,
+                "bad_percent_encoding",
                 "the session token has a `%` that is not followed by two hex digits",
-                "percent-encode the token (% is %25)"));
+                "percent-encode the token (% is %25)",
+            ));
         }
         if p.user.is_none() {
-            out.push(finding(Warning, "session_token_without_key",
+            out.push(finding(
+                Warning,
+                "session_token_without_key",
                 "AWS_SESSION_TOKEN is set in the string but no access key is: drivers ignore it \
                  or refuse the string",
-                "give the token with its key through the environment instead"));
+                "give the token with its key through the environment instead",
+            ));
         }
     }
 
@@ -351,19 +396,28 @@ pub fn findings(p: &ParsedUri) -> Vec<Finding> {
         .iter()
         .any(|k| p.option(k).is_some_and(|v| v.eq_ignore_ascii_case("false")));
     if tls_off && (p.srv || p.hosts.iter().any(|h| is_atlas_host(h))) {
-        out.push(finding(Error, "tls_disabled",
+        out.push(finding(
+            Error,
+            "tls_disabled",
             "TLS is switched off, and Atlas accepts only TLS connections",
-            "remove tls=false / ssl=false"));
+            "remove tls=false / ssl=false",
+        ));
     }
     if p.srv {
         if p.hosts.len() > 1 {
-            out.push(finding(Error, "srv_multiple_hosts",
+            out.push(finding(
+                Error,
+                "srv_multiple_hosts",
                 "a mongodb+srv string names one host: the cluster, whose members come from DNS",
-                fix_hint));
+                fix_hint,
+            ));
         } else if p.hosts.iter().any(|h| h.contains(':') && !h.ends_with(']')) {
-            out.push(finding(Error, "srv_with_port",
+            out.push(finding(
+                Error,
+                "srv_with_port",
                 "a mongodb+srv string must not have a port: the ports come from the SRV records",
-                "remove the port, or use mongodb:// with every member host:port"));
+                "remove the port, or use mongodb:// with every member host:port",
+            ));
         }
     }
     out
@@ -372,20 +426,31 @@ pub fn findings(p: &ParsedUri) -> Vec<Finding> {
 fn check_userinfo_part(out: &mut Vec<Finding>, raw: &str, what: &str) {
     use Severity::Error;
     if raw.contains('+') {
-        out.push(finding(Error, "unencoded_plus",
-            format!("the {what} in the string has a raw `+`: many drivers decode it as a space, \
-                     and STS answers 403 SignatureDoesNotMatch"),
-            "percent-encode it (+ is %2B, / is %2F, = is %3D)"));
+        out.push(finding(
+            Error,
+            "unencoded_plus",
+            format!(
+                "the {what} in the string has a raw `+`: many drivers decode it as a space, \
+                     and STS answers 403 SignatureDoesNotMatch"
+            ),
+            "percent-encode it (+ is %2B, / is %2F, = is %3D)",
+        ));
     }
     if raw.contains(USERINFO_RESERVED) {
-        out.push(finding(Error, "unencoded_reserved",
+        out.push(finding(
+            Error,
+            "unencoded_reserved",
             format!("the {what} in the string has an unencoded reserved character (: / ? # @)"),
-            "percent-encode it (/ is %2F, : is %3A, @ is %40)"));
+            "percent-encode it (/ is %2F, : is %3A, @ is %40)",
+        ));
     }
     if bad_percent(raw) {
-        out.push(finding(Error, "bad_percent_encoding",
+        out.push(finding(
+            Error,
+            "bad_percent_encoding",
             format!("the {what} in the string has a `%` that is not followed by two hex digits"),
-            "percent-encode it (% is %25)"));
+            "percent-encode it (% is %25)",
+        ));
     }
 }
 
@@ -408,7 +473,10 @@ pub fn check(uri: &str) -> Result<(ParsedUri, Vec<Finding>), Diagnosis> {
             }
             return Err(Diagnosis::new(
                 Kind::InvalidUri,
-                format!("the driver cannot read this connection string: {}", scrub.scrub(&e.to_string())),
+                format!(
+                    "the driver cannot read this connection string: {}",
+                    scrub.scrub(&e.to_string())
+                ),
                 "`atlas-iam uri --cluster HOST` builds a correct one",
             ));
         }
@@ -421,7 +489,10 @@ mod tests {
     use super::*;
 
     fn cluster(host: &str, port: Option<u16>) -> ClusterHost {
-        ClusterHost { host: host.into(), port }
+        ClusterHost {
+            host: host.into(),
+            port,
+        }
     }
 
     fn codes(uri: &str) -> Vec<String> {
@@ -441,7 +512,10 @@ mod tests {
     #[test]
     fn builds_a_direct_form_with_port() {
         let uri = build(&cluster("node.ab12c.mongodb.net", Some(27017)), "db", None);
-        assert!(uri.starts_with("mongodb://node.ab12c.mongodb.net:27017/db?"), "{uri}");
+        assert!(
+            uri.starts_with("mongodb://node.ab12c.mongodb.net:27017/db?"),
+            "{uri}"
+        );
         assert!(uri.contains("&tls=true"), "{uri}");
         let local = build(&cluster("127.0.0.1", Some(27017)), "db", None);
         assert!(!local.contains("tls="), "{local}");
@@ -459,10 +533,17 @@ mod tests {
         let uri = build(
             &cluster("c.example.net", None),
             "test",
-            Some(&Embedded { key_id: "ASIAXXXXXXXXXXXXWXYZ", secret: "a+b/c=d", token: Some("t+o/k=") }),
+            Some(&Embedded {
+                key_id: "ASIAXXXXXXXXXXXXWXYZ",
+                secret: "a+b/c=d",
+                token: Some("t+o/k="),
+            }),
         );
         assert!(uri.contains("ASIAXXXXXXXXXXXXWXYZ:a%2Bb%2Fc%3Dd@"), "{uri}");
-        assert!(uri.contains("authMechanismProperties=AWS_SESSION_TOKEN:t%2Bo%2Fk%3D"), "{uri}");
+        assert!(
+            uri.contains("authMechanismProperties=AWS_SESSION_TOKEN:t%2Bo%2Fk%3D"),
+            "{uri}"
+        );
     }
 
     #[test]
@@ -481,29 +562,82 @@ mod tests {
     #[test]
     fn finds_each_pitfall() {
         let base = "authMechanism=MONGODB-AWS&authSource=%24external";
-        assert_eq!(codes("mongodb+srv://c.example.net/?authMechanism=MONGODB-AWS"), ["auth_source_missing"]);
-        assert_eq!(codes(&format!("mongodb+srv://c.example.net/?{base}&authSource=admin")), ["auth_source_wrong"]);
-        assert_eq!(codes("mongodb+srv://c.example.net/?authSource=%24external"), ["auth_mechanism_missing"]);
-        assert_eq!(codes("mongodb+srv://c.example.net/?authSource=%24external&authMechanism=SCRAM-SHA-256"),
-            ["auth_mechanism_other"]);
-        assert_eq!(codes(&format!("mongodb+srv://AKIAXXXXXXXXXXXXXXXX:a+b@c.example.net/?{base}")),
-            ["embedded_credentials", "unencoded_plus"]);
-        assert_eq!(codes(&format!("mongodb+srv://AKIAXXXXXXXXXXXXXXXX@c.example.net/?{base}")),
-            ["embedded_credentials", "username_without_password"]);
-        assert_eq!(codes(&format!("mongodb+srv://AKIAXXXXXXXXXXXXXXXX:a%zz@c.example.net/?{base}")),
-            ["embedded_credentials", "bad_percent_encoding"]);
-        assert_eq!(codes(&format!("mongodb+srv://c.example.net/?{base}&tls=false")), ["tls_disabled"]);
-        assert_eq!(codes(&format!("mongodb://h.ab.mongodb.net:27017/?{base}&ssl=false")), ["tls_disabled"]);
+        assert_eq!(
+            codes("mongodb+srv://c.example.net/?authMechanism=MONGODB-AWS"),
+            ["auth_source_missing"]
+        );
+        assert_eq!(
+            codes(&format!(
+                "mongodb+srv://c.example.net/?{base}&authSource=admin"
+            )),
+            ["auth_source_wrong"]
+        );
+        assert_eq!(
+            codes("mongodb+srv://c.example.net/?authSource=%24external"),
+            ["auth_mechanism_missing"]
+        );
+        assert_eq!(
+            codes(
+                "mongodb+srv://c.example.net/?authSource=%24external&authMechanism=SCRAM-SHA-256"
+            ),
+            ["auth_mechanism_other"]
+        );
+        assert_eq!(
+            codes(&format!(
+                "mongodb+srv://AKIAXXXXXXXXXXXXXXXX:a+b@c.example.net/?{base}"
+            )),
+            ["embedded_credentials", "unencoded_plus"]
+        );
+        assert_eq!(
+            codes(&format!(
+                "mongodb+srv://AKIAXXXXXXXXXXXXXXXX@c.example.net/?{base}"
+            )),
+            ["embedded_credentials", "username_without_password"]
+        );
+        assert_eq!(
+            codes(&format!(
+                "mongodb+srv://AKIAXXXXXXXXXXXXXXXX:a%zz@c.example.net/?{base}"
+            )),
+            ["embedded_credentials", "bad_percent_encoding"]
+        );
+        assert_eq!(
+            codes(&format!("mongodb+srv://c.example.net/?{base}&tls=false")),
+            ["tls_disabled"]
+        );
+        assert_eq!(
+            codes(&format!(
+                "mongodb://h.ab.mongodb.net:27017/?{base}&ssl=false"
+            )),
+            ["tls_disabled"]
+        );
         assert!(codes(&format!("mongodb://127.0.0.1:27017/?{base}&tls=false")).is_empty());
-        assert_eq!(codes(&format!("mongodb+srv://c.example.net:27017/?{base}")), ["srv_with_port"]);
-        assert_eq!(codes(&format!("mongodb+srv://a.example.net,b.example.net/?{base}")), ["srv_multiple_hosts"]);
-        assert_eq!(codes(&format!("mongodb+srv://AKIAXXXXXXXXXXXXXXXX:s@c.example.net/?{base}\
-            &authMechanismProperties=AWS_SESSION_TOKEN:a+b")), ["embedded_credentials", "unencoded_plus"]);
+        assert_eq!(
+            codes(&format!("mongodb+srv://c.example.net:27017/?{base}")),
+            ["srv_with_port"]
+        );
+        assert_eq!(
+            codes(&format!(
+                "mongodb+srv://a.example.net,b.example.net/?{base}"
+            )),
+            ["srv_multiple_hosts"]
+        );
+        assert_eq!(
+            codes(&format!(
+                "mongodb+srv://AKIAXXXXXXXXXXXXXXXX:s@c.example.net/?{base}\
+            &authMechanismProperties=AWS_SESSION_TOKEN:a+b"
+            )),
+            ["embedded_credentials", "unencoded_plus"]
+        );
     }
 
     #[test]
     fn malformed_strings_are_invalid_uri() {
-        for bad in ["cluster0.example.net", "http://x", "mongodb://", "mongodb://a,,b/"] {
+        for bad in [
+            "cluster0.example.net",
+            "http://x",
+            "mongodb://",
+            "mongodb://a,,b/",
+        ] {
             let d = check(bad).expect_err(bad);
             assert_eq!(d.kind, Kind::InvalidUri, "{bad}");
         }

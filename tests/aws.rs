@@ -23,14 +23,26 @@ fn whoami_with_environment_keys_maps_the_iam_user() {
     assert_eq!(r["credentials"]["temporary"], false);
     let masked = format!("{}…{}", &moto.alice.id[..4], &moto.alice.id[16..]);
     assert_eq!(r["credentials"]["access_key_id"], masked);
-    let stages: Vec<&str> = r["stages"].as_array().expect("stages").iter()
-        .map(|s| s["stage"].as_str().unwrap_or_default()).collect();
+    let stages: Vec<&str> = r["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap_or_default())
+        .collect();
     assert_eq!(stages, ["config", "credentials", "identity"]);
     out.assert_absent(&[&moto.alice.secret, &moto.alice.id]);
 
-    let human = atlas_iam().envs(moto.env()).keys(&moto.alice).args(["whoami"]).run();
+    let human = atlas_iam()
+        .envs(moto.env())
+        .keys(&moto.alice)
+        .args(["whoami"])
+        .run();
     assert_eq!(human.code, 0, "{}", human.all());
-    assert!(human.stdout.contains("--awsIAMType USER"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("--awsIAMType USER"),
+        "{}",
+        human.stdout
+    );
     human.assert_absent(&[&moto.alice.secret, &moto.alice.id]);
 }
 
@@ -40,21 +52,36 @@ fn whoami_with_role_arn_maps_the_session_to_the_role() {
     let out = atlas_iam()
         .envs(moto.env())
         .keys(&moto.alice)
-        .args(["whoami", "--format", "json", "--role-arn", &moto.role_arn,
-            "--role-session-name", "ci-smoke"])
+        .args([
+            "whoami",
+            "--format",
+            "json",
+            "--role-arn",
+            &moto.role_arn,
+            "--role-session-name",
+            "ci-smoke",
+        ])
         .run();
     assert_eq!(out.code, 0, "{}", out.all());
     let r = out.json();
-    assert_eq!(r["identity"]["arn"],
-        format!("arn:aws:sts::{ACCOUNT}:assumed-role/atlas-app/ci-smoke"));
+    assert_eq!(
+        r["identity"]["arn"],
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/atlas-app/ci-smoke")
+    );
     assert_eq!(r["identity"]["atlas_user"]["arn"], moto.role_arn);
     assert_eq!(r["identity"]["atlas_user"]["iam_type"], "ROLE");
-    assert!(r["identity"]["atlas_user"]["create_command"].as_str().unwrap_or_default()
+    assert!(r["identity"]["atlas_user"]["create_command"]
+        .as_str()
+        .unwrap_or_default()
         .contains("--awsIAMType ROLE"));
     assert_eq!(r["credentials"]["temporary"], true);
     assert!(r["credentials"]["expiration"].is_string());
-    let stages: Vec<&str> = r["stages"].as_array().expect("stages").iter()
-        .map(|s| s["stage"].as_str().unwrap_or_default()).collect();
+    let stages: Vec<&str> = r["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap_or_default())
+        .collect();
     assert_eq!(stages, ["config", "credentials", "assume", "identity"]);
     out.assert_absent(&[&moto.alice.secret, &moto.alice.id]);
 }
@@ -64,10 +91,13 @@ fn whoami_through_a_profile_with_role_arn_and_source_profile() {
     let moto = Moto::start();
     let cli = atlas_iam();
     let config = cli.path("aws-config");
-    let cli = cli.write("aws-config", &format!(
+    let cli = cli.write(
+        "aws-config",
+        &format!(
         "[profile app]\nrole_arn = {}\nsource_profile = base\nrole_session_name = via-profile\n\n\
          [profile base]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
-        moto.role_arn, moto.alice.id, moto.alice.secret));
+        moto.role_arn, moto.alice.id, moto.alice.secret),
+    );
     let out = cli
         .envs(moto.env())
         .env("AWS_CONFIG_FILE", &config)
@@ -75,11 +105,16 @@ fn whoami_through_a_profile_with_role_arn_and_source_profile() {
         .run();
     assert_eq!(out.code, 0, "{}", out.all());
     let r = out.json();
-    assert_eq!(r["identity"]["arn"],
-        format!("arn:aws:sts::{ACCOUNT}:assumed-role/atlas-app/via-profile"));
+    assert_eq!(
+        r["identity"]["arn"],
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/atlas-app/via-profile")
+    );
     assert_eq!(r["identity"]["atlas_user"]["arn"], moto.role_arn);
     let source = r["credentials"]["source"].as_str().unwrap_or_default();
-    assert!(source.contains("profile app") && source.contains("source_profile base"), "{source}");
+    assert!(
+        source.contains("profile app") && source.contains("source_profile base"),
+        "{source}"
+    );
     out.assert_absent(&[&moto.alice.secret, &moto.alice.id]);
 }
 
@@ -89,21 +124,55 @@ fn assume_prints_working_credentials_in_each_shape() {
     let json = atlas_iam()
         .envs(moto.env())
         .keys(&moto.alice)
-        .args(["assume", "--role-arn", &moto.role_arn, "--output", "json", "--duration", "900"])
+        .args([
+            "assume",
+            "--role-arn",
+            &moto.role_arn,
+            "--output",
+            "json",
+            "--duration",
+            "900",
+        ])
         .run();
     assert_eq!(json.code, 0, "{}", json.all());
-    let creds: serde_json::Value = serde_json::from_str(&json.stdout).expect("credential_process JSON");
+    let creds: serde_json::Value =
+        serde_json::from_str(&json.stdout).expect("credential_process JSON");
     assert_eq!(creds["Version"], 1);
-    for field in ["AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"] {
-        assert!(creds[field].as_str().is_some_and(|s| !s.is_empty()), "{field} in {creds}");
+    for field in [
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+        "Expiration",
+    ] {
+        assert!(
+            creds[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{field} in {creds}"
+        );
     }
-    let key = creds["AccessKeyId"].as_str().unwrap_or_default().to_string();
-    let secret = creds["SecretAccessKey"].as_str().unwrap_or_default().to_string();
-    let token = creds["SessionToken"].as_str().unwrap_or_default().to_string();
+    let key = creds["AccessKeyId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let secret = creds["SecretAccessKey"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let token = creds["SessionToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     // The summary on stderr names the identity but none of the secrets.
-    assert!(json.stderr.contains("assumed-role/atlas-app"), "{}", json.stderr);
+    assert!(
+        json.stderr.contains("assumed-role/atlas-app"),
+        "{}",
+        json.stderr
+    );
     for s in [&secret, &token, &key] {
-        assert!(!json.stderr.contains(s.as_str()), "secret in the summary: {}", json.stderr);
+        assert!(
+            !json.stderr.contains(s.as_str()),
+            "secret in the summary: {}",
+            json.stderr
+        );
     }
 
     // The printed credentials work: whoami with them is the role's session.
@@ -118,20 +187,46 @@ fn assume_prints_working_credentials_in_each_shape() {
     assert_eq!(who.json()["identity"]["atlas_user"]["arn"], moto.role_arn);
     who.assert_absent(&[&secret, &token, &key]);
 
-    let env = atlas_iam().envs(moto.env()).keys(&moto.alice)
-        .args(["assume", "--role-arn", &moto.role_arn]).run();
+    let env = atlas_iam()
+        .envs(moto.env())
+        .keys(&moto.alice)
+        .args(["assume", "--role-arn", &moto.role_arn])
+        .run();
     assert_eq!(env.code, 0, "{}", env.all());
     let lines: Vec<&str> = env.stdout.lines().collect();
-    assert!(lines[0].starts_with("export AWS_ACCESS_KEY_ID='ASIA"), "{}", env.stdout);
-    assert!(lines.iter().any(|l| l.starts_with("export AWS_SESSION_TOKEN='")), "{}", env.stdout);
+    assert!(
+        lines[0].starts_with("export AWS_ACCESS_KEY_ID='ASIA"),
+        "{}",
+        env.stdout
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("export AWS_SESSION_TOKEN='")),
+        "{}",
+        env.stdout
+    );
 
-    let dotenv = atlas_iam().envs(moto.env()).keys(&moto.alice)
-        .args(["assume", "--role-arn", &moto.role_arn, "--output", "dotenv"]).run();
+    let dotenv = atlas_iam()
+        .envs(moto.env())
+        .keys(&moto.alice)
+        .args(["assume", "--role-arn", &moto.role_arn, "--output", "dotenv"])
+        .run();
     assert_eq!(dotenv.code, 0, "{}", dotenv.all());
-    assert!(dotenv.stdout.lines().any(|l| l.starts_with("AWS_SECRET_ACCESS_KEY=\"")), "{}", dotenv.stdout);
+    assert!(
+        dotenv
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("AWS_SECRET_ACCESS_KEY=\"")),
+        "{}",
+        dotenv.stdout
+    );
     // The dotenv output is a valid env file for atlas-iam itself.
-    let again = atlas_iam().envs(moto.env()).write(".env", &dotenv.stdout)
-        .args(["whoami", "--format", "json"]).run();
+    let again = atlas_iam()
+        .envs(moto.env())
+        .write(".env", &dotenv.stdout)
+        .args(["whoami", "--format", "json"])
+        .run();
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(again.json()["identity"]["atlas_user"]["arn"], moto.role_arn);
 }
@@ -145,19 +240,38 @@ fn assume_denied_by_the_trust_policy_names_caller_and_role() {
         .args(["assume", "--role-arn", &moto.role_arn, "--format", "json"])
         .run();
     assert_eq!(out.code, 4, "{}", out.all());
-    assert!(out.stdout.is_empty(), "no credentials may be printed: {}", out.stdout);
+    assert!(
+        out.stdout.is_empty(),
+        "no credentials may be printed: {}",
+        out.stdout
+    );
     let r = out.json_stderr();
-    assert_eq!(failure(&r), ("assume".to_string(), "assume_role_denied".to_string()));
-    let cause = r["stages"][2]["diagnosis"]["cause"].as_str().unwrap_or_default();
+    assert_eq!(
+        failure(&r),
+        ("assume".to_string(), "assume_role_denied".to_string())
+    );
+    let cause = r["stages"][2]["diagnosis"]["cause"]
+        .as_str()
+        .unwrap_or_default();
     assert!(cause.contains(&moto.mallory_arn), "{cause}");
     assert!(cause.contains("does not name"), "{cause}");
-    assert!(cause.contains(&moto.alice_arn), "the trusted principal is listed: {cause}");
+    assert!(
+        cause.contains(&moto.alice_arn),
+        "the trusted principal is listed: {cause}"
+    );
     out.assert_absent(&[&moto.mallory.secret, &moto.mallory.id]);
 
-    let human = atlas_iam().envs(moto.env()).keys(&moto.mallory)
-        .args(["assume", "--role-arn", &moto.role_arn]).run();
+    let human = atlas_iam()
+        .envs(moto.env())
+        .keys(&moto.mallory)
+        .args(["assume", "--role-arn", &moto.role_arn])
+        .run();
     assert_eq!(human.code, 4);
-    assert!(human.stderr.contains("assume_role_denied"), "{}", human.stderr);
+    assert!(
+        human.stderr.contains("assume_role_denied"),
+        "{}",
+        human.stderr
+    );
     assert!(human.stderr.contains("trust policy"), "{}", human.stderr);
 }
 
@@ -172,7 +286,10 @@ fn assume_of_a_role_that_does_not_exist() {
         .run();
     assert_eq!(out.code, 4, "{}", out.all());
     let r = out.json_stderr();
-    assert_eq!(failure(&r), ("assume".to_string(), "role_not_found".to_string()));
+    assert_eq!(
+        failure(&r),
+        ("assume".to_string(), "role_not_found".to_string())
+    );
     assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
 }
 
@@ -181,13 +298,28 @@ fn wrong_secret_is_a_signature_mismatch() {
     let moto = Moto::start();
     let mut wrong = moto.alice.clone();
     wrong.secret = format!("{}x", &wrong.secret[..39]);
-    let out = atlas_iam().envs(moto.env()).keys(&wrong).args(["whoami", "--format", "json"]).run();
+    let out = atlas_iam()
+        .envs(moto.env())
+        .keys(&wrong)
+        .args(["whoami", "--format", "json"])
+        .run();
     assert_eq!(out.code, 4, "{}", out.all());
-    assert_eq!(failure(&out.json()), ("identity".to_string(), "signature_mismatch".to_string()));
+    assert_eq!(
+        failure(&out.json()),
+        ("identity".to_string(), "signature_mismatch".to_string())
+    );
     out.assert_absent(&[&wrong.secret, &moto.alice.secret, &wrong.id]);
 
-    let human = atlas_iam().envs(moto.env()).keys(&wrong).args(["whoami"]).run();
-    assert!(human.stdout.contains("secret key is wrong or was mangled"), "{}", human.stdout);
+    let human = atlas_iam()
+        .envs(moto.env())
+        .keys(&wrong)
+        .args(["whoami"])
+        .run();
+    assert!(
+        human.stdout.contains("secret key is wrong or was mangled"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]
@@ -197,18 +329,32 @@ fn unknown_key_is_named_as_such() {
         id: "AKIAUNKNOWNUNKNOWN00".into(),
         secret: moto.alice.secret.clone(),
     };
-    let out = atlas_iam().envs(moto.env()).keys(&unknown).args(["whoami", "--format", "json"]).run();
+    let out = atlas_iam()
+        .envs(moto.env())
+        .keys(&unknown)
+        .args(["whoami", "--format", "json"])
+        .run();
     assert_eq!(out.code, 4, "{}", out.all());
-    assert_eq!(failure(&out.json()), ("identity".to_string(), "invalid_key".to_string()));
-    assert!(out.stdout.contains("AKIA…WN00"), "masked key named: {}", out.stdout);
+    assert_eq!(
+        failure(&out.json()),
+        ("identity".to_string(), "invalid_key".to_string())
+    );
+    assert!(
+        out.stdout.contains("AKIA…WN00"),
+        "masked key named: {}",
+        out.stdout
+    );
     out.assert_absent(&[&unknown.id, &unknown.secret]);
 }
 
 #[test]
 fn temporary_key_without_its_token() {
     let moto = Moto::start();
-    let json = atlas_iam().envs(moto.env()).keys(&moto.alice)
-        .args(["assume", "--role-arn", &moto.role_arn, "--output", "json"]).run();
+    let json = atlas_iam()
+        .envs(moto.env())
+        .keys(&moto.alice)
+        .args(["assume", "--role-arn", &moto.role_arn, "--output", "json"])
+        .run();
     assert_eq!(json.code, 0, "{}", json.all());
     let creds: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     let key = creds["AccessKeyId"].as_str().unwrap_or_default();
@@ -220,7 +366,10 @@ fn temporary_key_without_its_token() {
         .args(["whoami", "--format", "json"])
         .run();
     assert_eq!(out.code, 4, "{}", out.all());
-    assert_eq!(failure(&out.json()), ("identity".to_string(), "missing_session_token".to_string()));
+    assert_eq!(
+        failure(&out.json()),
+        ("identity".to_string(), "missing_session_token".to_string())
+    );
     out.assert_absent(&[key, secret]);
 }
 
@@ -229,9 +378,20 @@ fn no_credentials_at_all_lists_what_was_tried() {
     let out = atlas_iam().args(["whoami", "--format", "json"]).run();
     assert_eq!(out.code, 3, "{}", out.all());
     let r = out.json();
-    assert_eq!(failure(&r), ("credentials".to_string(), "no_credentials".to_string()));
-    let cause = r["stages"][1]["diagnosis"]["cause"].as_str().unwrap_or_default();
-    for source in ["environment", "profile default", "web identity", "container", "instance metadata"] {
+    assert_eq!(
+        failure(&r),
+        ("credentials".to_string(), "no_credentials".to_string())
+    );
+    let cause = r["stages"][1]["diagnosis"]["cause"]
+        .as_str()
+        .unwrap_or_default();
+    for source in [
+        "environment",
+        "profile default",
+        "web identity",
+        "container",
+        "instance metadata",
+    ] {
         assert!(cause.contains(source), "{source} not listed: {cause}");
     }
     assert_eq!(r["stages"][2]["status"], "skipped");
@@ -242,14 +402,24 @@ fn unknown_profile_lists_the_known_ones() {
     let cli = atlas_iam();
     let config = cli.path("aws-config");
     let out = cli
-        .write("aws-config", "[profile dev]\nregion = eu-west-1\n[profile prod]\nregion = us-east-1\n")
+        .write(
+            "aws-config",
+            "[profile dev]\nregion = eu-west-1\n[profile prod]\nregion = us-east-1\n",
+        )
         .env("AWS_CONFIG_FILE", &config)
         .args(["whoami", "--profile", "staging", "--format", "json"])
         .run();
     assert_eq!(out.code, 3, "{}", out.all());
     let r = out.json();
-    assert_eq!(failure(&r), ("credentials".to_string(), "unknown_profile".to_string()));
-    assert!(out.stdout.contains("staging") && out.stdout.contains("dev, prod"), "{}", out.stdout);
+    assert_eq!(
+        failure(&r),
+        ("credentials".to_string(), "unknown_profile".to_string())
+    );
+    assert!(
+        out.stdout.contains("staging") && out.stdout.contains("dev, prod"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -268,12 +438,18 @@ fn a_silent_sts_endpoint_is_bounded_by_timeout() {
     let out = atlas_iam()
         .env("AWS_ENDPOINT_URL_STS", format!("http://127.0.0.1:{port}"))
         .env("AWS_REGION", "us-east-1")
-        .keys(&common::Keys { id: "AKIAEXAMPLEEXAMPLE00".into(), secret: "s".repeat(40) })
+        .keys(&common::Keys {
+            id: "AKIAEXAMPLEEXAMPLE00".into(),
+            secret: "s".repeat(40),
+        })
         .args(["whoami", "--format", "json", "--timeout", "2"])
         .run();
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
     assert_eq!(out.code, 4, "{}", out.all());
-    assert_eq!(failure(&out.json()), ("identity".to_string(), "sts_timeout".to_string()));
+    assert_eq!(
+        failure(&out.json()),
+        ("identity".to_string(), "sts_timeout".to_string())
+    );
     drop(hold);
 }

@@ -23,8 +23,18 @@ pub fn render(report: &Report) -> String {
             Status::Skipped => "skipped".dimmed().to_string(),
             _ => format!("{:>6} ms", s.elapsed_ms),
         };
-        let detail = if s.detail.is_empty() { String::new() } else { format!("  {}", s.detail) };
-        let _ = writeln!(out, "  {} {:<12}{:>10}{detail}", mark(s.status), s.stage.name(), time);
+        let detail = if s.detail.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", s.detail)
+        };
+        let _ = writeln!(
+            out,
+            "  {} {:<12}{:>10}{detail}",
+            mark(s.status),
+            s.stage.name(),
+            time
+        );
         for w in &s.warnings {
             let _ = writeln!(out, "      {} {w}", "!".yellow());
         }
@@ -106,15 +116,25 @@ mod tests {
         colored::control::set_override(false);
         let mut r = Report::new("whoami");
         r.stages.push(stage(Stage::Config, Status::Passed, None));
-        r.stages.push(stage(Stage::Credentials, Status::Failed,
-            Some(Diagnosis::new(Kind::NoCredentials, "no AWS credentials found", "set them"))));
+        r.stages.push(stage(
+            Stage::Credentials,
+            Status::Failed,
+            Some(Diagnosis::new(
+                Kind::NoCredentials,
+                "no AWS credentials found",
+                "set them",
+            )),
+        ));
         r.stages.push(stage(Stage::Identity, Status::Skipped, None));
         r.conclude();
         let text = render(&r);
         assert!(text.contains("✔ config"), "{text}");
         assert!(text.contains("✖ credentials"), "{text}");
         assert!(text.contains("- identity"), "{text}");
-        assert!(text.contains("no_credentials at credentials: no AWS credentials found"), "{text}");
+        assert!(
+            text.contains("no_credentials at credentials: no AWS credentials found"),
+            "{text}"
+        );
         assert!(text.contains("→ set them"), "{text}");
         assert!(text.contains("! a warning"), "{text}");
         assert_eq!(r.exit_code, 3);

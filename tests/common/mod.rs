@@ -215,8 +215,12 @@ pub struct Output {
 
 impl Output {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\n--- stderr\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     pub fn json_stderr(&self) -> serde_json::Value {
@@ -227,8 +231,16 @@ impl Output {
     /// Neither stream holds any of these (secrets, full key ids), nor a panic.
     pub fn assert_absent(&self, secrets: &[&str]) {
         for s in secrets {
-            assert!(!self.stdout.contains(s), "secret {s:.6}… in stdout:\n{}", self.stdout);
-            assert!(!self.stderr.contains(s), "secret {s:.6}… in stderr:\n{}", self.stderr);
+            assert!(
+                !self.stdout.contains(s),
+                "secret {s:.6}… in stdout:\n{}",
+                self.stdout
+            );
+            assert!(
+                !self.stderr.contains(s),
+                "secret {s:.6}… in stderr:\n{}",
+                self.stderr
+            );
         }
         assert!(!self.stderr.contains("panicked"), "panic:\n{}", self.stderr);
     }
@@ -246,7 +258,10 @@ pub fn atlas_iam() -> Cli {
         .env("HOME", dir.path())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-aws-credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.path().join("no-aws-credentials"),
+        )
         .env("NO_COLOR", "1")
         .current_dir(dir.path())
         .stdin(Stdio::null());
@@ -306,6 +321,9 @@ pub fn failure(report: &serde_json::Value) -> (String, String) {
         .unwrap_or_else(|| panic!("no failed stage in {report:#}"));
     (
         failed["stage"].as_str().unwrap_or_default().to_string(),
-        failed["diagnosis"]["kind"].as_str().unwrap_or_default().to_string(),
+        failed["diagnosis"]["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     )
 }

@@ -1,0 +1,374 @@
+//! Bad input of every kind gets a clear error and its documented exit code, never a panic;
+//! the env file and flag precedence; uri building and checking through the binary.
+
+mod common;
+
+use common::{atlas_iam, failure};
+
+const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+#[test]
+fn unknown_flag_values_are_usage_errors() {
+    for args in [
+        vec!["whoami", "--format", "xml"],
+        vec!["whoami", "--color", "sometimes"],
+        vec!["assume", "--output", "yaml"],
+        vec!["assume", "--duration", "60"],
+        vec!["assume", "--duration", "50000"],
+        vec!["whoami", "--timeout", "0"],
+        vec!["whoami", "--dns-server", "not-an-ip"],
+        vec!["whoami", "--no-such-flag"],
+        vec!["frobnicate"],
+    ] {
+        let out = atlas_iam().args(&args).run();
+        assert_eq!(out.code, 2, "{args:?}: {}", out.all());
+        assert!(out.stderr.starts_with("error:"), "{args:?}: {}", out.stderr);
+        out.assert_absent(&[]);
+    }
+}
+
+#[test]
+fn format_from_the_environment_is_validated_too() {
+    let out = atlas_iam()
+        .env("ATLAS_IAM_FORMAT", "xml")
+        .args(["whoami"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.all());
+    let ok = atlas_iam()
+        .env("ATLAS_IAM_FORMAT", "json")
+        .args(["uri", "--cluster", "c.example.net"])
+        .run();
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    assert_eq!(ok.json()["command"], "uri");
+}
+
+#[test]
+fn malformed_role_arns_fail_the_config_stage() {
+    for (arn, says) in [
+        ("atlas-app", "not an ARN"),
+        ("arn:aws:iam::123:role/app", "12 digits"),
+        (
+            "arn:aws:sts::123456789012:assumed-role/app/s",
+            "session ARN",
+        ),
+    ] {
+        let out = atlas_iam()
+            .args(["whoami", "--format", "json", "--role-arn", arn])
+            .run();
+        assert_eq!(out.code, 3, "{arn}: {}", out.all());
+        assert_eq!(
+            failure(&out.json()),
+            ("config".to_string(), "invalid_arn".to_string())
+        );
+        assert!(out.stdout.contains(says), "{arn}: {}", out.stdout);
+    }
+    // from the guides' variable name too
+    let out = atlas_iam()
+        .env("MONGODB_ACCESS_ROLE_ARN", "nope")
+        .args(["whoami"])
+        .run();
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(
+        out.stdout.contains("invalid_arn at config"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn assume_without_a_role_says_what_to_give() {
+    let out = atlas_iam().args(["assume"]).run();
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(
+        out.stdout.is_empty(),
+        "stdout is for credentials only: {}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("--role-arn"), "{}", out.stderr);
+}
+
+#[test]
+fn an_unreadable_env_file_is_a_config_error() {
+    let out = atlas_iam()
+        .args([
+            "whoami",
+            "--env-file",
+            "/nonexistent/x.env",
+            "--format",
+            "json",
+        ])
+        .run();
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert_eq!(
+        failure(&out.json()),
+        ("config".to_string(), "env_file".to_string())
+    );
+
+    let bad = atlas_iam()
+        .write(
+            ".env",
+            "GOOD=1\nAWS_SECRET_ACCESS_KEY='never-closed-secret\n",
+        )
+        .args(["whoami"])
+        .run();
+    assert_eq!(bad.code, 3, "{}", bad.all());
+    assert!(bad.stdout.contains("env_file at config"), "{}", bad.stdout);
+    bad.assert_absent(&["never-closed-secret"]);
+}
+
+#[test]
+fn env_file_values_are_used_and_the_environment_and_flags_win() {
+    let file = "ATLAS_IAM_CLUSTER=fromfile.example.net\nAWS_MONGO_DATABASE=filedb\nATLAS_IAM_FORMAT=json\n";
+    // from the file
+    let out = atlas_iam().write(".env", file).args(["uri"]).run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = out.json();
+    assert_eq!(r["uri"]["hosts"][0], "fromfile.example.net");
+    assert_eq!(r["uri"]["database"], "filedb");
+    // the real environment wins over the file
+    let out = atlas_iam()
+        .write(".env", file)
+        .env("ATLAS_IAM_CLUSTER", "fromenv.example.net")
+        .args(["uri"])
+        .run();
+    assert_eq!(out.json()["uri"]["hosts"][0], "fromenv.example.net");
+    // flags win over both
+    let out = atlas_iam()
+        .write(".env", file)
+        .env("ATLAS_IAM_CLUSTER", "fromenv.example.net")
+        .args(["uri", "--cluster", "fromflag.example.net", "--db", "flagdb"])
+        .run();
+    let r = out.json();
+    assert_eq!(r["uri"]["hosts"][0], "fromflag.example.net");
+    assert_eq!(r["uri"]["database"], "flagdb");
+    // --env-file names another file
+    let cli = atlas_iam();
+    let other = cli.path("other.env");
+    let out = cli
+        .write("other.env", "ATLAS_IAM_CLUSTER=other.example.net\n")
+        .args(["uri", "--format", "json", "--env-file"])
+        .args([&other])
+        .run();
+    assert_eq!(out.json()["uri"]["hosts"][0], "other.example.net");
+}
+
+#[test]
+fn uri_builds_the_credential_free_form() {
+    let out = atlas_iam()
+        .args([
+            "uri",
+            "--cluster",
+            "cluster0.ab12c.mongodb.net",
+            "--db",
+            "orders",
+        ])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        out.stdout,
+        "mongodb+srv://cluster0.ab12c.mongodb.net/orders?authSource=%24external&\
+         authMechanism=MONGODB-AWS&retryWrites=true&w=majority&appName=atlas-iam\n"
+    );
+    assert!(
+        out.stderr.contains("config"),
+        "the stages go to stderr: {}",
+        out.stderr
+    );
+    // the names the common guides use
+    let out = atlas_iam()
+        .env("AWS_MONGO_CLUSTER_URL", "guide.ab12c.mongodb.net")
+        .args(["uri"])
+        .run();
+    assert!(
+        out.stdout
+            .starts_with("mongodb+srv://guide.ab12c.mongodb.net/test?"),
+        "{}",
+        out.stdout
+    );
+    let out = atlas_iam()
+        .env("MONGODB_CLUSTER_NAME", "other.ab12c.mongodb.net")
+        .args(["uri"])
+        .run();
+    assert!(
+        out.stdout
+            .starts_with("mongodb+srv://other.ab12c.mongodb.net/test?"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn uri_without_a_target_or_with_a_bad_one() {
+    let out = atlas_iam().args(["uri", "--format", "json"]).run();
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert_eq!(
+        failure(&out.json()),
+        ("config".to_string(), "missing_target".to_string())
+    );
+    let out = atlas_iam()
+        .args(["uri", "--cluster", "user:pw@host/db"])
+        .run();
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    for bad in ["cluster0.example.net", "http://x.example.net", "mongodb://"] {
+        let out = atlas_iam()
+            .args(["uri", "--format", "json", "--uri", bad])
+            .run();
+        assert_eq!(out.code, 3, "{bad}: {}", out.all());
+        assert_eq!(
+            failure(&out.json()),
+            ("config".to_string(), "invalid_uri".to_string()),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn uri_check_reports_pitfalls_and_redacts() {
+    let token = "IQoJb3JpZ2luX2VjEXAMPLETOKEN+with/slash=";
+    let uri = format!(
+        "mongodb+srv://{KEY}:{}@cluster0.ab12c.mongodb.net/test?authMechanism=MONGODB-AWS\
+         &authMechanismProperties=AWS_SESSION_TOKEN:{token}",
+        SECRET.replace('/', "%2F")
+    );
+    let out = atlas_iam()
+        .args(["uri", "--format", "json", "--uri", &uri])
+        .run();
+    assert_eq!(out.code, 3, "{}", out.all());
+    let r = out.json();
+    assert_eq!(
+        failure(&r),
+        ("config".to_string(), "uri_pitfall".to_string())
+    );
+    let codes: Vec<&str> = r["uri"]["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["code"].as_str().unwrap_or_default())
+        .collect();
+    for code in [
+        "auth_source_missing",
+        "embedded_credentials",
+        "unencoded_plus",
+    ] {
+        assert!(codes.contains(&code), "{code} not in {codes:?}");
+    }
+    assert!(
+        r["target"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("AKIA…MPLE:(redacted)@"),
+        "{r}"
+    );
+    out.assert_absent(&[KEY, SECRET, &SECRET.replace('/', "%2F"), token]);
+
+    let human = atlas_iam().args(["uri", "--uri", &uri]).run();
+    assert_eq!(human.code, 3);
+    assert!(
+        human.stderr.contains("auth_source_missing"),
+        "{}",
+        human.stderr
+    );
+    human.assert_absent(&[KEY, SECRET, token]);
+
+    // a good string: warnings only, exit 0
+    let good = "mongodb+srv://cluster0.ab12c.mongodb.net/test?authSource=%24external&authMechanism=MONGODB-AWS";
+    let out = atlas_iam()
+        .args(["uri", "--format", "json", "--uri", good])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(out.json()["uri"]["findings"], serde_json::json!([]));
+    // from MONGODB_URI, with a pitfall that is only a warning
+    let warn = "mongodb://127.0.0.1:27017/test?authMechanism=MONGODB-AWS";
+    let out = atlas_iam()
+        .env("MONGODB_URI", warn)
+        .args(["uri", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(out.json()["stages"][0]["status"], "warning");
+}
+
+#[test]
+fn embed_credentials_is_redacted_unless_show_secrets() {
+    let token = "FQoGZXIvYXdzEXAMPLE+TOKEN/with=";
+    let tmp_key = "ASIAIOSFODNN7EXAMPLE";
+    let run = |show: bool| {
+        let mut args = vec![
+            "uri",
+            "--cluster",
+            "cluster0.ab12c.mongodb.net",
+            "--embed-credentials",
+        ];
+        if show {
+            args.push("--show-secrets");
+        }
+        atlas_iam()
+            .env("AWS_ACCESS_KEY_ID", tmp_key)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_SESSION_TOKEN", token)
+            .args(args)
+            .run()
+    };
+    let hidden = run(false);
+    assert_eq!(hidden.code, 0, "{}", hidden.all());
+    assert!(
+        hidden.stdout.contains("ASIA…MPLE:(redacted)@"),
+        "{}",
+        hidden.stdout
+    );
+    assert!(
+        hidden.stderr.contains("current drivers reject credentials"),
+        "{}",
+        hidden.stderr
+    );
+    assert!(
+        hidden.stderr.contains("--show-secrets"),
+        "{}",
+        hidden.stderr
+    );
+    hidden.assert_absent(&[tmp_key, SECRET, token]);
+
+    let shown = run(true);
+    assert_eq!(shown.code, 0, "{}", shown.all());
+    let uri = shown.stdout.trim();
+    assert!(
+        uri.contains(&format!(
+            "{tmp_key}:wJalrXUtnFEMI%2FK7MDENG%2BbPxRfiCYEXAMPLEKEY@"
+        )),
+        "{uri}"
+    );
+    assert!(
+        uri.contains("AWS_SESSION_TOKEN:FQoGZXIvYXdzEXAMPLE%2BTOKEN%2Fwith%3D"),
+        "{uri}"
+    );
+}
+
+#[test]
+fn help_teaches_env_names_and_exit_codes() {
+    let out = atlas_iam().args(["--help"]).run();
+    assert_eq!(out.code, 0);
+    for text in [
+        "MONGODB_URI",
+        "ATLAS_IAM_CLUSTER",
+        "AWS_MONGO_CLUSTER_URL",
+        "MONGODB_CLUSTER_NAME",
+        "AWS_MONGO_DATABASE",
+        "ATLAS_IAM_ROLE_ARN",
+        "MONGODB_ACCESS_ROLE_ARN",
+        "ATLAS_IAM_FORMAT",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "Exit codes",
+        "4  STS",
+        "--show-secrets",
+    ] {
+        assert!(out.stdout.contains(text), "{text} missing from --help");
+    }
+    // env values are never shown in help (MONGODB_URI may hold a secret)
+    let out = atlas_iam()
+        .env("MONGODB_URI", "mongodb://AKIA:topsecretvalue@h/")
+        .args(["--help"])
+        .run();
+    out.assert_absent(&["topsecretvalue"]);
+}
