@@ -1,0 +1,364 @@
+//! The STS gate: a reverse proxy in front of moto through which both atlas-iam's own STS and IAM
+//! calls and the local Atlas's replays go, so both sides meet the same STS. It adds what moto
+//! does not enforce (stale X-Amz-Date, expired session tokens, inactive keys) and rewrites
+//! moto's HTML-typed auth errors into the standard STS XML error document.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+/// AWS accepts 15 minutes of clock difference.
+pub const MAX_SKEW_SECS: i64 = 15 * 60;
+
+#[derive(Default)]
+pub struct GateState {
+    expired_tokens: Mutex<HashSet<String>>,
+    inactive_keys: Mutex<HashSet<String>>,
+}
+
+pub struct Gate {
+    pub addr: SocketAddr,
+    pub endpoint: String,
+    state: Arc<GateState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Gate {
+    pub async fn start(upstream: SocketAddr) -> std::io::Result<Gate> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(GateState::default());
+        let task = tokio::spawn(serve(listener, upstream, state.clone()));
+        Ok(Gate {
+            addr,
+            endpoint: format!("http://{addr}"),
+            state,
+            task,
+        })
+    }
+
+    /// STS answers ExpiredToken for this session token from now on.
+    pub fn expire_token(&self, token: &str) {
+        if let Ok(mut s) = self.state.expired_tokens.lock() {
+            s.insert(token.to_string());
+        }
+    }
+
+    /// STS answers InvalidClientTokenId for this access key id from now on.
+    pub fn deactivate_key(&self, key_id: &str) {
+        if let Ok(mut s) = self.state.inactive_keys.lock() {
+            s.insert(key_id.to_string());
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(listener: TcpListener, upstream: SocketAddr, state: Arc<GateState>) {
+    let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = state.clone();
+        conns.spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req| handle(req, upstream, state.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn error_document(code: &str, message: &str) -> String {
+    format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    \
+         <Type>Sender</Type>\n    <Code>{code}</Code>\n    <Message>{message}</Message>\n  </Error>\n  \
+         <RequestId>00000000-0000-4000-8000-00000000gate</RequestId>\n</ErrorResponse>\n"
+    )
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(error_document(code, message))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/xml"),
+    );
+    r
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r
+}
+
+/// `YYYYMMDDTHHMMSSZ` to seconds since the epoch.
+pub fn parse_amz_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (hh, mm, ss) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // days from civil (Howard Hinnant)
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+pub fn format_amz_date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// What STS says of the request's date, key and token before moto sees it.
+pub fn check(
+    date: Option<&str>,
+    key_id: Option<&str>,
+    token: Option<&str>,
+    state: &GateState,
+    now: i64,
+) -> Option<(&'static str, String)> {
+    if let Some(date) = date {
+        if let Some(t) = parse_amz_date(date) {
+            if now - t > MAX_SKEW_SECS {
+                return Some((
+                    "SignatureDoesNotMatch",
+                    format!(
+                        "Signature expired: {date} is now earlier than {} ({} - 15 min.)",
+                        format_amz_date(now - MAX_SKEW_SECS),
+                        format_amz_date(now)
+                    ),
+                ));
+            }
+            if t - now > MAX_SKEW_SECS {
+                return Some((
+                    "SignatureDoesNotMatch",
+                    format!(
+                        "Signature not yet current: {date} is still later than {} ({} + 15 min.)",
+                        format_amz_date(now + MAX_SKEW_SECS),
+                        format_amz_date(now)
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(t) = token {
+        if state
+            .expired_tokens
+            .lock()
+            .map(|s| s.contains(t))
+            .unwrap_or(false)
+        {
+            return Some((
+                "ExpiredToken",
+                "The security token included in the request is expired".into(),
+            ));
+        }
+    }
+    if let Some(k) = key_id {
+        if state
+            .inactive_keys
+            .lock()
+            .map(|s| s.contains(k))
+            .unwrap_or(false)
+        {
+            return Some((
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.".into(),
+            ));
+        }
+    }
+    None
+}
+
+fn key_id_of(authorization: &str) -> Option<&str> {
+    authorization.split("Credential=").nth(1)?.split('/').next()
+}
+
+fn tag<'a>(body: &'a str, t: &str) -> Option<&'a str> {
+    let start = body.find(&format!("<{t}>"))? + t.len() + 2;
+    let end = body[start..].find(&format!("</{t}>"))? + start;
+    Some(&body[start..end])
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    upstream: SocketAddr,
+    state: Arc<GateState>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Ok(text(StatusCode::BAD_REQUEST, &format!("bad body: {e}"))),
+    };
+    let body_text = String::from_utf8_lossy(&body).to_string();
+    match parts.uri.path() {
+        "/gate/expire-token" => {
+            state
+                .expired_tokens
+                .lock()
+                .map(|mut s| s.insert(body_text.trim().to_string()))
+                .ok();
+            return Ok(text(StatusCode::OK, "ok"));
+        }
+        "/gate/deactivate-key" => {
+            state
+                .inactive_keys
+                .lock()
+                .map(|mut s| s.insert(body_text.trim().to_string()))
+                .ok();
+            return Ok(text(StatusCode::OK, "ok"));
+        }
+        _ => {}
+    }
+    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    let key = header("authorization").and_then(key_id_of);
+    if let Some((code, message)) = check(
+        header("x-amz-date"),
+        key,
+        header("x-amz-security-token"),
+        &state,
+        now_secs(),
+    ) {
+        let status = StatusCode::FORBIDDEN;
+        return Ok(refuse(status, code, &message));
+    }
+    Ok(forward(parts, body, upstream).await.unwrap_or_else(|e| {
+        text(
+            StatusCode::BAD_GATEWAY,
+            &format!("gate: upstream failed: {e}"),
+        )
+    }))
+}
+
+async fn forward(
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+    upstream: SocketAddr,
+) -> anyhow::Result<Response<Full<Bytes>>> {
+    let stream = TcpStream::connect(upstream).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = Request::from_parts(parts, Full::new(body));
+    let response = sender.send_request(req).await?;
+    let (mut parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let html = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("html"));
+    let text = String::from_utf8_lossy(&body);
+    if html && parts.status.is_client_error() && text.contains("<ErrorResponse") {
+        let code = tag(&text, "Code").unwrap_or("AccessDenied").to_string();
+        let message = tag(&text, "Message").unwrap_or_default().to_string();
+        let mut r = refuse(parts.status, &code, &message);
+        if let Some(date) = parts.headers.get("date") {
+            r.headers_mut().insert("date", date.clone());
+        }
+        return Ok(r);
+    }
+    parts.headers.remove("content-length");
+    parts.headers.remove("transfer-encoding");
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amz_dates_round_trip() {
+        for s in ["20261122T063000Z", "20000229T235959Z", "19700101T000000Z"] {
+            let t = parse_amz_date(s).expect(s);
+            assert_eq!(format_amz_date(t), s);
+        }
+        assert_eq!(parse_amz_date("19700101T000100Z"), Some(60));
+        assert_eq!(parse_amz_date("2026-11-22"), None);
+    }
+
+    #[test]
+    fn stale_dates_expired_tokens_and_inactive_keys_are_refused() {
+        let state = GateState::default();
+        let now = parse_amz_date("20261122T063000Z").expect("date");
+        assert!(check(Some("20261122T062000Z"), None, None, &state, now).is_none());
+        let (code, msg) = check(Some("20261122T060000Z"), None, None, &state, now).expect("stale");
+        assert_eq!(code, "SignatureDoesNotMatch");
+        assert_eq!(msg, "Signature expired: 20261122T060000Z is now earlier than 20261122T061500Z (20261122T063000Z - 15 min.)");
+        assert!(check(Some("20261122T070000Z"), None, None, &state, now).is_some());
+        state
+            .expired_tokens
+            .lock()
+            .expect("lock")
+            .insert("tok".into());
+        assert_eq!(
+            check(None, None, Some("tok"), &state, now).map(|c| c.0),
+            Some("ExpiredToken")
+        );
+        state
+            .inactive_keys
+            .lock()
+            .expect("lock")
+            .insert("AKIA1".into());
+        assert_eq!(
+            check(None, Some("AKIA1"), None, &state, now).map(|c| c.0),
+            Some("InvalidClientTokenId")
+        );
+    }
+
+    #[test]
+    fn key_id_is_read_from_the_credential_scope() {
+        assert_eq!(key_id_of("AWS4-HMAC-SHA256 Credential=AKIAX/20260101/us-east-1/sts/aws4_request, SignedHeaders=host"),
+            Some("AKIAX"));
+    }
+}

@@ -1,0 +1,350 @@
+//! The local Atlas: accepts connections on 127.0.0.1, optionally behind TLS, with faults, and
+//! serves each connection until it closes or sends something malformed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rand::RngCore;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::commands::{self, Store};
+use crate::wire::{self, Request};
+
+/// How refusals are worded: a dedicated cluster, or the shared tier's proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Dedicated,
+    Proxy,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "dedicated" => Ok(Mode::Dedicated),
+            "proxy" => Ok(Mode::Proxy),
+            other => Err(format!("unknown mode `{other}` (dedicated, proxy)")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The port is closed.
+    Refuse,
+    /// Accepts, reads, never answers.
+    Silent,
+    /// Accepts and closes at once.
+    CloseAfterAccept,
+    /// Answers the first message with random bytes, then closes.
+    Garbage,
+    /// Waits this many milliseconds before every reply.
+    Slow(u64),
+    /// The server nonce does not start with the client's.
+    BadNonce,
+    /// Answers the TLS ClientHello with a fatal internal_error alert (an IP not on the access list).
+    TlsAlert,
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, arg) = match s.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (s, None),
+        };
+        Ok(match (name, arg) {
+            ("refuse", None) => Fault::Refuse,
+            ("silent", None) => Fault::Silent,
+            ("close-after-accept", None) => Fault::CloseAfterAccept,
+            ("garbage", None) => Fault::Garbage,
+            ("slow", Some(ms)) => Fault::Slow(ms.parse().map_err(|_| format!("slow:MS needs milliseconds, got `{ms}`"))?),
+            ("bad-nonce", None) => Fault::BadNonce,
+            ("tls-alert", None) => Fault::TlsAlert,
+            _ => return Err(format!(
+                "unknown fault `{s}` (refuse, silent, close-after-accept, garbage, slow:MS, bad-nonce, tls-alert)"
+            )),
+        })
+    }
+}
+
+/// A database role of an Atlas database user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    Read(String),
+    ReadWrite(String),
+    ReadAnyDatabase,
+    ReadWriteAnyDatabase,
+}
+
+impl Role {
+    /// `read@DB`, `readWrite@DB`, `readAnyDatabase`, `readWriteAnyDatabase`; `none` is no role.
+    pub fn parse_list(s: &str) -> Result<Vec<Role>, String> {
+        if s == "none" || s.is_empty() {
+            return Ok(Vec::new());
+        }
+        s.split(',')
+            .map(|r| match r.split_once('@') {
+                Some(("read", db)) if !db.is_empty() => Ok(Role::Read(db.to_string())),
+                Some(("readWrite", db)) if !db.is_empty() => Ok(Role::ReadWrite(db.to_string())),
+                None if r == "readAnyDatabase" => Ok(Role::ReadAnyDatabase),
+                None if r == "readWriteAnyDatabase" => Ok(Role::ReadWriteAnyDatabase),
+                _ => Err(format!(
+                    "unknown role `{r}` (read@DB, readWrite@DB, readAnyDatabase, readWriteAnyDatabase, none)"
+                )),
+            })
+            .collect()
+    }
+
+    pub fn can_read(&self, db: &str) -> bool {
+        match self {
+            Role::Read(d) | Role::ReadWrite(d) => d == db,
+            Role::ReadAnyDatabase | Role::ReadWriteAnyDatabase => true,
+        }
+    }
+
+    pub fn can_write(&self, db: &str) -> bool {
+        match self {
+            Role::ReadWrite(d) => d == db,
+            Role::ReadWriteAnyDatabase => true,
+            _ => false,
+        }
+    }
+}
+
+/// A replica set the server presents itself as the primary of (with the local DNS).
+#[derive(Clone, Debug)]
+pub struct ReplicaSet {
+    pub name: String,
+    /// host:port of the members as the SRV records name them; the first is this server.
+    pub hosts: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct AtlasConfig {
+    pub mode: Mode,
+    /// TLS on: plaintext connections are closed after their first bytes unless `allow_plaintext`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub allow_plaintext: bool,
+    pub fault: Option<Fault>,
+    /// Database users: ARN -> roles.
+    pub users: HashMap<String, Vec<Role>>,
+    /// Where the signed GetCallerIdentity is replayed: http://HOST:PORT (the STS gate, moto).
+    pub sts_endpoint: String,
+    /// The STS host the server names in its first reply (`h`), and the Host header of the replay.
+    pub sts_host: String,
+    pub replica_set: Option<ReplicaSet>,
+}
+
+impl Default for AtlasConfig {
+    fn default() -> Self {
+        AtlasConfig {
+            mode: Mode::Dedicated,
+            tls: None,
+            allow_plaintext: false,
+            fault: None,
+            users: HashMap::new(),
+            sts_endpoint: String::new(),
+            sts_host: "sts.amazonaws.com".to_string(),
+            replica_set: None,
+        }
+    }
+}
+
+pub struct Shared {
+    pub cfg: AtlasConfig,
+    pub users: RwLock<HashMap<String, Vec<Role>>>,
+    pub store: Mutex<Store>,
+    pub next_id: AtomicI64,
+}
+
+impl Shared {
+    pub fn next(&self) -> i64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A running local Atlas; stops (with all its connections) when dropped.
+pub struct LocalAtlas {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LocalAtlas {
+    pub async fn start(cfg: AtlasConfig, port: u16) -> std::io::Result<LocalAtlas> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            users: RwLock::new(cfg.users.clone()),
+            cfg,
+            store: Mutex::new(Store::default()),
+            next_id: AtomicI64::new(1),
+        });
+        if shared.cfg.fault == Some(Fault::Refuse) {
+            drop(listener); // the port is closed: connections are refused
+            return Ok(LocalAtlas {
+                addr,
+                shared,
+                task: None,
+            });
+        }
+        let task = tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(LocalAtlas {
+            addr,
+            shared,
+            task: Some(task),
+        })
+    }
+
+    /// Adds or replaces a database user while running.
+    pub fn set_user(&self, arn: &str, roles: Vec<Role>) {
+        if let Ok(mut users) = self.shared.users.write() {
+            users.insert(arn.to_string(), roles);
+        }
+    }
+
+    pub fn uri(&self) -> String {
+        let tls = if self.shared.cfg.tls.is_some() {
+            "&tls=true"
+        } else {
+            ""
+        };
+        format!(
+            "mongodb://{}/?authSource=%24external&authMechanism=MONGODB-AWS{tls}",
+            self.addr
+        )
+    }
+}
+
+impl Drop for LocalAtlas {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    // Dropping this set (when the loop is aborted) aborts every connection.
+    let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        conns.spawn(async move {
+            if let Err(e) = handle(stream, shared).await {
+                eprintln!("local-atlas: connection from {peer} closed: {e}");
+            }
+        });
+    }
+}
+
+/// Bytes of a fatal TLS alert: internal_error (80), as Atlas sends to an IP not on its list.
+const TLS_ALERT_INTERNAL_ERROR: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50];
+
+async fn handle(mut stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
+    match shared.cfg.fault {
+        Some(Fault::CloseAfterAccept) => return Ok(()),
+        Some(Fault::Silent) => {
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).await? > 0 {}
+            return Ok(());
+        }
+        _ => {}
+    }
+    let tls_wanted = shared.cfg.tls.is_some() || shared.cfg.fault == Some(Fault::TlsAlert);
+    if !tls_wanted {
+        return serve(stream, &shared).await;
+    }
+    let mut first = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(30), stream.peek(&mut first)).await??;
+    let is_tls = n == 1 && first[0] == 0x16;
+    if !is_tls {
+        if shared.cfg.allow_plaintext || shared.cfg.tls.is_none() {
+            return serve(stream, &shared).await;
+        }
+        // A TLS-only port: read what the plaintext client sent, then close.
+        let mut buf = [0u8; 1024];
+        let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
+        anyhow::bail!("plaintext on a TLS-only port");
+    }
+    if shared.cfg.fault == Some(Fault::TlsAlert) {
+        let mut hello = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut hello)).await;
+        stream.write_all(&TLS_ALERT_INTERNAL_ERROR).await?;
+        stream.shutdown().await?;
+        return Ok(());
+    }
+    let Some(tls) = shared.cfg.tls.clone() else {
+        return Ok(());
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let tls_stream =
+        tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await??;
+    serve(tls_stream, &shared).await
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<()> {
+    let mut conn = commands::Conn::default();
+    loop {
+        let Some((header, body)) = wire::read_message(&mut stream).await? else {
+            return Ok(());
+        };
+        let request = wire::parse(header, &body)?;
+        if shared.cfg.fault == Some(Fault::Garbage) {
+            let mut junk = [0u8; 64];
+            rand::rng().fill_bytes(&mut junk);
+            stream.write_all(&junk).await?;
+            stream.flush().await?;
+            return Ok(());
+        }
+        if let Some(Fault::Slow(ms)) = shared.cfg.fault {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        let reply = commands::dispatch(&request, &mut conn, shared).await;
+        let id = shared.next() as i32;
+        let bytes = match &request {
+            Request::Msg {
+                more_to_come: true, ..
+            } => continue,
+            Request::Msg { request_id, .. } => wire::encode_msg(id, *request_id, &reply),
+            Request::Query { request_id, .. } => wire::encode_reply(id, *request_id, &reply),
+        };
+        stream.write_all(&bytes).await?;
+        stream.flush().await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse() {
+        assert_eq!("slow:250".parse::<Fault>(), Ok(Fault::Slow(250)));
+        assert_eq!("tls-alert".parse::<Fault>(), Ok(Fault::TlsAlert));
+        assert!("slow".parse::<Fault>().is_err());
+        assert!("meteor".parse::<Fault>().is_err());
+    }
+
+    #[test]
+    fn roles_parse_and_decide() {
+        let roles = Role::parse_list("read@a,readWrite@b").expect("roles");
+        assert!(roles[0].can_read("a") && !roles[0].can_write("a"));
+        assert!(roles[1].can_write("b") && !roles[1].can_read("a"));
+        assert!(Role::parse_list("none").expect("none").is_empty());
+        assert!(Role::parse_list("admin@x").is_err());
+        assert!(Role::ReadWriteAnyDatabase.can_write("z"));
+    }
+}
