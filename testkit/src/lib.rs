@@ -9,6 +9,8 @@ pub mod gate;
 pub mod moto;
 pub mod pki;
 pub mod server;
+pub mod stack;
 pub mod wire;
 
 pub use server::{AtlasConfig, Fault, LocalAtlas, Mode, ReplicaSet, Role};
+pub use stack::{Account, Stack, StackOptions};

@@ -1,0 +1,351 @@
+//! A whole local environment with a blocking API: moto behind the STS gate (or an STS endpoint
+//! of your own), IAM provisioned like a small account, the local Atlas, and optionally TLS and
+//! DNS. Used by the tests, the `local-atlas` launcher and the demo; everything stops on drop.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::dns::{Dns, DnsConfig, DnsFault};
+use crate::gate::Gate;
+use crate::moto::{self, Keys, Moto};
+use crate::pki::Pki;
+use crate::server::{AtlasConfig, Fault, LocalAtlas, Mode, ReplicaSet, Role};
+
+pub const CLUSTER: &str = "cluster0.ab12c.example.test";
+pub const CLIENT_USER: &str = "atlas-client";
+pub const ROLE: &str = "atlas-app";
+
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    pub port: u16,
+    pub tls: bool,
+    /// With TLS, serve plaintext clients too instead of closing them.
+    pub allow_plaintext: bool,
+    pub mode: Mode,
+    pub fault: Option<Fault>,
+    /// Extra database users.
+    pub users: Vec<(String, Vec<Role>)>,
+    /// An STS of your own: no moto, no gate, no provisioning.
+    pub sts_endpoint: Option<String>,
+    pub sts_host: Option<String>,
+    pub dns: bool,
+    pub dns_fault: Option<DnsFault>,
+    pub cluster: String,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            port: 0,
+            tls: false,
+            allow_plaintext: false,
+            mode: Mode::Dedicated,
+            fault: None,
+            users: Vec::new(),
+            sts_endpoint: None,
+            sts_host: None,
+            dns: false,
+            dns_fault: None,
+            cluster: CLUSTER.to_string(),
+        }
+    }
+}
+
+/// What was provisioned in moto: an IAM user, and a role that trusts it and is a database user
+/// with readWrite on `test`.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub client: Keys,
+    pub client_arn: String,
+    pub role_arn: String,
+}
+
+pub struct Stack {
+    pub atlas: LocalAtlas,
+    pub dns: Option<Dns>,
+    pub gate: Option<Gate>,
+    pub pki: Option<Pki>,
+    pub moto: Option<Moto>,
+    pub account: Option<Account>,
+    pub sts_endpoint: String,
+    pub options: StackOptions,
+    /// Dropped last: the servers' tasks run on it.
+    rt: tokio::runtime::Runtime,
+}
+
+impl Stack {
+    pub fn start(options: StackOptions) -> anyhow::Result<Stack> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let (moto, gate, account, sts_endpoint) = match &options.sts_endpoint {
+            Some(e) => (None, None, None, e.clone()),
+            None => {
+                let moto = Moto::start()?;
+                let upstream = format!("127.0.0.1:{}", moto.port).parse()?;
+                let gate = rt.block_on(Gate::start(upstream))?;
+                let account = rt.block_on(provision(&moto))?;
+                moto.enforce()?;
+                let endpoint = gate.endpoint.clone();
+                (Some(moto), Some(gate), Some(account), endpoint)
+            }
+        };
+
+        let port = if options.port == 0 {
+            moto::free_port()?
+        } else {
+            options.port
+        };
+        let domain = options
+            .cluster
+            .split_once('.')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_default();
+        let member = format!("node0.{domain}");
+        let pki = if options.tls {
+            Some(Pki::generate(std::slice::from_ref(&member))?)
+        } else {
+            None
+        };
+
+        let mut users: HashMap<String, Vec<Role>> = HashMap::new();
+        if let Some(a) = &account {
+            users.insert(a.role_arn.clone(), vec![Role::ReadWrite("test".into())]);
+        }
+        for (arn, roles) in &options.users {
+            users.insert(arn.clone(), roles.clone());
+        }
+        let replica_set = options.dns.then(|| ReplicaSet {
+            name: "atlas-ab12c-shard-0".to_string(),
+            hosts: vec![format!("{member}:{port}")],
+        });
+        let cfg = AtlasConfig {
+            mode: options.mode,
+            tls: pki.as_ref().map(|p| p.server_config.clone()),
+            allow_plaintext: options.allow_plaintext,
+            fault: options.fault,
+            users,
+            sts_endpoint: sts_endpoint.clone(),
+            sts_host: options
+                .sts_host
+                .clone()
+                .unwrap_or_else(|| "sts.amazonaws.com".to_string()),
+            replica_set: replica_set.clone(),
+        };
+        let atlas = rt
+            .block_on(LocalAtlas::start(cfg, port))
+            .context("start the local Atlas")?;
+        let dns = if options.dns {
+            let mut txt = "authSource=$external&authMechanism=MONGODB-AWS".to_string();
+            if let Some(rs) = &replica_set {
+                txt.push_str(&format!("&replicaSet={}", rs.name));
+            }
+            let cfg = DnsConfig {
+                cluster: options.cluster.clone(),
+                members: vec![(member.clone(), port)],
+                txt,
+                fault: options.dns_fault,
+            };
+            Some(rt.block_on(Dns::start(cfg))?)
+        } else {
+            None
+        };
+        Ok(Stack {
+            atlas,
+            dns,
+            gate,
+            pki,
+            moto,
+            account,
+            sts_endpoint,
+            options,
+            rt,
+        })
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// The credential-free connection string to 127.0.0.1 (TLS options when TLS is on).
+    pub fn uri(&self) -> String {
+        let mut uri = format!(
+            "mongodb://{}/?authSource=%24external&authMechanism=MONGODB-AWS",
+            self.atlas.addr
+        );
+        if self.options.dns {
+            uri.push_str("&directConnection=true");
+        }
+        if let Some(p) = &self.pki {
+            uri.push_str(&format!("&tls=true&tlsCAFile={}", p.ca_file.display()));
+        }
+        uri
+    }
+
+    pub fn srv_uri(&self) -> Option<String> {
+        self.dns.as_ref().map(|_| {
+            format!(
+                "mongodb+srv://{}/test?authSource=%24external&authMechanism=MONGODB-AWS",
+                self.options.cluster
+            )
+        })
+    }
+
+    /// The AWS environment of the provisioned IAM user, pointed at the gate.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("AWS_REGION".to_string(), "us-east-1".to_string()),
+            (
+                "AWS_ENDPOINT_URL_STS".to_string(),
+                self.sts_endpoint.clone(),
+            ),
+            (
+                "AWS_ENDPOINT_URL_IAM".to_string(),
+                self.sts_endpoint.clone(),
+            ),
+        ];
+        if let Some(a) = &self.account {
+            env.push(("AWS_ACCESS_KEY_ID".to_string(), a.client.id.clone()));
+            env.push(("AWS_SECRET_ACCESS_KEY".to_string(), a.client.secret.clone()));
+        }
+        env
+    }
+
+    /// The one JSON line `local-atlas` prints.
+    pub fn info(&self) -> serde_json::Value {
+        let env: serde_json::Map<String, serde_json::Value> =
+            self.env().into_iter().map(|(k, v)| (k, v.into())).collect();
+        json!({
+            "uri": self.uri(),
+            "srv_uri": self.srv_uri(),
+            "host": self.atlas.addr.ip().to_string(),
+            "port": self.atlas.addr.port(),
+            "tls_ca_file": self.pki.as_ref().map(|p| p.ca_file.display().to_string()),
+            "sts_endpoint": self.sts_endpoint,
+            "dns_server": self.dns.as_ref().map(|d| d.addr.to_string()),
+            "cluster": self.options.dns.then(|| self.options.cluster.clone()),
+            "role_arn": self.account.as_ref().map(|a| a.role_arn.clone()),
+            "user_arn": self.account.as_ref().map(|a| a.client_arn.clone()),
+            "mode": format!("{:?}", self.options.mode).to_lowercase(),
+            "fault": self.options.fault.map(|f| format!("{f:?}")),
+            "env": env,
+        })
+    }
+
+    fn moto(&self) -> anyhow::Result<&Moto> {
+        self.moto
+            .as_ref()
+            .context("this stack has no moto (an STS endpoint was given)")
+    }
+
+    /// Another IAM user (its policy allows sts:AssumeRole on `assume_resource`).
+    pub fn create_iam_user(&self, name: &str, assume_resource: &str) -> anyhow::Result<Keys> {
+        let moto = self.moto()?;
+        moto.open()?;
+        let keys = self.rt.block_on(moto.create_user(name, assume_resource));
+        moto.enforce()?;
+        keys
+    }
+
+    /// Another role, trusting these principals.
+    pub fn create_role(&self, name: &str, trusted: &[String]) -> anyhow::Result<String> {
+        let moto = self.moto()?;
+        moto.open()?;
+        let arn = self.rt.block_on(moto.create_role(name, trusted));
+        moto.enforce()?;
+        arn
+    }
+
+    pub fn set_db_user(&self, arn: &str, roles: Vec<Role>) {
+        self.atlas.set_user(arn, roles);
+    }
+
+    /// Runs until SIGINT or SIGTERM.
+    pub fn wait_for_signal(&self) {
+        self.rt.block_on(async {
+            #[cfg(unix)]
+            {
+                let Ok(mut term) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                else {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    }
+}
+
+async fn provision(moto: &Moto) -> anyhow::Result<Account> {
+    let role_arn = moto::role_arn(ROLE);
+    let client = moto.create_user(CLIENT_USER, &role_arn).await?;
+    let client_arn = moto::user_arn(CLIENT_USER);
+    let created = moto
+        .create_role(ROLE, std::slice::from_ref(&client_arn))
+        .await?;
+    anyhow::ensure!(
+        created == role_arn,
+        "moto created {created}, expected {role_arn}"
+    );
+    Ok(Account {
+        client,
+        client_arn,
+        role_arn,
+    })
+}
+
+/// Temporary credentials from AssumeRole.
+#[derive(Clone, Debug)]
+pub struct SessionKeys {
+    pub id: String,
+    pub secret: String,
+    pub token: String,
+}
+
+impl Stack {
+    /// AssumeRole through the gate with these keys.
+    pub fn assume(
+        &self,
+        keys: &Keys,
+        role_arn: &str,
+        session: &str,
+    ) -> anyhow::Result<SessionKeys> {
+        let conf = aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .endpoint_url(&self.sts_endpoint)
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                &keys.id,
+                &keys.secret,
+                None,
+                None,
+                "local-atlas",
+            ))
+            .build();
+        let out = self
+            .rt
+            .block_on(
+                aws_sdk_sts::Client::from_conf(conf)
+                    .assume_role()
+                    .role_arn(role_arn)
+                    .role_session_name(session)
+                    .send(),
+            )
+            .context("AssumeRole")?;
+        let c = out.credentials().context("no credentials")?;
+        Ok(SessionKeys {
+            id: c.access_key_id().to_string(),
+            secret: c.secret_access_key().to_string(),
+            token: c.session_token().to_string(),
+        })
+    }
+}
