@@ -25,9 +25,12 @@ impl Pki {
     pub fn generate(names: &[String]) -> anyhow::Result<Pki> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "local-atlas test CA");
+        // A name of its own, so that another CA is unknown to clients, not a namesake.
+        let serial: u64 = rand::random();
+        ca_params.distinguished_name.push(
+            DnType::CommonName,
+            format!("local-atlas test CA {serial:016x}"),
+        );
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca_key = KeyPair::generate()?;
         let ca_cert = ca_params.self_signed(&ca_key)?;
