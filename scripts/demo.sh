@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The demo: builds atlas-iam and local-atlas, starts a local Atlas with moto (STS and IAM) behind
+# it, runs atlas-iam against it, shows failing cases with their diagnoses, and stops everything.
+# Needs Rust and Python 3 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bold() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+bash .ci/setup --no-node >/dev/null
+echo "building (the first build of the AWS SDK and the MongoDB driver takes a few minutes)..."
+cargo build --workspace --quiet
+
+tmp=$(mktemp -d)
+atlas_pid=
+cleanup() {
+  if [ -n "$atlas_pid" ]; then kill "$atlas_pid" 2>/dev/null || true; wait "$atlas_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+target/debug/local-atlas --tls >"$tmp/atlas.json" 2>"$tmp/atlas.log" &
+atlas_pid=$!
+for _ in $(seq 1 600); do
+  [ -s "$tmp/atlas.json" ] && break
+  kill -0 "$atlas_pid" 2>/dev/null || { cat "$tmp/atlas.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -s "$tmp/atlas.json" ] || { echo "local-atlas did not start" >&2; exit 1; }
+
+field() { .venv/bin/python -c "import json,sys; d=json.load(open('$tmp/atlas.json')); print(d$1)"; }
+# The IAM user's keys and the STS endpoint (moto, behind the gate), as a shell would have them.
+while IFS='=' read -r k v; do export "$k=$v"; done < <(.venv/bin/python -c "
+import json; d=json.load(open('$tmp/atlas.json'))
+for k, v in d['env'].items(): print(f'{k}={v}')")
+export AWS_EC2_METADATA_DISABLED=true NO_COLOR=${NO_COLOR:-}
+ROLE=$(field "['role_arn']")
+echo "local Atlas on $(field "['host']"):$(field "['port']") (TLS), STS at $AWS_ENDPOINT_URL_STS, role $ROLE"
+
+bin=target/debug/atlas-iam
+bold "atlas-iam whoami"
+$bin whoami
+bold "atlas-iam whoami --role-arn $ROLE"
+$bin whoami --role-arn "$ROLE"
+bold "atlas-iam uri --cluster cluster0.ab12c.mongodb.net --db orders"
+$bin uri --cluster cluster0.ab12c.mongodb.net --db orders 2>/dev/null
+bold "eval \"\$(atlas-iam assume --role-arn $ROLE)\" && atlas-iam whoami --format json"
+( eval "$($bin assume --role-arn "$ROLE" 2>/dev/null)" && $bin whoami --format json | .venv/bin/python -c "
+import json,sys; r=json.load(sys.stdin); print(json.dumps({k: r[k] for k in ('ok','exit_code','credentials','identity')}, indent=2))" )
+
+echo
+echo "--- and when it fails ---"
+bold "AWS_SECRET_ACCESS_KEY=<one character off> atlas-iam whoami"
+AWS_SECRET_ACCESS_KEY="x${AWS_SECRET_ACCESS_KEY:1}" $bin whoami || echo "(exit $?)"
+bold "atlas-iam assume --role-arn arn:aws:iam::123456789012:role/no-such-role"
+$bin assume --role-arn arn:aws:iam::123456789012:role/no-such-role || echo "(exit $?)"
+bold "atlas-iam uri --uri 'mongodb+srv://AKIAIOSFODNN7EXAMPLE:abc+def@cluster0.ab12c.mongodb.net/?authMechanism=MONGODB-AWS'"
+$bin uri --uri 'mongodb+srv://AKIAIOSFODNN7EXAMPLE:abc+def@cluster0.ab12c.mongodb.net/?authMechanism=MONGODB-AWS' || echo "(exit $?)"
+echo
+echo "demo done: local-atlas and moto stopped."
