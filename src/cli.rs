@@ -33,6 +33,8 @@ Examples:
   eval \"$(atlas-iam assume --role-arn arn:aws:iam::123456789012:role/app)\"
   atlas-iam uri --cluster cluster0.ab12c.mongodb.net --db orders
   atlas-iam uri --uri \"$MONGODB_URI\"                check an existing connection string
+  atlas-iam ping --cluster cluster0.ab12c.mongodb.net --role-arn arn:aws:iam::123456789012:role/app
+  atlas-iam roundtrip --uri \"$MONGODB_URI\" --count 5  cold against warm latency
   atlas-iam whoami --format json                    one JSON document on stdout, also on failure
 
 Secrets (secret keys, session tokens, full access key ids) are never printed unless you pass \
@@ -97,6 +99,52 @@ pub enum Command {
         #[arg(long)]
         embed_credentials: bool,
     },
+    /// Connect, authenticate with MONGODB-AWS, and run ping
+    ///
+    /// Runs every stage: config, credentials, assume (with --role-arn), identity (the ARN Atlas
+    /// will see, and the clock offset from STS), dns (SRV and TXT for mongodb+srv), tcp and tls
+    /// (every host; the tls stage ends with a hello), auth (the official driver with the resolved
+    /// credentials, never those in the URI) and command. With --count, the command is repeated
+    /// over one client: the first (cold) connection against the warm ones is why a Lambda creates
+    /// its client once, outside the handler.
+    #[command(after_help = PROBE_EXIT_CODES)]
+    Ping {
+        #[command(flatten)]
+        repeat: Repeat,
+    },
+    /// Like ping, then listCollections on --db (needs the role read@DB)
+    #[command(after_help = PROBE_EXIT_CODES)]
+    ListCollections,
+    /// Like ping, then insert a tagged document (w: majority), read it back and delete it
+    /// (needs readWrite@DB); the delete runs even when the read fails
+    #[command(after_help = PROBE_EXIT_CODES)]
+    Roundtrip {
+        /// Collection for the probe document
+        #[arg(long, default_value = "atlas_iam_probe", value_name = "NAME")]
+        collection: String,
+        #[command(flatten)]
+        repeat: Repeat,
+    },
+}
+
+const PROBE_EXIT_CODES: &str = "Exit codes: 0 ok, 2 usage, 3 config or credentials, 4 STS, \
+5 network (dns, tcp, tls), 6 authentication, 7 authorization or command.";
+
+#[derive(Clone, Copy, Debug, Args)]
+pub struct Repeat {
+    /// Run the command this many times over one client and report min, median and max latency
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub count: u32,
+    /// Seconds between runs with --count
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS", value_parser = parse_interval)]
+    pub interval: f64,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err("a number of seconds from 0 to 3600".to_string()),
+    }
 }
 
 impl Command {
@@ -105,6 +153,9 @@ impl Command {
             Command::Assume { .. } => "assume",
             Command::Whoami => "whoami",
             Command::Uri { .. } => "uri",
+            Command::Ping { .. } => "ping",
+            Command::ListCollections => "list-collections",
+            Command::Roundtrip { .. } => "roundtrip",
         }
     }
 }

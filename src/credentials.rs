@@ -576,18 +576,65 @@ pub struct CallerIdentity {
     pub account: String,
     pub arn: String,
     pub user_id: String,
+    /// Local clock minus STS's (from the response's Date header), in seconds.
+    pub clock_offset: Option<i64>,
+}
+
+/// Keeps the Date header of STS's last response, and the local time it arrived.
+#[derive(Clone, Debug, Default)]
+struct DateCapture(std::sync::Arc<std::sync::Mutex<Option<(String, SystemTime)>>>);
+
+impl aws_sdk_sts::config::Intercept for DateCapture {
+    fn name(&self) -> &'static str {
+        "atlas-iam-date-capture"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &aws_sdk_sts::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_sdk_sts::config::RuntimeComponents,
+        _: &mut aws_sdk_sts::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(date) = context.response().headers().get("date") {
+            if let Ok(mut slot) = self.0.lock() {
+                *slot = Some((date.to_string(), SystemTime::now()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Local time minus the HTTP date, in seconds.
+pub fn clock_offset(http_date: &str, local: SystemTime) -> Option<i64> {
+    let sts = aws_smithy_types::DateTime::from_str(
+        http_date,
+        aws_smithy_types::date_time::Format::HttpDate,
+    )
+    .ok()?;
+    let local = aws_smithy_types::DateTime::from(local);
+    Some(local.secs() - sts.secs())
 }
 
 pub async fn caller_identity(sdk: &SdkConfig) -> Result<CallerIdentity, StsFailure> {
+    let capture = DateCapture::default();
     let out = aws_sdk_sts::Client::new(sdk)
         .get_caller_identity()
+        .customize()
+        .interceptor(capture.clone())
         .send()
         .await
         .map_err(|e| StsFailure::from_sdk(&e))?;
+    let clock_offset = capture
+        .0
+        .lock()
+        .ok()
+        .and_then(|slot| slot.clone())
+        .and_then(|(date, local)| clock_offset(&date, local));
     Ok(CallerIdentity {
         account: out.account().unwrap_or_default().to_string(),
         arn: out.arn().unwrap_or_default().to_string(),
         user_id: out.user_id().unwrap_or_default().to_string(),
+        clock_offset,
     })
 }
 
@@ -1092,6 +1139,16 @@ mod tests {
             trust_verdict("not json", USER).decision,
             TrustDecision::Unreadable
         );
+    }
+
+    #[test]
+    fn clock_offsets_from_http_dates() {
+        let local = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_330_000);
+        let sts = aws_smithy_types::DateTime::from_secs(1_795_331_200)
+            .fmt(aws_smithy_types::date_time::Format::HttpDate)
+            .expect("date");
+        assert_eq!(clock_offset(&sts, local), Some(-1200));
+        assert_eq!(clock_offset("not a date", local), None);
     }
 
     #[test]

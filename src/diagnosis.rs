@@ -63,6 +63,35 @@ pub enum Kind {
     StsUnreachable,
     StsTimeout,
     StsError,
+    // network (5)
+    DnsNameNotFound,
+    DnsResolverFailed,
+    DnsTimeout,
+    DnsTargetOutsideDomain,
+    DnsTxtInvalid,
+    TcpRefused,
+    TcpTimeout,
+    TcpUnreachable,
+    IpNotAllowed,
+    TlsAlert,
+    TlsUntrusted,
+    TlsHostname,
+    TlsExpired,
+    TlsHandshake,
+    TlsTimeout,
+    PlaintextToTlsPort,
+    ServerSilent,
+    ServerClosed,
+    BadReply,
+    ServerSelection,
+    // authentication (6)
+    AtlasUserMissing,
+    AtlasStsRejected,
+    ServerNonceMismatch,
+    AuthenticationFailed,
+    // authorization or command (7)
+    NotAuthorized,
+    CommandFailed,
     // internal (1)
     Internal,
 }
@@ -77,6 +106,30 @@ impl Kind {
             AssumeRoleDenied | RoleNotFound | DurationTooLong | InvalidKey
             | MissingSessionToken | SignatureMismatch | ExpiredToken | ClockSkew
             | StsUnreachable | StsTimeout | StsError => ExitStatus::Sts,
+            DnsNameNotFound
+            | DnsResolverFailed
+            | DnsTimeout
+            | DnsTargetOutsideDomain
+            | DnsTxtInvalid
+            | TcpRefused
+            | TcpTimeout
+            | TcpUnreachable
+            | IpNotAllowed
+            | TlsAlert
+            | TlsUntrusted
+            | TlsHostname
+            | TlsExpired
+            | TlsHandshake
+            | TlsTimeout
+            | PlaintextToTlsPort
+            | ServerSilent
+            | ServerClosed
+            | BadReply
+            | ServerSelection => ExitStatus::Network,
+            AtlasUserMissing | AtlasStsRejected | ServerNonceMismatch | AuthenticationFailed => {
+                ExitStatus::Authentication
+            }
+            NotAuthorized | CommandFailed => ExitStatus::Authorization,
             Internal => ExitStatus::Internal,
         }
     }
@@ -118,6 +171,9 @@ mod tests {
         assert_eq!(Kind::AssumeRoleDenied.exit_status().code(), 4);
         assert_eq!(Kind::SignatureMismatch.exit_status().code(), 4);
         assert_eq!(Kind::Internal.exit_status().code(), 1);
+        assert_eq!(Kind::IpNotAllowed.exit_status().code(), 5);
+        assert_eq!(Kind::AtlasUserMissing.exit_status().code(), 6);
+        assert_eq!(Kind::NotAuthorized.exit_status().code(), 7);
     }
 
     #[test]

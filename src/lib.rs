@@ -8,13 +8,14 @@ pub mod config;
 pub mod credentials;
 pub mod diagnosis;
 pub mod envfile;
+pub mod probe;
 pub mod render;
 pub mod report;
 pub mod secret;
 pub mod uri;
 
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant as StdInstant, SystemTime};
 
 use aws_credential_types::Credentials;
 use tokio::time::Instant;
@@ -25,6 +26,7 @@ use crate::config::{Config, Target};
 use crate::credentials::{rfc3339, Resolved};
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::envfile::EnvFile;
+use crate::probe::driver::{IdentityFacts, ProbeCommand};
 use crate::report::{
     AtlasUser, CredentialInfo, Identity, Report, Severity, Stage, StageResult, Status, UriReport,
 };
@@ -157,6 +159,9 @@ fn timeout_diagnosis(stage: Stage) -> Diagnosis {
 /// Runs one command to its report. Never panics on bad input; every failure is a stage.
 pub async fn run(cli: &Cli, env_file: &EnvFile) -> Report {
     let mut runner = Runner::new(cli.command.name(), Duration::from_secs(cli.global.timeout));
+    if let Some(cluster) = &cli.global.cluster {
+        runner.report.target = Some(cluster.clone());
+    }
     if let Some(uri) = &cli.global.uri {
         runner.report.target = Some(uri::redact(uri));
         if let Ok(p) = uri::ParsedUri::parse(uri) {
@@ -199,6 +204,39 @@ pub async fn run(cli: &Cli, env_file: &EnvFile) -> Report {
         Command::Assume { output } => assume(&mut runner, &cfg, *output).await,
         Command::Uri { embed_credentials } => {
             uri_command(&mut runner, &cfg, *embed_credentials).await
+        }
+        Command::Ping { repeat } => {
+            let t = cli.global.timeout;
+            probe(
+                &mut runner,
+                &cfg,
+                ProbeCommand::Ping,
+                "atlas_iam_probe",
+                repeat,
+                t,
+            )
+            .await;
+        }
+        Command::ListCollections => {
+            let once = cli::Repeat {
+                count: 1,
+                interval: 0.0,
+            };
+            let t = cli.global.timeout;
+            let c = ProbeCommand::ListCollections;
+            probe(&mut runner, &cfg, c, "atlas_iam_probe", &once, t).await;
+        }
+        Command::Roundtrip { collection, repeat } => {
+            let t = cli.global.timeout;
+            probe(
+                &mut runner,
+                &cfg,
+                ProbeCommand::Roundtrip,
+                collection,
+                repeat,
+                t,
+            )
+            .await;
         }
     }
     runner.finish()
@@ -342,11 +380,22 @@ async fn whoami(runner: &mut Runner, cfg: &Config) {
         return;
     };
     runner.report.credentials = Some(credential_info(&in_use));
+    identity_stage(runner, cfg, &resolved, &in_use).await;
+}
+
+/// GetCallerIdentity with the credentials in use: the ARN Atlas will see, the database user it
+/// maps to, and the clock offset from STS's Date header.
+async fn identity_stage(
+    runner: &mut Runner,
+    cfg: &Config,
+    resolved: &Resolved,
+    in_use: &InUse,
+) -> Option<IdentityFacts> {
     let budget = runner.remaining();
     let db = cfg.db.clone();
-    let identity = runner
+    let (identity, offset) = runner
         .stage(Stage::Identity, async {
-            let sdk = credentials::sdk_config(&resolved, in_use.creds.clone(), budget).await;
+            let sdk = credentials::sdk_config(resolved, in_use.creds.clone(), budget).await;
             let who = credentials::caller_identity(&sdk).await.map_err(|f| {
                 credentials::classify(
                     &f,
@@ -356,21 +405,141 @@ async fn whoami(runner: &mut Runner, cfg: &Config) {
                 )
             })?;
             let identity = identity_of(&who.arn, &who.account, &db, who.user_id.clone());
-            let detail = match &identity.atlas_user {
+            let mut detail = match &identity.atlas_user {
                 Some(u) => format!("{} -> Atlas user {} ({})", who.arn, u.arn, u.iam_type),
                 None => who.arn.clone(),
             };
-            let warnings = if identity.atlas_user.is_none() {
-                identity.notes.clone()
-            } else {
-                Vec::new()
-            };
-            Ok(Passed::new(identity, detail).warn(warnings))
+            let mut warnings = if identity.atlas_user.is_none() { identity.notes.clone() } else { Vec::new() };
+            if let Some(o) = who.clock_offset {
+                detail.push_str(&format!("; clock offset {o:+} s"));
+                if o.abs() >= probe::driver::SKEW_SUSPECT_SECS {
+                    let (mins, dir) = (o.abs() / 60, if o > 0 { "ahead of" } else { "behind" });
+                    warnings.push(format!(
+                        "this machine's clock is {mins} minutes {dir} STS's: the AWS SDK corrects for it, \
+                         but MONGODB-AWS signatures from drivers do not, and STS refuses them beyond 15 minutes"
+                    ));
+                }
+            }
+            Ok(Passed::new((identity, who.clock_offset), detail).warn(warnings))
         })
-        .await;
-    if let Some(identity) = identity {
-        runner.report.identity = Some(identity);
+        .await?;
+    let facts = IdentityFacts {
+        caller_arn: Some(identity.arn.clone()),
+        atlas_user_arn: identity.atlas_user.as_ref().map(|u| u.arn.clone()),
+        iam_type: identity.atlas_user.as_ref().map(|u| u.iam_type.clone()),
+        assumed_role: matches!(caller_kind(&identity.arn), CallerKind::AssumedRole { .. }),
+        clock_offset: offset,
+    };
+    runner.report.identity = Some(identity);
+    Some(facts)
+}
+
+/// A network stage's share of the run: a quarter of --timeout, at least 2 s, never past the end.
+fn share(runner: &Runner, timeout_secs: u64) -> Duration {
+    let quarter = Duration::from_secs(timeout_secs)
+        .div_f64(4.0)
+        .max(Duration::from_secs(2));
+    quarter.min(runner.remaining())
+}
+
+/// ping, list-collections, roundtrip: every stage; returns None where a stage failed.
+async fn probe(
+    runner: &mut Runner,
+    cfg: &Config,
+    command: ProbeCommand,
+    collection: &str,
+    repeat: &cli::Repeat,
+    timeout_secs: u64,
+) -> Option<()> {
+    runner.plan.extend([Stage::Credentials]);
+    if cfg.role.is_some() {
+        runner.plan.push(Stage::Assume);
     }
+    runner.plan.extend([
+        Stage::Identity,
+        Stage::Dns,
+        Stage::Tcp,
+        Stage::Tls,
+        Stage::Auth,
+        Stage::Command,
+    ]);
+    let needed = repeat.interval * f64::from(repeat.count.saturating_sub(1));
+    if needed >= timeout_secs as f64 {
+        fail_config(runner, Diagnosis::new(
+            Kind::InvalidConfig,
+            format!("--count {} with --interval {} needs about {needed:.0} s, and --timeout is {timeout_secs} s",
+                repeat.count, repeat.interval),
+            format!("raise --timeout above {:.0}", needed + 30.0),
+        ));
+        return None;
+    }
+    let target = match probe::target(cfg) {
+        Ok((t, warnings)) => {
+            if let Some(stage) = runner
+                .report
+                .stages
+                .iter_mut()
+                .find(|s| s.stage == Stage::Config)
+            {
+                if !warnings.is_empty() {
+                    stage.status = Status::Warning;
+                    stage.warnings.extend(warnings);
+                }
+            }
+            t
+        }
+        Err(d) => {
+            fail_config(runner, d);
+            return None;
+        }
+    };
+    let (resolved, in_use) = credentials_stages(runner, cfg).await?;
+    runner.report.credentials = Some(credential_info(&in_use));
+    let facts = identity_stage(runner, cfg, &resolved, &in_use).await?;
+
+    let budget = share(runner, timeout_secs);
+    let hosts = runner
+        .stage(
+            Stage::Dns,
+            probe::dns::stage(&target, cfg.dns_server, budget),
+        )
+        .await?;
+    let budget = share(runner, timeout_secs);
+    runner
+        .stage(Stage::Tcp, probe::net::tcp_stage(&hosts.hosts, budget))
+        .await?;
+    let budget = share(runner, timeout_secs);
+    runner
+        .stage(
+            Stage::Tls,
+            probe::net::tls_stage(&hosts.hosts, target.tls, target.ca_file.as_deref(), budget),
+        )
+        .await?;
+    let budget = runner.remaining();
+    let started = StdInstant::now();
+    let session = runner
+        .stage(
+            Stage::Auth,
+            probe::driver::auth_stage(&target, &hosts, in_use.creds.clone(), &facts, budget),
+        )
+        .await?;
+    let cold = started.elapsed();
+    let opts = probe::driver::CommandOptions {
+        command,
+        collection: collection.to_string(),
+        count: repeat.count,
+        interval: Duration::from_secs_f64(repeat.interval),
+    };
+    let latency = runner
+        .stage(
+            Stage::Command,
+            probe::driver::command_stage(&session, &opts, cold, &facts),
+        )
+        .await;
+    runner.report.latency = latency;
+    // Close the driver's connections within the bound; what does not close is dropped.
+    let _ = tokio::time::timeout(Duration::from_millis(500), session.client.shutdown()).await;
+    Some(())
 }
 
 async fn assume(runner: &mut Runner, cfg: &Config, output: AssumeOutput) {

@@ -88,7 +88,7 @@ pub struct Identity {
     pub notes: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Error,
@@ -130,6 +130,9 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uri: Option<UriReport>,
     pub stages: Vec<StageResult>,
+    /// Latencies of the command stage (ping, list-collections, roundtrip).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<crate::probe::driver::Latency>,
     /// What the command writes to stdout besides the report (the credentials of `assume`, the
     /// connection string of `uri`). Never serialised into the report.
     #[serde(skip)]
@@ -147,6 +150,7 @@ impl Report {
             identity: None,
             uri: None,
             stages: Vec::new(),
+            latency: None,
             payload: None,
         }
     }

@@ -1,0 +1,346 @@
+//! The dns stage. mongodb+srv: SRV and TXT through hickory-resolver (the system configuration,
+//! or --dns-server), targets outside the cluster's domain refused, TXT options checked. Other
+//! strings: each host name resolved by the system resolver, as the driver will.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::Resolver;
+
+use super::{HostPort, Target};
+use crate::diagnosis::{Diagnosis, Kind};
+use crate::Passed;
+
+/// What the dns stage hands on: the hosts to connect to and the options from TXT.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub hosts: Vec<HostPort>,
+    pub txt_options: Vec<(String, String)>,
+}
+
+/// TXT options the seedlist discovery specification allows.
+const TXT_ALLOWED: [&str; 3] = ["authsource", "replicaset", "loadbalanced"];
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    NxDomain,
+    NoRecords,
+    Code(ResponseCode),
+    Timeout,
+    Other(String),
+}
+
+pub fn outcome(e: &NetError) -> Outcome {
+    if e.is_nx_domain() {
+        return Outcome::NxDomain;
+    }
+    match e {
+        NetError::Timeout => Outcome::Timeout,
+        NetError::Dns(DnsError::ResponseCode(rc)) => Outcome::Code(*rc),
+        NetError::Dns(DnsError::NoRecordsFound(nr))
+            if nr.response_code == ResponseCode::NoError =>
+        {
+            Outcome::NoRecords
+        }
+        NetError::Dns(DnsError::NoRecordsFound(nr)) => Outcome::Code(nr.response_code),
+        other => Outcome::Other(other.to_string()),
+    }
+}
+
+fn resolver(
+    server: Option<SocketAddr>,
+    budget: Duration,
+) -> Result<Resolver<TokioRuntimeProvider>, Diagnosis> {
+    let mut opts = ResolverOpts::default();
+    opts.timeout = (budget / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    opts.attempts = 2;
+    let builder = match server {
+        Some(addr) => {
+            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+            for c in &mut ns.connections {
+                c.port = addr.port();
+            }
+            Resolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![ns]),
+                TokioRuntimeProvider::default(),
+            )
+        }
+        None => Resolver::builder_tokio().map_err(|e| {
+            Diagnosis::new(
+                Kind::DnsResolverFailed,
+                format!("cannot read the system's DNS configuration: {e}"),
+                "give a DNS server with --dns-server IP (e.g. 1.1.1.1)",
+            )
+        })?,
+    };
+    builder.with_options(opts).build().map_err(|e| {
+        Diagnosis::new(
+            Kind::DnsResolverFailed,
+            format!("cannot set up the DNS resolver: {e}"),
+            "give --dns-server IP",
+        )
+    })
+}
+
+fn which(server: Option<SocketAddr>) -> String {
+    server
+        .map(|s| format!("the DNS server {s}"))
+        .unwrap_or_else(|| "the system resolver".to_string())
+}
+
+/// The parent domain that SRV targets must share (the srv host without its first label).
+pub fn parent_domain(srv_host: &str) -> String {
+    let h = srv_host.trim_end_matches('.').to_ascii_lowercase();
+    if h.split('.').count() < 3 {
+        return h;
+    }
+    h.split_once('.').map(|(_, d)| d.to_string()).unwrap_or(h)
+}
+
+pub fn parse_txt(txt: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for pair in txt.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("`{pair}` is not key=value"))?;
+        if !TXT_ALLOWED.contains(&k.to_ascii_lowercase().as_str()) {
+            return Err(format!("option `{k}` is not allowed in a TXT record"));
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+pub async fn stage(
+    target: &Target,
+    server: Option<SocketAddr>,
+    budget: Duration,
+) -> Result<Passed<Resolved>, Diagnosis> {
+    match &target.srv {
+        Some(srv) => srv_stage(srv, server, budget).await,
+        None => hosts_stage(&target.hosts).await,
+    }
+}
+
+async fn hosts_stage(hosts: &[HostPort]) -> Result<Passed<Resolved>, Diagnosis> {
+    let mut details = Vec::new();
+    for h in hosts {
+        if h.host.parse::<std::net::IpAddr>().is_ok() {
+            details.push(format!("{} (an address)", h.host));
+            continue;
+        }
+        match tokio::net::lookup_host((h.host.as_str(), h.port)).await {
+            Ok(addrs) => {
+                let addrs: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+                details.push(format!("{} -> {}", h.host, addrs.join(", ")));
+            }
+            Err(e) => {
+                return Err(Diagnosis::new(
+                    Kind::DnsNameNotFound,
+                    format!("the system resolver cannot resolve {}: {e}", h.host),
+                    "check the host name in the connection string",
+                ))
+            }
+        }
+    }
+    Ok(Passed::new(
+        Resolved {
+            hosts: hosts.to_vec(),
+            txt_options: Vec::new(),
+        },
+        details.join("; "),
+    ))
+}
+
+async fn srv_stage(
+    srv: &str,
+    server: Option<SocketAddr>,
+    budget: Duration,
+) -> Result<Passed<Resolved>, Diagnosis> {
+    let r = resolver(server, budget)?;
+    let name = format!("_mongodb._tcp.{}.", srv.trim_end_matches('.'));
+    let via = which(server);
+    let lookup = match r.srv_lookup(name.as_str()).await {
+        Ok(l) => l,
+        Err(e) => return Err(srv_failure(&r, srv, &name, &via, server, &e).await),
+    };
+    let domain = parent_domain(srv);
+    let mut hosts = Vec::new();
+    for rec in lookup.answers() {
+        if let RData::SRV(s) = &rec.data {
+            let target = s
+                .target
+                .to_ascii()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            if !(target.ends_with(&format!(".{domain}"))) {
+                return Err(Diagnosis::new(
+                    Kind::DnsTargetOutsideDomain,
+                    format!("{via} answered {name} with {target}, outside the cluster's domain {domain}: \
+                             drivers refuse such an answer, and atlas-iam did not connect to it"),
+                    "the answer may be spoofed or the DNS records are wrong: try --dns-server with a \
+                     resolver you trust",
+                ));
+            }
+            hosts.push(HostPort {
+                host: target,
+                port: s.port,
+            });
+        }
+    }
+    if hosts.is_empty() {
+        return Err(Diagnosis::new(
+            Kind::DnsNameNotFound,
+            format!("{via} has no SRV records for {name}"),
+            "check the cluster name (Atlas: Connect > Drivers shows it)",
+        ));
+    }
+    let txt_name = format!("{}.", srv.trim_end_matches('.'));
+    let mut txt_options = Vec::new();
+    match r.txt_lookup(txt_name.as_str()).await {
+        Ok(txt) => {
+            let records: Vec<String> = txt
+                .answers()
+                .iter()
+                .filter_map(|rec| match &rec.data {
+                    RData::TXT(t) => Some(
+                        t.txt_data
+                            .iter()
+                            .map(|d| String::from_utf8_lossy(d).into_owned())
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect();
+            if records.len() > 1 {
+                return Err(Diagnosis::new(
+                    Kind::DnsTxtInvalid,
+                    format!(
+                        "{srv} has {} TXT records; a mongodb+srv cluster may have one",
+                        records.len()
+                    ),
+                    "fix the DNS records of the cluster",
+                ));
+            }
+            if let Some(t) = records.first() {
+                txt_options = parse_txt(t).map_err(|why| {
+                    Diagnosis::new(
+                        Kind::DnsTxtInvalid,
+                        format!("the TXT record of {srv} is invalid: {why}"),
+                        "fix the DNS records of the cluster",
+                    )
+                })?;
+            }
+        }
+        Err(e) if matches!(outcome(&e), Outcome::NoRecords | Outcome::NxDomain) => {}
+        Err(e) => {
+            return Err(Diagnosis::new(
+                Kind::DnsResolverFailed,
+                format!("{via} failed the TXT lookup of {srv}: {e}"),
+                "give another resolver with --dns-server IP (e.g. 1.1.1.1)",
+            ));
+        }
+    }
+    let shown: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+    let mut detail = format!("{} via {via}", shown.join(", "));
+    if !txt_options.is_empty() {
+        let t: Vec<String> = txt_options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        detail.push_str(&format!("; TXT {}", t.join("&")));
+    }
+    Ok(Passed::new(Resolved { hosts, txt_options }, detail))
+}
+
+/// Tells a wrong cluster name from a resolver that cannot answer SRV: the same resolver is asked
+/// for the cluster's parent domain, which exists whenever the project does.
+async fn srv_failure(
+    r: &Resolver<TokioRuntimeProvider>,
+    srv: &str,
+    name: &str,
+    via: &str,
+    server: Option<SocketAddr>,
+    e: &NetError,
+) -> Diagnosis {
+    let other_resolver = if server.is_some() {
+        "try the system resolver (drop --dns-server) or another server"
+    } else {
+        "give a resolver that answers SRV queries with --dns-server IP (e.g. 1.1.1.1 or 8.8.8.8), \
+         or use the cluster's standard (mongodb://) connection string from Atlas"
+    };
+    let found = outcome(e);
+    if found == Outcome::Timeout {
+        return Diagnosis::new(
+            Kind::DnsTimeout,
+            format!("{via} did not answer the SRV query for {name}"),
+            other_resolver,
+        );
+    }
+    let domain = parent_domain(srv);
+    let parent_known = r
+        .soa_lookup(format!("{domain}.").as_str())
+        .await
+        .map(|_| true)
+        .unwrap_or_else(|pe| matches!(outcome(&pe), Outcome::NoRecords));
+    match found {
+        Outcome::NxDomain | Outcome::NoRecords if parent_known => Diagnosis::new(
+            Kind::DnsNameNotFound,
+            format!("{name} does not exist: {via} knows {domain}, but not the cluster {srv}"),
+            "check the cluster name: Atlas shows it under Connect > Drivers (cluster0.xxxxx.mongodb.net)",
+        ),
+        Outcome::NxDomain | Outcome::NoRecords => Diagnosis::new(
+            Kind::DnsNameNotFound,
+            format!("{via} knows neither {name} nor its domain {domain}: the cluster name is wrong, or \
+                     the resolver cannot see that domain"),
+            format!("check the cluster name; if it is right, {other_resolver}"),
+        ),
+        Outcome::Code(rc) => Diagnosis::new(
+            Kind::DnsResolverFailed,
+            format!("{via} answered the SRV query for {name} with {rc}{}",
+                if parent_known { format!(" although it answers for {domain}: it cannot answer SRV queries") } else { String::new() }),
+            other_resolver,
+        ),
+        Outcome::Timeout => Diagnosis::new(Kind::DnsTimeout, format!("{via} did not answer"), other_resolver),
+        Outcome::Other(text) => Diagnosis::new(
+            Kind::DnsResolverFailed,
+            format!("the SRV lookup of {name} through {via} failed: {text}"),
+            other_resolver,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_domains() {
+        assert_eq!(
+            parent_domain("cluster0.ab12c.mongodb.net"),
+            "ab12c.mongodb.net"
+        );
+        assert_eq!(
+            parent_domain("Cluster0.AB12C.example.test."),
+            "ab12c.example.test"
+        );
+        assert_eq!(parent_domain("short.test"), "short.test");
+    }
+
+    #[test]
+    fn txt_options_are_limited() {
+        assert_eq!(
+            parse_txt("authSource=$external&replicaSet=rs0")
+                .expect("ok")
+                .len(),
+            2
+        );
+        assert!(parse_txt("ssl=false").is_err());
+        assert!(parse_txt("nonsense").is_err());
+    }
+}
