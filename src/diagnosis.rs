@@ -35,6 +35,8 @@ Exit codes:
   6  authentication: MONGODB-AWS refused
   7  authorization or command: missing database role, command failed";
 
+/// What went wrong. The exit code follows the stage that failed (`Stage::exit_status`), so a
+/// kind that can happen at two stages (clock_skew at identity or at auth) exits by its stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -97,43 +99,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn exit_status(self) -> ExitStatus {
-        use Kind::*;
-        match self {
-            InvalidConfig | EnvFile | InvalidUri | UriPitfall | InvalidArn | MissingTarget
-            | UnknownProfile | ProfileError | NoCredentials | CredentialsError
-            | CredentialsTimeout | CredentialsExpired => ExitStatus::Config,
-            AssumeRoleDenied | RoleNotFound | DurationTooLong | InvalidKey
-            | MissingSessionToken | SignatureMismatch | ExpiredToken | ClockSkew
-            | StsUnreachable | StsTimeout | StsError => ExitStatus::Sts,
-            DnsNameNotFound
-            | DnsResolverFailed
-            | DnsTimeout
-            | DnsTargetOutsideDomain
-            | DnsTxtInvalid
-            | TcpRefused
-            | TcpTimeout
-            | TcpUnreachable
-            | IpNotAllowed
-            | TlsAlert
-            | TlsUntrusted
-            | TlsHostname
-            | TlsExpired
-            | TlsHandshake
-            | TlsTimeout
-            | PlaintextToTlsPort
-            | ServerSilent
-            | ServerClosed
-            | BadReply
-            | ServerSelection => ExitStatus::Network,
-            AtlasUserMissing | AtlasStsRejected | ServerNonceMismatch | AuthenticationFailed => {
-                ExitStatus::Authentication
-            }
-            NotAuthorized | CommandFailed => ExitStatus::Authorization,
-            Internal => ExitStatus::Internal,
-        }
-    }
-
     /// The snake_case name used in JSON and in the human output.
     pub fn name(self) -> String {
         serde_json::to_value(self)
@@ -163,18 +128,6 @@ impl Diagnosis {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinds_map_to_the_documented_exit_codes() {
-        assert_eq!(Kind::EnvFile.exit_status().code(), 3);
-        assert_eq!(Kind::NoCredentials.exit_status().code(), 3);
-        assert_eq!(Kind::AssumeRoleDenied.exit_status().code(), 4);
-        assert_eq!(Kind::SignatureMismatch.exit_status().code(), 4);
-        assert_eq!(Kind::Internal.exit_status().code(), 1);
-        assert_eq!(Kind::IpNotAllowed.exit_status().code(), 5);
-        assert_eq!(Kind::AtlasUserMissing.exit_status().code(), 6);
-        assert_eq!(Kind::NotAuthorized.exit_status().code(), 7);
-    }
 
     #[test]
     fn kind_names_are_snake_case() {

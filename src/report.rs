@@ -34,6 +34,17 @@ impl Stage {
             Stage::Command => "command",
         }
     }
+
+    /// The exit code of a run whose first failure is this stage.
+    pub fn exit_status(self) -> ExitStatus {
+        match self {
+            Stage::Config | Stage::Credentials => ExitStatus::Config,
+            Stage::Assume | Stage::Identity => ExitStatus::Sts,
+            Stage::Dns | Stage::Tcp | Stage::Tls => ExitStatus::Network,
+            Stage::Auth => ExitStatus::Authentication,
+            Stage::Command => ExitStatus::Authorization,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -160,17 +171,62 @@ impl Report {
         self.stages.iter().find(|s| s.status == Status::Failed)
     }
 
-    /// Sets `ok` and `exit_code` from the stages.
+    /// Sets `ok` and `exit_code` from the stages: the first failed stage decides, except that an
+    /// internal fault is always 1.
     pub fn conclude(&mut self) {
         let status = match self.first_failure() {
             None => ExitStatus::Ok,
-            Some(stage) => stage
-                .diagnosis
-                .as_ref()
-                .map(|d| d.kind.exit_status())
-                .unwrap_or(ExitStatus::Internal),
+            Some(stage) => match &stage.diagnosis {
+                Some(d) if d.kind != crate::diagnosis::Kind::Internal => stage.stage.exit_status(),
+                _ => ExitStatus::Internal,
+            },
         };
         self.ok = status == ExitStatus::Ok;
         self.exit_code = status.code();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::{Diagnosis, Kind};
+
+    fn failed_at(stage: Stage, kind: Kind) -> Report {
+        let mut r = Report::new("ping");
+        r.stages.push(StageResult {
+            stage,
+            status: Status::Failed,
+            elapsed_ms: 1,
+            detail: String::new(),
+            warnings: vec![],
+            diagnosis: Some(Diagnosis::new(kind, "c", "h")),
+        });
+        r.conclude();
+        r
+    }
+
+    #[test]
+    fn the_failed_stage_decides_the_exit_code() {
+        for (stage, code) in [
+            (Stage::Config, 3),
+            (Stage::Credentials, 3),
+            (Stage::Assume, 4),
+            (Stage::Identity, 4),
+            (Stage::Dns, 5),
+            (Stage::Tcp, 5),
+            (Stage::Tls, 5),
+            (Stage::Auth, 6),
+            (Stage::Command, 7),
+        ] {
+            assert_eq!(
+                failed_at(stage, Kind::ClockSkew).exit_code,
+                code,
+                "{stage:?}"
+            );
+        }
+        assert_eq!(failed_at(Stage::Auth, Kind::Internal).exit_code, 1);
+        let mut ok = Report::new("ping");
+        ok.conclude();
+        assert_eq!((ok.ok, ok.exit_code), (true, 0));
     }
 }

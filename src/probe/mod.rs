@@ -172,6 +172,9 @@ pub fn target(cfg: &Config) -> Result<(Target, Vec<String>), Diagnosis> {
         .filter(|(k, _)| !HANDLED.contains(&k.to_ascii_lowercase().as_str()))
         .cloned()
         .collect();
+    if tls {
+        net::client_config(ca_file.as_deref())?;
+    }
     // --db (or its variables) when set, else the string's path, else the default
     let db = if cfg.db != crate::config::DEFAULT_DB {
         cfg.db.clone()

@@ -245,7 +245,7 @@ mod tests {
         DnsConfig {
             cluster: "cluster0.ab12c.example.test".into(),
             members: vec![("node0.ab12c.example.test".into(), 27017)],
-            txt: "authSource=$external&authMechanism=MONGODB-AWS".into(),
+            txt: "authSource=admin&replicaSet=atlas-ab12c-shard-0".into(),
             fault,
         }
     }

@@ -209,6 +209,13 @@ impl LocalAtlas {
         }
     }
 
+    /// Removes a database user while running.
+    pub fn remove_user(&self, arn: &str) {
+        if let Ok(mut users) = self.shared.users.write() {
+            users.remove(arn);
+        }
+    }
+
     pub fn uri(&self) -> String {
         let tls = if self.shared.cfg.tls.is_some() {
             "&tls=true"

@@ -139,7 +139,10 @@ impl Stack {
             .block_on(LocalAtlas::start(cfg, port))
             .context("start the local Atlas")?;
         let dns = if options.dns {
-            let mut txt = "authSource=$external&authMechanism=MONGODB-AWS".to_string();
+            // As Atlas publishes it. The seedlist discovery specification allows only authSource,
+            // replicaSet and loadBalanced in TXT (drivers refuse authMechanism there), and Atlas's
+            // authSource=admin is why a MONGODB-AWS string must say authSource=$external itself.
+            let mut txt = "authSource=admin".to_string();
             if let Some(rs) = &replica_set {
                 txt.push_str(&format!("&replicaSet={}", rs.name));
             }
@@ -261,6 +264,10 @@ impl Stack {
 
     pub fn set_db_user(&self, arn: &str, roles: Vec<Role>) {
         self.atlas.set_user(arn, roles);
+    }
+
+    pub fn remove_db_user(&self, arn: &str) {
+        self.atlas.remove_user(arn);
     }
 
     /// Runs until SIGINT or SIGTERM.

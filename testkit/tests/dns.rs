@@ -69,10 +69,7 @@ fn srv_txt_and_members_resolve() {
         .collect();
     assert_eq!(
         text,
-        vec![
-            "authSource=$external&authMechanism=MONGODB-AWS&replicaSet=atlas-ab12c-shard-0"
-                .to_string()
-        ]
+        vec!["authSource=admin&replicaSet=atlas-ab12c-shard-0".to_string()]
     );
     let a = s
         .block_on(r.ipv4_lookup("node0.ab12c.example.test."))

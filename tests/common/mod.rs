@@ -251,8 +251,21 @@ impl Output {
 }
 
 pub fn atlas_iam() -> Cli {
+    atlas_iam_via(&[])
+}
+
+/// The binary run through a wrapper (faketime, unshare), which must be installed.
+pub fn atlas_iam_via(prefix: &[&str]) -> Cli {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atlas-iam"));
+    let bin = env!("CARGO_BIN_EXE_atlas-iam");
+    let mut cmd = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", dir.path())
@@ -303,7 +316,12 @@ impl Cli {
     }
 
     pub fn run(mut self) -> Output {
-        let out = self.cmd.output().expect("run atlas-iam");
+        let program = self.cmd.get_program().to_string_lossy().into_owned();
+        let out = self.cmd.output().unwrap_or_else(|e| {
+            panic!(
+                "cannot run {program}: {e} (is it installed? `bash .ci/setup` installs faketime)"
+            )
+        });
         Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
