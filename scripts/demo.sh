@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: builds atlas-iam and local-atlas, starts a local Atlas with moto (STS and IAM) behind
-# it, runs atlas-iam against it, shows failing cases with their diagnoses, and stops everything.
+# The demo: builds atlas-iam and local-atlas, starts a local Atlas (TLS) with moto (STS and IAM)
+# behind it, runs atlas-iam against it, shows failing cases with their diagnoses, and stops
+# everything.
 # Needs Rust and Python 3 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,7 @@ import json; d=json.load(open('$tmp/atlas.json'))
 for k, v in d['env'].items(): print(f'{k}={v}')")
 export AWS_EC2_METADATA_DISABLED=true NO_COLOR=${NO_COLOR:-}
 ROLE=$(field "['role_arn']")
+URI=$(field "['uri']")
 echo "local Atlas on $(field "['host']"):$(field "['port']") (TLS), STS at $AWS_ENDPOINT_URL_STS, role $ROLE"
 
 bin=target/debug/atlas-iam
@@ -42,6 +44,10 @@ bold "atlas-iam whoami"
 $bin whoami
 bold "atlas-iam whoami --role-arn $ROLE"
 $bin whoami --role-arn "$ROLE"
+bold "atlas-iam ping --uri \"\$URI\" --role-arn $ROLE"
+$bin ping --uri "$URI" --role-arn "$ROLE"
+bold "atlas-iam roundtrip --uri \"\$URI\" --role-arn $ROLE --count 5"
+$bin roundtrip --uri "$URI" --role-arn "$ROLE" --count 5
 bold "atlas-iam uri --cluster cluster0.ab12c.mongodb.net --db orders"
 $bin uri --cluster cluster0.ab12c.mongodb.net --db orders 2>/dev/null
 bold "eval \"\$(atlas-iam assume --role-arn $ROLE)\" && atlas-iam whoami --format json"
@@ -50,6 +56,8 @@ import json,sys; r=json.load(sys.stdin); print(json.dumps({k: r[k] for k in ('ok
 
 echo
 echo "--- and when it fails ---"
+bold "atlas-iam ping --uri \"\$URI\"      (as the IAM user, which is no database user: Atlas says only 'Authentication failed.')"
+$bin ping --uri "$URI" || echo "(exit $?)"
 bold "AWS_SECRET_ACCESS_KEY=<one character off> atlas-iam whoami"
 AWS_SECRET_ACCESS_KEY="x${AWS_SECRET_ACCESS_KEY:1}" $bin whoami || echo "(exit $?)"
 bold "atlas-iam assume --role-arn arn:aws:iam::123456789012:role/no-such-role"
