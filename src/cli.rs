@@ -330,28 +330,28 @@ fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
     )
 }
 
-/// STS: 2 to 64 characters of `[\w+=,.@-]`.
-fn parse_session_name(s: &str) -> Result<String, String> {
+/// STS's rule for names: `min..=max` characters, letters, digits and `extra`.
+fn sts_chars(s: &str, min: usize, max: usize, extra: &str) -> Result<String, String> {
     let ok_chars = s
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
-    if (2..=64).contains(&s.len()) && ok_chars {
+        .all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
+    if (min..=max).contains(&s.len()) && ok_chars {
         Ok(s.to_string())
     } else {
-        Err("2 to 64 characters: letters, digits and _+=,.@-".to_string())
+        Err(format!(
+            "{min} to {max} characters: letters, digits and {extra}"
+        ))
     }
+}
+
+/// STS: 2 to 64 characters of `[\w+=,.@-]`.
+fn parse_session_name(s: &str) -> Result<String, String> {
+    sts_chars(s, 2, 64, "_+=,.@-")
 }
 
 /// STS: 2 to 1224 characters of `[\w+=,.@:/-]`.
 fn parse_external_id(s: &str) -> Result<String, String> {
-    let ok_chars = s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c));
-    if (2..=1224).contains(&s.len()) && ok_chars {
-        Ok(s.to_string())
-    } else {
-        Err("2 to 1224 characters: letters, digits and _+=,.@:/-".to_string())
-    }
+    sts_chars(s, 2, 1224, "_+=,.@:/-")
 }
 
 fn parse_mfa_token(s: &str) -> Result<String, String> {

@@ -645,7 +645,7 @@ async fn uri_command(runner: &mut Runner, cfg: &Config, embed: bool) {
         // Embedding replaces the credentials, so pitfalls of the old ones do not count then.
         let errors: Vec<_> = errors
             .into_iter()
-            .filter(|f| !(embed && credential_finding(&f.code)))
+            .filter(|f| !(embed && uri::is_credential_finding(&f.code)))
             .collect();
         if !errors.is_empty() {
             let cause = errors
@@ -664,7 +664,7 @@ async fn uri_command(runner: &mut Runner, cfg: &Config, embed: bool) {
         }
         let warnings: Vec<String> = found
             .iter()
-            .filter(|f| !(embed && credential_finding(&f.code)))
+            .filter(|f| !(embed && uri::is_credential_finding(&f.code)))
             .map(|f| format!("{}: {}", f.code, f.message))
             .collect();
         if let Some(last) = runner.report.stages.last_mut() {
@@ -734,18 +734,6 @@ async fn uri_command(runner: &mut Runner, cfg: &Config, embed: bool) {
     } else {
         embedded.redacted()
     }));
-}
-
-fn credential_finding(code: &str) -> bool {
-    matches!(
-        code,
-        "embedded_credentials"
-            | "unencoded_plus"
-            | "unencoded_reserved"
-            | "bad_percent_encoding"
-            | "username_without_password"
-            | "session_token_without_key"
-    )
 }
 
 fn fail_config(runner: &mut Runner, d: Diagnosis) {

@@ -291,6 +291,20 @@ fn finding(
     }
 }
 
+/// Findings about credentials embedded in the string: moot where atlas-iam replaces or ignores
+/// those credentials (`uri --embed-credentials`, the probe).
+pub fn is_credential_finding(code: &str) -> bool {
+    matches!(
+        code,
+        "embedded_credentials"
+            | "unencoded_plus"
+            | "unencoded_reserved"
+            | "bad_percent_encoding"
+            | "username_without_password"
+            | "session_token_without_key"
+    )
+}
+
 /// Characters that must be percent-encoded in the userinfo, besides `%` itself.
 const USERINFO_RESERVED: [char; 5] = [':', '/', '?', '#', '@'];
 

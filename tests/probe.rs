@@ -128,12 +128,7 @@ fn ok_with_an_assumed_role() {
     let s = plain();
     let k = client(&s);
     let out = expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&k),
         &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)],
         "",
         "",
@@ -168,12 +163,7 @@ fn ok_with_an_iam_user_and_roundtrip_latency() {
         vec![Role::ReadWrite("test".into())],
     );
     let out = expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&k),
         &["roundtrip", "--uri", &s.uri(), "--count", "3"],
         "",
         "",
@@ -206,12 +196,7 @@ fn ok_with_a_secret_holding_plus_and_slash() {
     s.set_db_user(&user_arn(&keys.0), vec![Role::ReadWrite("test".into())]);
     let k = keys.1;
     expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&k),
         &["list-collections", "--uri", &s.uri()],
         "",
         "",
@@ -229,12 +214,7 @@ fn wrong_secret() {
     let mut k = client(&s);
     k.secret = format!("x{}", &k.secret[1..]);
     expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&k),
         &["ping", "--uri", &s.uri()],
         "identity",
         "signature_mismatch",
@@ -273,12 +253,7 @@ fn unknown_key() {
         secret: client(&s).secret,
     };
     expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&k),
         &["ping", "--uri", &s.uri()],
         "identity",
         "invalid_key",
@@ -294,12 +269,7 @@ fn inactive_key() {
     let k = client(&s);
     s.gate.as_ref().expect("gate").deactivate_key(&k.id);
     expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&k),
         &["ping", "--uri", &s.uri()],
         "identity",
         "invalid_key",
@@ -332,12 +302,7 @@ fn assume_role_not_trusted() {
     let s = plain();
     let m = s.create_iam_user("mallory", "*").expect("user");
     expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: m.id.clone(),
-                secret: m.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&m),
         &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)],
         "assume",
         "assume_role_denied",
@@ -382,12 +347,7 @@ fn arn_that_is_no_database_user() {
     let s = plain();
     let k = client(&s);
     expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&k),
         &["ping", "--uri", &s.uri()],
         "auth",
         "atlas_user_missing",
@@ -405,12 +365,7 @@ fn session_arn_registered_instead_of_the_role() {
     let session_arn = format!("arn:aws:sts::{ACCOUNT}:assumed-role/atlas-app/fixed");
     s.set_db_user(&session_arn, vec![Role::ReadWrite("test".into())]);
     expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&k),
         &[
             "ping",
             "--uri",
@@ -444,12 +399,7 @@ fn clock_skew() {
     let s = plain();
     let k = client(&s);
     let out = expect(
-        || {
-            cli_via(&s, &["faketime", "-f", "-20m"]).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli_via(&s, &["faketime", "-f", "-20m"]).keys(&k),
         &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)],
         "auth",
         "clock_skew",
@@ -473,12 +423,7 @@ fn shared_tier_403() {
     });
     let k = client(&s);
     expect(
-        || {
-            cli_via(&s, &["faketime", "-f", "-20m"]).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli_via(&s, &["faketime", "-f", "-20m"]).keys(&k),
         &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)],
         "auth",
         "clock_skew",
@@ -496,12 +441,7 @@ fn shared_tier_user_not_found() {
     });
     let k = client(&s);
     expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&k),
         &["ping", "--uri", &s.uri()],
         "auth",
         "atlas_user_missing",
@@ -519,12 +459,7 @@ fn bad_server_nonce() {
     });
     let k = client(&s);
     expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: k.id.clone(),
-                secret: k.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&k),
         &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)],
         "auth",
         "server_nonce_mismatch",
@@ -542,12 +477,7 @@ fn read_only_user_running_roundtrip() {
     let r = s.create_iam_user("reader", "*").expect("user");
     s.set_db_user(&user_arn("reader"), vec![Role::Read("test".into())]);
     expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: r.id.clone(),
-                secret: r.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&r),
         &["roundtrip", "--uri", &s.uri()],
         "command",
         "not_authorized",
@@ -566,12 +496,7 @@ fn user_without_roles_listing_collections() {
     let n = s.create_iam_user("norole", "*").expect("user");
     s.set_db_user(&user_arn("norole"), vec![]);
     expect(
-        || {
-            cli(&s).keys(&common::Keys {
-                id: n.id.clone(),
-                secret: n.secret.clone(),
-            })
-        },
+        || cli(&s).keys(&n),
         &["list-collections", "--uri", &s.uri()],
         "command",
         "not_authorized",
@@ -599,10 +524,7 @@ fn with_fault(fault: Fault, tls: bool) -> Stack {
 fn keyed(s: &Stack) -> impl Fn() -> Cli + '_ {
     move || {
         let k = client(s);
-        cli(s).keys(&common::Keys {
-            id: k.id,
-            secret: k.secret,
-        })
+        cli(s).keys(&k)
     }
 }
 
@@ -749,10 +671,7 @@ fn ok_through_mongodb_srv_with_dns_server() {
     let cli_for = || {
         let script = "mount --bind \"$0\" /etc/hosts && exec \"$@\"";
         let k = client(&s);
-        cli_via(&s, &["unshare", "-m", "sh", "-c", script, &hosts]).keys(&common::Keys {
-            id: k.id,
-            secret: k.secret,
-        })
+        cli_via(&s, &["unshare", "-m", "sh", "-c", script, &hosts]).keys(&k)
     };
     let ca = s.pki.as_ref().expect("pki").ca_file.display().to_string();
     let srv = s.srv_uri().expect("srv uri");

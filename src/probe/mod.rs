@@ -112,15 +112,7 @@ pub fn target(cfg: &Config) -> Result<(Target, Vec<String>), Diagnosis> {
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     for f in findings {
-        let credential = matches!(
-            f.code.as_str(),
-            "embedded_credentials"
-                | "unencoded_plus"
-                | "unencoded_reserved"
-                | "bad_percent_encoding"
-                | "username_without_password"
-                | "session_token_without_key"
-        );
+        let credential = uri::is_credential_finding(&f.code);
         match (f.severity, credential) {
             // atlas-iam never uses credentials from the URI, so their pitfalls are warnings here
             (_, true) => warnings.push(format!("{}: {}", f.code, f.message)),

@@ -2,184 +2,51 @@
 //! atlas-iam binary run with a clean environment.
 #![allow(dead_code)] // each test binary uses a part of this module
 
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
+#[allow(unused_imports)] // each test binary uses a part
+pub use atlas_iam_testkit::moto::{Keys, ACCOUNT};
 
-pub const ACCOUNT: &str = "123456789012";
-
-#[derive(Clone, Debug)]
-pub struct Keys {
-    pub id: String,
-    pub secret: String,
-}
-
-/// A moto_server on a free loopback port, killed when dropped.
+/// moto (STS and IAM) provisioned for the credential tests, killed when dropped: `alice` is
+/// trusted by `role_arn` and may assume it (and only it); `mallory` may assume any role but is
+/// not trusted by this one. Signatures and policies are enforced.
 pub struct Moto {
-    child: Child,
+    _moto: atlas_iam_testkit::moto::Moto,
     pub endpoint: String,
-    /// Trusted by `role_arn`; its own policy allows sts:AssumeRole on that role only.
     pub alice: Keys,
-    /// Not trusted by the role; its own policy allows sts:AssumeRole on every role.
     pub mallory: Keys,
     pub role_arn: String,
     pub alice_arn: String,
     pub mallory_arn: String,
 }
 
-pub fn project_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// moto_server from the project's virtualenv, or MOTO_SERVER; a clear failure otherwise.
-pub fn moto_server_path() -> PathBuf {
-    if let Ok(p) = std::env::var("MOTO_SERVER") {
-        return PathBuf::from(p);
-    }
-    let p = project_root().join(".venv/bin/moto_server");
-    assert!(
-        p.exists(),
-        "moto_server not found at {}: install it with `python3 -m venv .venv && \
-         .venv/bin/pip install 'moto[server]>=5,<6'` (or run `bash .ci/setup`)",
-        p.display()
-    );
-    p
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn wait_for_port(port: u16, child: &mut Child) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-fn http_post(port: u16, path: &str, body: &str) -> String {
-    use std::io::Write;
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto");
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
-}
-
 impl Moto {
     pub fn start() -> Moto {
-        let exe = moto_server_path();
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            let port = free_port();
-            let mut child = Command::new(&exe)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                // signatures and policies are checked once provisioning is done
-                .env("INITIAL_NO_AUTH_ACTION_COUNT", "1000000")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
-            if wait_for_port(port, &mut child) {
-                return Moto::provision(child, port);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            last_error = format!("moto_server did not listen on port {port}");
-        }
-        panic!("{last_error}");
-    }
-
-    fn provision(child: Child, port: u16) -> Moto {
-        let endpoint = format!("http://127.0.0.1:{port}");
+        use atlas_iam_testkit::moto::{role_arn, user_arn};
+        let moto = atlas_iam_testkit::moto::Moto::start().unwrap_or_else(|e| panic!("{e:#}"));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        let (alice, mallory, role_arn) = rt.block_on(async {
-            let conf = aws_sdk_iam::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .endpoint_url(&endpoint)
-                .credentials_provider(Credentials::new(
-                    "AKIAPROVISIONING0000",
-                    "provisioning-secret-provisioning-secret0",
-                    None,
-                    None,
-                    "test",
-                ))
-                .build();
-            let iam = aws_sdk_iam::Client::from_conf(conf);
-            let role_name = "atlas-app";
-            let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/{role_name}");
-            let trust = format!(
-                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/alice"}},"Action":"sts:AssumeRole"}}]}}"#
-            );
-            iam.create_role()
-                .role_name(role_name)
-                .assume_role_policy_document(trust)
-                .send()
+        let role = role_arn("atlas-app");
+        let (alice, mallory) = rt.block_on(async {
+            let alice = moto.create_user("alice", &role).await.expect("alice");
+            let mallory = moto.create_user("mallory", "*").await.expect("mallory");
+            moto.create_role("atlas-app", &[user_arn("alice")])
                 .await
-                .expect("create role");
-            let mut keys = Vec::new();
-            for (user, resource) in [("alice", role_arn.as_str()), ("mallory", "*")] {
-                iam.create_user().user_name(user).send().await.expect("create user");
-                let policy = format!(
-                    r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"{resource}"}},{{"Effect":"Allow","Action":["iam:GetRole","sts:GetCallerIdentity"],"Resource":"*"}}]}}"#
-                );
-                iam.put_user_policy()
-                    .user_name(user)
-                    .policy_name("atlas-iam-test")
-                    .policy_document(policy)
-                    .send()
-                    .await
-                    .expect("put user policy");
-                let key = iam
-                    .create_access_key()
-                    .user_name(user)
-                    .send()
-                    .await
-                    .expect("create access key");
-                let key = key.access_key().expect("access key");
-                keys.push(Keys {
-                    id: key.access_key_id().to_string(),
-                    secret: key.secret_access_key().to_string(),
-                });
-            }
-            let mallory = keys.pop().expect("mallory");
-            let alice = keys.pop().expect("alice");
-            (alice, mallory, role_arn)
+                .expect("role");
+            (alice, mallory)
         });
-        let reply = http_post(port, "/moto-api/reset-auth", "0");
-        assert!(reply.contains("200"), "moto reset-auth failed: {reply}");
+        moto.enforce().expect("enforce signatures");
         Moto {
-            child,
-            endpoint,
+            endpoint: moto.endpoint.clone(),
+            _moto: moto,
             alice,
             mallory,
-            role_arn,
-            alice_arn: format!("arn:aws:iam::{ACCOUNT}:user/alice"),
-            mallory_arn: format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
+            role_arn: role,
+            alice_arn: user_arn("alice"),
+            mallory_arn: user_arn("mallory"),
         }
     }
 
@@ -193,11 +60,8 @@ impl Moto {
     }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The atlas-iam binary with a clean environment: no HOME config, no AWS_*, IMDS off, no colour,
