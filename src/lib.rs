@@ -140,20 +140,28 @@ impl Runner {
 }
 
 fn timeout_diagnosis(stage: Stage) -> Diagnosis {
-    let (kind, what) = match stage {
+    let (kind, what, hint) = match stage {
         Stage::Credentials => (
             Kind::CredentialsTimeout,
             "resolving AWS credentials (instance metadata, a container endpoint, SSO or a \
              credential_process may hang)",
+            "check the credential source, or raise --timeout",
         ),
-        Stage::Assume | Stage::Identity => (Kind::StsTimeout, "waiting for STS"),
-        _ => (Kind::Internal, "this stage"),
+        Stage::Assume | Stage::Identity => {
+            (Kind::StsTimeout, "waiting for STS", "check the network path to STS, or raise --timeout")
+        }
+        Stage::Dns => (Kind::DnsTimeout, "waiting for DNS", "give another resolver with --dns-server IP"),
+        Stage::Tcp => (Kind::TcpTimeout, "connecting", "check firewalls between here and the cluster"),
+        Stage::Tls => (Kind::TlsTimeout, "in the TLS handshake or the hello", "check the host and port"),
+        Stage::Auth => (
+            Kind::ServerSelection,
+            "the driver connected and authenticated",
+            "the cluster is slow or unreachable for the driver: raise --timeout or check the network",
+        ),
+        Stage::Command => (Kind::CommandFailed, "the command ran", "raise --timeout, or lower --count"),
+        Stage::Config => (Kind::Internal, "reading the configuration", "report this"),
     };
-    Diagnosis::new(
-        kind,
-        format!("--timeout ran out while {what}"),
-        "raise --timeout, or check the network path to the endpoint",
-    )
+    Diagnosis::new(kind, format!("--timeout ran out while {what}"), hint)
 }
 
 /// Runs one command to its report. Never panics on bad input; every failure is a stage.

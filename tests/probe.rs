@@ -542,25 +542,80 @@ fn server_refusing() {
     );
 }
 
+/// One run, timed: never past --timeout plus one second.
+fn within_timeout_plus_one(c: Cli, args: &[&str], timeout: u64) -> Output {
+    let started = Instant::now();
+    let out = c
+        .args(args)
+        .args(["--timeout", &timeout.to_string(), "--format", "json"])
+        .run();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(timeout + 1),
+        "took {took:?} with --timeout {timeout}"
+    );
+    out
+}
+
 #[test]
 fn server_silent_is_bounded_by_timeout() {
     let s = with_fault(Fault::Silent, false);
-    let started = Instant::now();
     expect(
         keyed(&s),
-        &["ping", "--uri", &s.uri(), "--timeout", "3"],
+        &["ping", "--uri", &s.uri()],
         "tls",
         "server_silent",
         5,
         "did not answer a hello",
         &secrets(&client(&s)),
     );
-    // two runs (JSON and text), each within --timeout plus one second
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
+    let out = within_timeout_plus_one(keyed(&s)(), &["ping", "--uri", &s.uri()], 3);
+    assert_eq!(out.code, 5, "{}", out.all());
+}
+
+#[test]
+fn silent_dns_is_bounded_by_timeout() {
+    let s = dns_stack(Some(DnsFault::Silent));
+    let srv = s.srv_uri().expect("srv uri");
+    expect(
+        keyed(&s),
+        &[
+            "ping",
+            "--uri",
+            &srv,
+            "--dns-server",
+            &dns_server(&s),
+            "--timeout",
+            "4",
+        ],
+        "dns",
+        "dns_timeout",
+        5,
+        "did not answer",
+        &secrets(&client(&s)),
     );
+    let out = within_timeout_plus_one(
+        keyed(&s)(),
+        &["ping", "--uri", &srv, "--dns-server", &dns_server(&s)],
+        3,
+    );
+    assert_eq!(out.code, 5, "{}", out.all());
+}
+
+#[test]
+fn silent_sts_is_bounded_by_timeout() {
+    let s = plain();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent = format!("http://{}", listener.local_addr().expect("addr"));
+    let k = client(&s);
+    let c = cli(&s).keys(&k).env("AWS_ENDPOINT_URL_STS", &silent);
+    let out = within_timeout_plus_one(c, &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)], 3);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert_eq!(
+        common::failure(&out.json()),
+        ("assume".to_string(), "sts_timeout".to_string())
+    );
+    drop(listener);
 }
 
 #[test]

@@ -169,3 +169,41 @@ fn the_gate_expires_tokens_and_deactivates_keys_for_both_sides() {
         "the SDK parsed the gate's error: {err:?}"
     );
 }
+
+#[test]
+fn the_gate_turns_moto_auth_errors_into_parseable_sts_errors() {
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    let stack = Stack::start(StackOptions::default()).expect("stack");
+    let account = stack.account.clone().expect("account");
+    let call = |endpoint: String| {
+        let conf = aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                &account.client.id,
+                "x".repeat(40),
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        stack
+            .block_on(
+                aws_sdk_sts::Client::from_conf(conf)
+                    .get_caller_identity()
+                    .send(),
+            )
+            .expect_err("a wrong secret is refused")
+    };
+    // moto's own answer cannot be parsed by the SDK: no code
+    let direct = call(stack.moto.as_ref().expect("moto").endpoint.clone());
+    assert_eq!(
+        direct.code(),
+        None,
+        "moto answered with a parseable error now: {direct:?}"
+    );
+    // through the gate it is the STS error document
+    let gated = call(stack.sts_endpoint.clone());
+    assert_eq!(gated.code(), Some("SignatureDoesNotMatch"), "{gated:?}");
+}
