@@ -60,6 +60,8 @@ struct Runner {
     plan: Vec<Stage>,
     deadline: Instant,
     scrubber: Scrubber,
+    /// Show the stage under way on stderr (a terminal only).
+    progress: bool,
 }
 
 impl Runner {
@@ -69,6 +71,7 @@ impl Runner {
             plan: vec![Stage::Config],
             deadline: Instant::now() + timeout,
             scrubber: credentials::env_scrubber(),
+            progress: false,
         }
     }
 
@@ -82,7 +85,13 @@ impl Runner {
         work: impl Future<Output = Result<Passed<T>, Diagnosis>>,
     ) -> Option<T> {
         let started = Instant::now();
+        if self.progress {
+            eprint!("\r  … {:<12}", stage.name());
+        }
         let outcome = tokio::time::timeout_at(self.deadline, work).await;
+        if self.progress {
+            eprint!("\r\x1b[2K");
+        }
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let (status, detail, warnings, diagnosis, value) = match outcome {
             Ok(Ok(p)) => {
@@ -166,7 +175,14 @@ fn timeout_diagnosis(stage: Stage) -> Diagnosis {
 
 /// Runs one command to its report. Never panics on bad input; every failure is a stage.
 pub async fn run(cli: &Cli, env_file: &EnvFile) -> Report {
+    run_with_progress(cli, env_file, false).await
+}
+
+/// `run`, showing the stage under way on stderr when `progress` (the binary sets it only when
+/// stderr is a terminal and the report is human text on stdout).
+pub async fn run_with_progress(cli: &Cli, env_file: &EnvFile, progress: bool) -> Report {
     let mut runner = Runner::new(cli.command.name(), Duration::from_secs(cli.global.timeout));
+    runner.progress = progress;
     if let Some(cluster) = &cli.global.cluster {
         runner.report.target = Some(cluster.clone());
     }

@@ -31,7 +31,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let report = runtime.block_on(atlas_iam::run(&cli, &env_file));
+    let progress =
+        cli.global.format == Format::Human && !to_stderr && std::io::stderr().is_terminal();
+    let report = runtime.block_on(atlas_iam::run_with_progress(&cli, &env_file, progress));
     // A blocking task (a hung DNS lookup inside the SDK) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(100));
 
