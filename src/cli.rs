@@ -217,7 +217,8 @@ pub struct GlobalArgs {
     )]
     pub db: Option<String>,
 
-    /// CA certificate (PEM) to trust for the cluster's TLS, instead of the system roots
+    /// CA certificate (PEM) to trust for the cluster's TLS, instead of the public web PKI roots
+    /// (Mozilla's, which the driver trusts too)
     #[arg(long, global = true, value_name = "PATH", help_heading = "Target")]
     pub tls_ca_file: Option<PathBuf>,
 

@@ -670,8 +670,24 @@ pub async fn assume_role(
             let failure = StsFailure::from_sdk(&e);
             let mut d = classify(&failure, &keys, "AssumeRole", &endpoint);
             match d.kind {
-                Kind::AssumeRoleDenied => explain_denial(sdk, role, &mut d).await,
-                Kind::DurationTooLong => explain_duration(sdk, role, &mut d).await,
+                Kind::AssumeRoleDenied => {
+                    explain_denial(
+                        sdk,
+                        role,
+                        failure.message.as_deref().unwrap_or_default(),
+                        &mut d,
+                    )
+                    .await
+                }
+                Kind::DurationTooLong => {
+                    explain_duration(
+                        sdk,
+                        role,
+                        failure.message.as_deref().unwrap_or_default(),
+                        &mut d,
+                    )
+                    .await
+                }
                 _ => {}
             }
             return Err(d);
@@ -754,12 +770,8 @@ async fn get_role(sdk: &SdkConfig, role: &RoleArn) -> RoleLookup {
     }
 }
 
-async fn explain_denial(sdk: &SdkConfig, role: &RoleRequest, d: &mut Diagnosis) {
-    let message = d
-        .cause
-        .trim_start_matches("STS refused AssumeRole: ")
-        .to_string();
-    let caller = caller_arn(sdk, &message).await;
+async fn explain_denial(sdk: &SdkConfig, role: &RoleRequest, message: &str, d: &mut Diagnosis) {
+    let caller = caller_arn(sdk, message).await;
     let who = caller.clone().unwrap_or_else(|| "the caller".to_string());
     let arn = &role.arn.arn;
     match get_role(sdk, &role.arn).await {
@@ -840,8 +852,8 @@ async fn explain_denial(sdk: &SdkConfig, role: &RoleRequest, d: &mut Diagnosis) 
     }
 }
 
-async fn explain_duration(sdk: &SdkConfig, role: &RoleRequest, d: &mut Diagnosis) {
-    if d.cause.contains("role chaining") {
+async fn explain_duration(sdk: &SdkConfig, role: &RoleRequest, message: &str, d: &mut Diagnosis) {
+    if message.contains("role chaining") {
         return;
     }
     if let RoleLookup::Found(RoleFacts {

@@ -183,14 +183,12 @@ pub async fn run(cli: &Cli, env_file: &EnvFile) -> Report {
 pub async fn run_with_progress(cli: &Cli, env_file: &EnvFile, progress: bool) -> Report {
     let mut runner = Runner::new(cli.command.name(), Duration::from_secs(cli.global.timeout));
     runner.progress = progress;
-    if let Some(cluster) = &cli.global.cluster {
-        runner.report.target = Some(cluster.clone());
-    }
+    // Before the config stage, so that even a refused URI is shown (redacted) and scrubbed.
     if let Some(uri) = &cli.global.uri {
         runner.report.target = Some(uri::redact(uri));
         if let Ok(p) = uri::ParsedUri::parse(uri) {
-            for secret in [p.password.as_deref()].into_iter().flatten() {
-                runner.scrubber.add_secret(secret);
+            for secret in p.secrets() {
+                runner.scrubber.add_secret(&secret);
             }
         }
     }
@@ -222,6 +220,15 @@ pub async fn run_with_progress(cli: &Cli, env_file: &EnvFile, progress: bool) ->
         .await;
     let Some(cfg) = cfg else {
         return runner.finish();
+    };
+    // The target as the config resolved it (flags, variables, aliases, env file).
+    runner.report.target = match &cfg.target {
+        Target::None => None,
+        Target::Cluster(c) => Some(match c.port {
+            Some(p) => format!("{}:{p}", c.host),
+            None => c.host.clone(),
+        }),
+        Target::Uri(u) => Some(uri::redact(u.expose())),
     };
     match &cli.command {
         Command::Whoami => whoami(&mut runner, &cfg).await,
@@ -568,17 +575,15 @@ async fn probe(
 
 async fn assume(runner: &mut Runner, cfg: &Config, output: AssumeOutput) {
     if cfg.role.is_none() {
-        runner.plan.push(Stage::Credentials);
-        runner.plan.push(Stage::Assume);
-        runner
-            .stage::<()>(Stage::Credentials, async {
-                Err(Diagnosis::new(
-                    Kind::InvalidConfig,
-                    "assume needs a role to assume",
-                    "give --role-arn ARN (or set ATLAS_IAM_ROLE_ARN or MONGODB_ACCESS_ROLE_ARN)",
-                ))
-            })
-            .await;
+        runner.plan.extend([Stage::Credentials, Stage::Assume]);
+        fail_config(
+            runner,
+            Diagnosis::new(
+                Kind::InvalidConfig,
+                "assume needs a role to assume",
+                "give --role-arn ARN (or set ATLAS_IAM_ROLE_ARN or MONGODB_ACCESS_ROLE_ARN)",
+            ),
+        );
         return;
     }
     let Some((_, in_use)) = credentials_stages(runner, cfg).await else {
@@ -724,14 +729,13 @@ async fn uri_command(runner: &mut Runner, cfg: &Config, embed: bool) {
             token: in_use.creds.session_token(),
         },
     );
-    let mut embedded = match uri::ParsedUri::parse(&full) {
+    let embedded = match uri::ParsedUri::parse(&full) {
         Ok(p) => p,
         Err(d) => {
             fail_config(runner, d);
             return;
         }
     };
-    embedded.db = parsed.db.clone();
     let found = uri::findings(&embedded);
     let expires = in_use.creds.expiry();
     let mut report = uri_report(&embedded, cfg, found, expires);

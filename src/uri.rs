@@ -180,6 +180,20 @@ impl ParsedUri {
             })
     }
 
+    /// The secrets the string carries (password and session token), as written and decoded:
+    /// what must be scrubbed from any text that may echo them.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for raw in [self.password.as_deref(), self.session_token_raw()]
+            .into_iter()
+            .flatten()
+        {
+            out.push(raw.to_string());
+            out.push(decode(raw));
+        }
+        out
+    }
+
     /// Rebuilds the string, passing every option value through `value`.
     fn to_string_with(&self, value: impl Fn(&str, &str) -> String) -> String {
         let mut s = String::from(if self.srv {
@@ -477,13 +491,8 @@ pub fn check(uri: &str) -> Result<(ParsedUri, Vec<Finding>), Diagnosis> {
     if !has_error {
         if let Err(e) = mongodb::options::ConnectionString::parse(uri) {
             let mut scrub = crate::secret::Scrubber::new();
-            if let Some(pw) = &parsed.password {
-                scrub.add_secret(&decode(pw));
-                scrub.add_secret(pw);
-            }
-            if let Some(t) = parsed.session_token_raw() {
-                scrub.add_secret(&decode(t));
-                scrub.add_secret(t);
+            for secret in parsed.secrets() {
+                scrub.add_secret(&secret);
             }
             return Err(Diagnosis::new(
                 Kind::InvalidUri,
@@ -642,6 +651,17 @@ mod tests {
             )),
             ["embedded_credentials", "unencoded_plus"]
         );
+    }
+
+    #[test]
+    fn secrets_are_listed_as_written_and_decoded() {
+        let p = ParsedUri::parse("mongodb://AKIAXXXXXXXXXXXXXXXX:a%2Bb@h/?authMechanismProperties=AWS_SESSION_TOKEN:t%2Fk")
+            .expect("parses");
+        assert_eq!(p.secrets(), vec!["a%2Bb", "a+b", "t%2Fk", "t/k"]);
+        assert!(ParsedUri::parse("mongodb://h/")
+            .expect("parses")
+            .secrets()
+            .is_empty());
     }
 
     #[test]

@@ -77,6 +77,37 @@ fn malformed_role_arns_fail_the_config_stage() {
 }
 
 #[test]
+fn target_is_reported_from_wherever_the_cluster_came() {
+    let out = atlas_iam()
+        .env(
+            "AWS_MONGO_CLUSTER_URL",
+            "mongodb+srv://Guide.AB12C.mongodb.net/",
+        )
+        .args(["uri", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(out.json()["target"], "guide.ab12c.mongodb.net");
+    let out = atlas_iam()
+        .env(
+            "MONGODB_URI",
+            format!(
+                "mongodb://{KEY}:{}@h.example.net/?authSource=%24external",
+                SECRET.replace('/', "%2F")
+            ),
+        )
+        .args(["uri", "--format", "json"])
+        .run();
+    assert!(
+        out.json()["target"]
+            .as_str()
+            .is_some_and(|t| t.contains("AKIA…MPLE:(redacted)@h.example.net")),
+        "{}",
+        out.stdout
+    );
+    out.assert_absent(&[KEY, SECRET, &SECRET.replace('/', "%2F")]);
+}
+
+#[test]
 fn assume_without_a_role_says_what_to_give() {
     let out = atlas_iam().args(["assume"]).run();
     assert_eq!(out.code, 3, "{}", out.all());
@@ -86,6 +117,11 @@ fn assume_without_a_role_says_what_to_give() {
         out.stdout
     );
     assert!(out.stderr.contains("--role-arn"), "{}", out.stderr);
+    let json = atlas_iam().args(["assume", "--format", "json"]).run();
+    assert_eq!(
+        failure(&json.json_stderr()),
+        ("config".to_string(), "invalid_config".to_string())
+    );
 }
 
 #[test]

@@ -44,7 +44,11 @@ where
     let details: Vec<String> = ok.into_iter().filter_map(|(_, r)| r.ok()).collect();
     let mut failures: Vec<Diagnosis> = failed.into_iter().filter_map(|(_, r)| r.err()).collect();
     if details.is_empty() {
-        return Err(failures.remove(0));
+        return Err(if failures.is_empty() {
+            Diagnosis::new(Kind::Internal, "no host was checked", "report this")
+        } else {
+            failures.remove(0)
+        });
     }
     let warnings = failures
         .into_iter()
