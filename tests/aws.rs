@@ -297,7 +297,7 @@ fn assume_of_a_role_that_does_not_exist() {
 fn wrong_secret_is_a_signature_mismatch() {
     let moto = Moto::start();
     let mut wrong = moto.alice.clone();
-    wrong.secret = format!("{}x", &wrong.secret[..39]);
+    wrong.secret = atlas_iam_testkit::moto::mangle(&wrong.secret);
     let out = atlas_iam()
         .envs(moto.env())
         .keys(&wrong)

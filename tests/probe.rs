@@ -212,7 +212,7 @@ fn ok_with_a_secret_holding_plus_and_slash() {
 fn wrong_secret() {
     let s = plain();
     let mut k = client(&s);
-    k.secret = format!("x{}", &k.secret[1..]);
+    k.secret = atlas_iam_testkit::moto::mangle(&k.secret);
     expect(
         || cli(&s).keys(&k),
         &["ping", "--uri", &s.uri()],

@@ -197,6 +197,14 @@ impl Drop for Moto {
     }
 }
 
+/// The same secret with its first character changed: certainly wrong, same length.
+pub fn mangle(secret: &str) -> String {
+    let mut chars = secret.chars();
+    let first = chars.next().unwrap_or('A');
+    let other = if first == 'A' { 'B' } else { 'A' };
+    format!("{other}{}", chars.as_str())
+}
+
 pub fn user_arn(name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:user/{name}")
 }

@@ -56,7 +56,7 @@ fn dedicated_refusals_match_atlas() {
         .assume(&account.client, &account.role_arn, "fidelity")
         .expect("assume");
     let mut wrong = Creds::from(&session);
-    wrong.secret = format!("x{}", &wrong.secret[1..]);
+    wrong.secret = atlas_iam_testkit::moto::mangle(&wrong.secret);
     // an IAM user whose ARN is no database user
     let stranger = stack.create_iam_user("stranger", "*").expect("user");
     // a read-only database user
@@ -93,7 +93,7 @@ fn proxy_refusals_match_the_shared_tier() {
     .expect("stack");
     let account = stack.account.clone().expect("account");
     let mut wrong = Creds::from(&account.client);
-    wrong.secret = format!("x{}", &wrong.secret[1..]);
+    wrong.secret = atlas_iam_testkit::moto::mangle(&wrong.secret);
     let reader = stack.create_iam_user("reader", "*").expect("user");
     stack.set_db_user(&user_arn("reader"), vec![Role::Read("test".into())]);
     for (who, client) in CLIENTS {
