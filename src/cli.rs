@@ -3,8 +3,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::report::CommandName;
 
 const ABOUT: &str =
     "Can this machine, with these AWS credentials, reach and use this MongoDB Atlas \
@@ -148,15 +151,22 @@ fn parse_interval(s: &str) -> Result<f64, String> {
 }
 
 impl Command {
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> CommandName {
         match self {
-            Command::Assume { .. } => "assume",
-            Command::Whoami => "whoami",
-            Command::Uri { .. } => "uri",
-            Command::Ping { .. } => "ping",
-            Command::ListCollections => "list-collections",
-            Command::Roundtrip { .. } => "roundtrip",
+            Command::Assume { .. } => CommandName::Assume,
+            Command::Whoami => CommandName::Whoami,
+            Command::Uri { .. } => CommandName::Uri,
+            Command::Ping { .. } => CommandName::Ping,
+            Command::ListCollections => CommandName::ListCollections,
+            Command::Roundtrip { .. } => CommandName::Roundtrip,
         }
+    }
+}
+
+impl Cli {
+    /// The bound on the whole run.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.global.timeout)
     }
 }
 

@@ -1,13 +1,17 @@
-//! CLI + environment -> a validated `Config`. The environment names that clap does not read
-//! itself (the aliases the common guides use) live here.
+//! CLI + environment -> a validated `Config`, the only thing the run reads afterwards. The
+//! environment is read once into `Env`; every later read (aliases, AWS_PROFILE, the config file
+//! names, endpoint overrides) goes through it.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::arn::RoleArn;
 use crate::cli::GlobalArgs;
 use crate::diagnosis::{Diagnosis, Kind};
+use crate::envfile::EnvFile;
+use crate::identity::RoleArn;
 use crate::secret::Secret;
 
 /// Aliases read after the primary names that clap reads (ATLAS_IAM_CLUSTER, ATLAS_IAM_DB,
@@ -40,6 +44,53 @@ pub struct RoleRequest {
     pub mfa_token: Option<String>,
 }
 
+/// The environment as the run sees it: read once, after the env file was applied. Debug shows
+/// the names only, never a value.
+#[derive(Clone, Default)]
+pub struct Env {
+    vars: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.vars.keys()).finish()
+    }
+}
+
+impl Env {
+    /// The process environment (variables whose name or value is not Unicode are left out).
+    pub fn from_process() -> Env {
+        Env {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Env {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// A variable's value; unset and blank are the same.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.vars
+            .get(name)
+            .filter(|v| !v.trim().is_empty())
+            .cloned()
+    }
+
+    pub fn is_set(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub target: Target,
@@ -51,33 +102,35 @@ pub struct Config {
     pub role: Option<RoleRequest>,
     pub timeout: Duration,
     pub show_secrets: bool,
+    /// The environment every later read goes through.
+    pub env: Env,
+    /// The env file loaded before the run, for the config stage's detail.
+    pub env_file: EnvFile,
     /// Where each value came from, for the config stage's detail.
     pub notes: Vec<String>,
     /// Things that are allowed but probably not meant.
     pub warnings: Vec<String>,
 }
 
-/// Looks up an environment variable; a function so tests need not touch the process environment.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 /// The first alias that is set: its value and its name.
-fn from_aliases(env: EnvLookup, names: &[&'static str]) -> Option<(String, &'static str)> {
-    names.iter().find_map(|n| env(n).map(|v| (v, *n)))
+fn from_aliases(env: &Env, names: &[&'static str]) -> Option<(String, &'static str)> {
+    names.iter().find_map(|n| env.get(n).map(|v| (v, *n)))
 }
 
 impl Config {
-    pub fn from_args(args: &GlobalArgs, env: EnvLookup) -> Result<Config, Diagnosis> {
+    /// Validates the command line against the environment; a failed env file fails here.
+    pub fn from_args(args: &GlobalArgs, env_file: EnvFile, env: Env) -> Result<Config, Diagnosis> {
+        if let EnvFile::Failed(d) = env_file {
+            return Err(d);
+        }
+        let env_ref = &env;
         let mut notes = Vec::new();
         let mut warnings = Vec::new();
 
         let uri = args.uri.clone().filter(|u| !u.trim().is_empty());
         let cluster = match args.cluster.clone().filter(|c| !c.trim().is_empty()) {
             Some(c) => Some(c),
-            None => from_aliases(env, &CLUSTER_ALIASES).map(|(v, name)| {
+            None => from_aliases(env_ref, &CLUSTER_ALIASES).map(|(v, name)| {
                 notes.push(format!("cluster from {name}"));
                 v
             }),
@@ -95,7 +148,7 @@ impl Config {
 
         let db = match args.db.clone().filter(|d| !d.trim().is_empty()) {
             Some(db) => db,
-            None => match from_aliases(env, &DB_ALIASES) {
+            None => match from_aliases(env_ref, &DB_ALIASES) {
                 Some((db, name)) => {
                     notes.push(format!("database from {name}"));
                     db
@@ -107,7 +160,7 @@ impl Config {
 
         let role_arn = match args.role_arn.clone().filter(|r| !r.trim().is_empty()) {
             Some(r) => Some(r),
-            None => from_aliases(env, &ROLE_ARN_ALIASES).map(|(v, name)| {
+            None => from_aliases(env_ref, &ROLE_ARN_ALIASES).map(|(v, name)| {
                 notes.push(format!("role from {name}"));
                 v
             }),
@@ -167,6 +220,8 @@ impl Config {
             role,
             timeout: Duration::from_secs(args.timeout),
             show_secrets: args.show_secrets,
+            env,
+            env_file,
             notes,
             warnings,
         })
@@ -246,17 +301,16 @@ mod tests {
     use super::*;
     use crate::cli::Cli;
     use clap::Parser;
-    use std::collections::HashMap;
 
     fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, Diagnosis> {
         let mut argv = vec!["atlas-iam", "whoami"];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).expect("parses");
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_args(&cli.global, &move |k| env.get(k).cloned())
+        Config::from_args(
+            &cli.global,
+            EnvFile::Absent,
+            Env::from_pairs(env.iter().copied()),
+        )
     }
 
     #[test]

@@ -1,7 +1,70 @@
-//! The failure kinds. Each has an exit code; a failed stage carries a `Diagnosis`: the kind, the
+//! The failure knowledge in one place: the stages and their exit codes, the failure kinds and
+//! their families, the timeout table, and every server or SDK text that classification matches
+//! (`texts`), each with its own unit test. A failed stage carries a `Diagnosis`: the kind, the
 //! cause (what happened, with what only this tool knows) and a hint (what to do).
 
+use std::fmt;
+
 use serde::Serialize;
+
+/// The stages of a run, in report order. Their names are part of the public interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Config,
+    Credentials,
+    Assume,
+    Identity,
+    Dns,
+    Tcp,
+    Tls,
+    Auth,
+    Command,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 9] = [
+        Stage::Config,
+        Stage::Credentials,
+        Stage::Assume,
+        Stage::Identity,
+        Stage::Dns,
+        Stage::Tcp,
+        Stage::Tls,
+        Stage::Auth,
+        Stage::Command,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Config => "config",
+            Stage::Credentials => "credentials",
+            Stage::Assume => "assume",
+            Stage::Identity => "identity",
+            Stage::Dns => "dns",
+            Stage::Tcp => "tcp",
+            Stage::Tls => "tls",
+            Stage::Auth => "auth",
+            Stage::Command => "command",
+        }
+    }
+
+    /// The stage of a name as JSON and the human output spell it.
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The family of failures this stage reports, which gives the exit code.
+    pub fn family(self) -> Family {
+        match self {
+            Stage::Config | Stage::Credentials => Family::Config,
+            Stage::Assume | Stage::Identity => Family::Sts,
+            Stage::Dns | Stage::Tcp | Stage::Tls => Family::Network,
+            Stage::Auth => Family::Authentication,
+            Stage::Command => Family::Authorization,
+        }
+    }
+}
 
 /// The exit codes: one table for every command and both output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -35,12 +98,48 @@ Exit codes:
   6  authentication: MONGODB-AWS refused
   7  authorization or command: missing database role, command failed";
 
-/// What went wrong. The exit code follows the stage that failed (`Stage::exit_status`), so a
-/// kind that can happen at two stages (clock_skew at identity or at auth) exits by its stage.
+/// Where a kind of failure belongs. A kind's family is where it is usually found; a few kinds
+/// occur at stages of another family (`clock_skew` at identity or at auth), and then the stage
+/// decides the exit code: see [`exit_status`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Config,
+    Sts,
+    Network,
+    Authentication,
+    Authorization,
+    Internal,
+}
+
+impl Family {
+    pub fn exit_status(self) -> ExitStatus {
+        match self {
+            Family::Config => ExitStatus::Config,
+            Family::Sts => ExitStatus::Sts,
+            Family::Network => ExitStatus::Network,
+            Family::Authentication => ExitStatus::Authentication,
+            Family::Authorization => ExitStatus::Authorization,
+            Family::Internal => ExitStatus::Internal,
+        }
+    }
+}
+
+/// The exit status of a run whose first failure is `kind` at `stage`: the stage's family
+/// decides (a script learns where it broke), except that an internal fault is always 1.
+pub fn exit_status(stage: Stage, kind: Kind) -> ExitStatus {
+    if kind == Kind::Internal {
+        ExitStatus::Internal
+    } else {
+        stage.family().exit_status()
+    }
+}
+
+/// What went wrong, by family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
-    // config and credentials (3)
+    // config and credentials
     InvalidConfig,
     EnvFile,
     InvalidUri,
@@ -53,7 +152,7 @@ pub enum Kind {
     CredentialsError,
     CredentialsTimeout,
     CredentialsExpired,
-    // STS (4)
+    // STS
     AssumeRoleDenied,
     RoleNotFound,
     DurationTooLong,
@@ -65,7 +164,7 @@ pub enum Kind {
     StsUnreachable,
     StsTimeout,
     StsError,
-    // network (5)
+    // network
     DnsNameNotFound,
     DnsResolverFailed,
     DnsTimeout,
@@ -86,15 +185,15 @@ pub enum Kind {
     ServerClosed,
     BadReply,
     ServerSelection,
-    // authentication (6)
+    // authentication
     AtlasUserMissing,
     AtlasStsRejected,
     ServerNonceMismatch,
     AuthenticationFailed,
-    // authorization or command (7)
+    // authorization or command
     NotAuthorized,
     CommandFailed,
-    // internal (1)
+    // internal
     Internal,
 }
 
@@ -105,6 +204,43 @@ impl Kind {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_else(|| format!("{self:?}"))
+    }
+
+    pub fn family(self) -> Family {
+        use Kind::*;
+        match self {
+            InvalidConfig | EnvFile | InvalidUri | UriPitfall | InvalidArn | MissingTarget
+            | UnknownProfile | ProfileError | NoCredentials | CredentialsError
+            | CredentialsTimeout | CredentialsExpired => Family::Config,
+            AssumeRoleDenied | RoleNotFound | DurationTooLong | InvalidKey
+            | MissingSessionToken | SignatureMismatch | ExpiredToken | ClockSkew
+            | StsUnreachable | StsTimeout | StsError => Family::Sts,
+            DnsNameNotFound
+            | DnsResolverFailed
+            | DnsTimeout
+            | DnsTargetOutsideDomain
+            | DnsTxtInvalid
+            | TcpRefused
+            | TcpTimeout
+            | TcpUnreachable
+            | IpNotAllowed
+            | TlsAlert
+            | TlsUntrusted
+            | TlsHostname
+            | TlsExpired
+            | TlsHandshake
+            | TlsTimeout
+            | PlaintextToTlsPort
+            | ServerSilent
+            | ServerClosed
+            | BadReply
+            | ServerSelection => Family::Network,
+            AtlasUserMissing | AtlasStsRejected | ServerNonceMismatch | AuthenticationFailed => {
+                Family::Authentication
+            }
+            NotAuthorized | CommandFailed => Family::Authorization,
+            Internal => Family::Internal,
+        }
     }
 }
 
@@ -123,6 +259,104 @@ impl Diagnosis {
             hint: hint.into(),
         }
     }
+
+    /// The same diagnosis with `f` applied to its texts (scrubbing, sanitising).
+    pub fn map_text(self, f: impl Fn(&str) -> String) -> Self {
+        Diagnosis {
+            kind: self.kind,
+            cause: f(&self.cause),
+            hint: f(&self.hint),
+        }
+    }
+}
+
+impl fmt::Display for Diagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} ({})", self.kind.name(), self.cause, self.hint)
+    }
+}
+
+impl std::error::Error for Diagnosis {}
+
+/// The diagnosis of a stage cut short by `--timeout`: the timeout table.
+pub fn timeout(stage: Stage) -> Diagnosis {
+    let (kind, what, hint) = match stage {
+        Stage::Credentials => (
+            Kind::CredentialsTimeout,
+            "resolving AWS credentials (instance metadata, a container endpoint, SSO or a \
+             credential_process may hang)",
+            "check the credential source, or raise --timeout",
+        ),
+        Stage::Assume | Stage::Identity => (
+            Kind::StsTimeout,
+            "waiting for STS",
+            "check the network path to STS, or raise --timeout",
+        ),
+        Stage::Dns => (
+            Kind::DnsTimeout,
+            "waiting for DNS",
+            "give another resolver with --dns-server IP",
+        ),
+        Stage::Tcp => (
+            Kind::TcpTimeout,
+            "connecting",
+            "check firewalls between here and the cluster",
+        ),
+        Stage::Tls => (
+            Kind::TlsTimeout,
+            "in the TLS handshake or the hello",
+            "check the host and port",
+        ),
+        Stage::Auth => (
+            Kind::ServerSelection,
+            "the driver connected and authenticated",
+            "the cluster is slow or unreachable for the driver: raise --timeout or check the network",
+        ),
+        Stage::Command => (
+            Kind::CommandFailed,
+            "the command ran",
+            "raise --timeout, or lower --count",
+        ),
+        Stage::Config => (Kind::Internal, "reading the configuration", "report this"),
+    };
+    Diagnosis::new(kind, format!("--timeout ran out while {what}"), hint)
+}
+
+/// Every text of a server, STS or the SDK that classification looks for. Classification uses
+/// typed kinds and codes first; these are the documented texts it must recognise besides.
+pub mod texts {
+    // STS error codes
+    pub const STS_EXPIRED_TOKEN: &str = "ExpiredToken";
+    pub const STS_EXPIRED_TOKEN_EXCEPTION: &str = "ExpiredTokenException";
+    pub const STS_INVALID_CLIENT_TOKEN_ID: &str = "InvalidClientTokenId";
+    pub const STS_SIGNATURE_DOES_NOT_MATCH: &str = "SignatureDoesNotMatch";
+    pub const STS_ACCESS_DENIED: &str = "AccessDenied";
+    pub const STS_VALIDATION_ERROR: &str = "ValidationError";
+    pub const IAM_NO_SUCH_ENTITY: &str = "NoSuchEntity";
+    // STS messages
+    /// In SignatureDoesNotMatch when the request's date is more than 15 minutes off.
+    pub const STS_SIGNATURE_EXPIRED: &str = "Signature expired";
+    /// In the ValidationError of a chained AssumeRole asking more than an hour.
+    pub const STS_ROLE_CHAINING: &str = "role chaining";
+    /// In the ValidationError of an AssumeRole asking more than the role's maximum.
+    pub const STS_DURATION_SECONDS: &str = "DurationSeconds";
+    /// How an AccessDenied message names the caller: `User: ARN is not authorized…`.
+    pub const STS_DENIED_CALLER_PREFIX: &str = "User: ";
+    // Atlas
+    pub const ATLAS_AUTHENTICATION_FAILED: i32 = 18;
+    pub const ATLAS_UNAUTHORIZED: i32 = 13;
+    pub const ATLAS_PROXY_ERROR: i32 = 8000;
+    /// The shared tier's proxy when STS refused the replayed request.
+    pub const PROXY_STS_REFUSED: &str = "bad auth : aws sts call has response";
+    /// The shared tier's proxy when no database user has the ARN: `bad auth : user ARN is not found`.
+    pub const PROXY_USER_PREFIX: &str = "bad auth : user ";
+    pub const PROXY_USER_SUFFIX: &str = " is not found";
+    /// The shared tier's proxy when the user lacks a role.
+    pub const PROXY_NOT_ALLOWED: &str = "user is not allowed to do action";
+    /// The driver's MONGODB-AWS error when the server's nonce does not extend the client's.
+    pub const DRIVER_NONCE: &str = "nonce";
+    /// The AWS SDK's text for a provider that had nothing configured.
+    pub const SDK_PROVIDER_NOT_ENABLED: &str = "the credential provider was not enabled";
 }
 
 #[cfg(test)]
@@ -143,5 +377,99 @@ mod tests {
                 "missing exit code {code}"
             );
         }
+    }
+
+    #[test]
+    fn the_stage_decides_the_exit_code_and_internal_is_always_1() {
+        assert_eq!(exit_status(Stage::Identity, Kind::ClockSkew).code(), 4);
+        assert_eq!(exit_status(Stage::Auth, Kind::ClockSkew).code(), 6);
+        assert_eq!(exit_status(Stage::Tls, Kind::Internal).code(), 1);
+        for stage in Stage::ALL {
+            assert_eq!(Stage::from_name(stage.name()), Some(stage));
+        }
+    }
+
+    #[test]
+    fn timeouts_name_their_stage_family() {
+        for stage in Stage::ALL.into_iter().skip(1) {
+            let d = timeout(stage);
+            assert!(d.cause.starts_with("--timeout ran out"), "{d}");
+            // the driver reports a run-out at auth as server selection, a network kind
+            if stage != Stage::Auth {
+                assert_eq!(d.kind.family(), stage.family(), "{stage:?}: {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn diagnosis_displays_kind_cause_and_hint() {
+        let d = Diagnosis::new(Kind::TcpRefused, "refused", "check the port");
+        assert_eq!(d.to_string(), "tcp_refused: refused (check the port)");
+        let e: Box<dyn std::error::Error> = Box::new(d);
+        assert!(e.to_string().contains("refused"));
+    }
+
+    // Each matched text, against the text as Atlas, STS or the SDK produce it (../shared/ATLAS.md).
+    #[test]
+    fn sts_texts_match_what_sts_says() {
+        use texts::*;
+        assert!(
+            "Signature expired: 20261122T060000Z is now earlier than 20261122T061500Z"
+                .contains(STS_SIGNATURE_EXPIRED)
+        );
+        assert!(
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles \
+                 assumed by role chaining."
+                .contains(STS_ROLE_CHAINING)
+        );
+        assert!(
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+                .contains(STS_DURATION_SECONDS)
+        );
+        assert!(
+            "User: arn:aws:iam::1:user/a is not authorized to perform: sts:AssumeRole"
+                .starts_with(STS_DENIED_CALLER_PREFIX)
+        );
+        for code in [
+            STS_EXPIRED_TOKEN,
+            STS_EXPIRED_TOKEN_EXCEPTION,
+            STS_INVALID_CLIENT_TOKEN_ID,
+            STS_SIGNATURE_DOES_NOT_MATCH,
+            STS_ACCESS_DENIED,
+            STS_VALIDATION_ERROR,
+            IAM_NO_SUCH_ENTITY,
+        ] {
+            assert!(code.chars().all(|c| c.is_ascii_alphabetic()), "{code}");
+        }
+    }
+
+    #[test]
+    fn atlas_texts_match_what_atlas_says() {
+        use texts::*;
+        assert!("bad auth : aws sts call has response 403".starts_with(PROXY_STS_REFUSED));
+        let m = "bad auth : user arn:aws:iam::123456789012:role/X is not found";
+        assert!(m.starts_with(PROXY_USER_PREFIX) && m.ends_with(PROXY_USER_SUFFIX));
+        assert!(
+            "user is not allowed to do action [insert] on [db.coll]".starts_with(PROXY_NOT_ALLOWED)
+        );
+        assert_eq!(
+            (
+                ATLAS_AUTHENTICATION_FAILED,
+                ATLAS_UNAUTHORIZED,
+                ATLAS_PROXY_ERROR
+            ),
+            (18, 13, 8000)
+        );
+        assert!("MONGODB-AWS failure: mismatched nonce".contains(DRIVER_NONCE));
+    }
+
+    #[test]
+    fn sdk_text_matches_what_the_sdk_says() {
+        use aws_credential_types::provider::error::CredentialsError;
+        let e = CredentialsError::not_loaded("no keys");
+        assert!(
+            e.to_string().contains(texts::SDK_PROVIDER_NOT_ENABLED),
+            "{e}"
+        );
     }
 }

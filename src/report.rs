@@ -2,49 +2,61 @@
 
 use serde::Serialize;
 
-use crate::diagnosis::{Diagnosis, ExitStatus};
+pub use crate::diagnosis::Stage;
+use crate::diagnosis::{exit_status, Diagnosis, ExitStatus};
 use crate::secret::Secret;
 
-/// The stages of a run, in order. Their names are part of the public interface.
+/// The command a report is about; its name is part of the public interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Config,
-    Credentials,
+#[serde(rename_all = "kebab-case")]
+pub enum CommandName {
     Assume,
-    Identity,
-    Dns,
-    Tcp,
-    Tls,
-    Auth,
-    Command,
+    Whoami,
+    Uri,
+    Ping,
+    ListCollections,
+    Roundtrip,
 }
 
-impl Stage {
+impl CommandName {
     pub fn name(self) -> &'static str {
         match self {
-            Stage::Config => "config",
-            Stage::Credentials => "credentials",
-            Stage::Assume => "assume",
-            Stage::Identity => "identity",
-            Stage::Dns => "dns",
-            Stage::Tcp => "tcp",
-            Stage::Tls => "tls",
-            Stage::Auth => "auth",
-            Stage::Command => "command",
+            CommandName::Assume => "assume",
+            CommandName::Whoami => "whoami",
+            CommandName::Uri => "uri",
+            CommandName::Ping => "ping",
+            CommandName::ListCollections => "list-collections",
+            CommandName::Roundtrip => "roundtrip",
         }
     }
+}
 
-    /// The exit code of a run whose first failure is this stage.
-    pub fn exit_status(self) -> ExitStatus {
-        match self {
-            Stage::Config | Stage::Credentials => ExitStatus::Config,
-            Stage::Assume | Stage::Identity => ExitStatus::Sts,
-            Stage::Dns | Stage::Tcp | Stage::Tls => ExitStatus::Network,
-            Stage::Auth => ExitStatus::Authentication,
-            Stage::Command => ExitStatus::Authorization,
-        }
+impl std::fmt::Display for CommandName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
+}
+
+/// Latencies of the command stage, in milliseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    /// The first connection: connect, TLS, hello, MONGODB-AWS and the first command (auth stage).
+    pub cold_ms: f64,
+    /// Each run of the command over the warm client.
+    pub samples_ms: Vec<f64>,
+    pub min_ms: f64,
+    pub median_ms: f64,
+    pub max_ms: f64,
+    /// For roundtrip: the last run's operations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operations: Option<Operations>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Operations {
+    pub insert_ms: f64,
+    pub find_ms: f64,
+    pub delete_ms: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -131,7 +143,7 @@ pub struct UriReport {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    pub command: String,
+    pub command: CommandName,
     pub ok: bool,
     pub exit_code: i32,
     /// The target connection string or cluster, always redacted.
@@ -143,7 +155,7 @@ pub struct Report {
     pub stages: Vec<StageResult>,
     /// Latencies of the command stage (ping, list-collections, roundtrip).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency: Option<crate::probe::driver::Latency>,
+    pub latency: Option<Latency>,
     /// What the command writes to stdout besides the report (the credentials of `assume`, the
     /// connection string of `uri`). Never serialised into the report.
     #[serde(skip)]
@@ -151,9 +163,9 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(command: &str) -> Self {
+    pub fn new(command: CommandName) -> Self {
         Report {
-            command: command.to_string(),
+            command,
             ok: true,
             exit_code: 0,
             target: None,
@@ -164,6 +176,15 @@ impl Report {
             latency: None,
             payload: None,
         }
+    }
+
+    /// A stage's result, looked up by stage (never by position).
+    pub fn stage(&self, stage: Stage) -> Option<&StageResult> {
+        self.stages.iter().find(|s| s.stage == stage)
+    }
+
+    pub fn stage_mut(&mut self, stage: Stage) -> Option<&mut StageResult> {
+        self.stages.iter_mut().find(|s| s.stage == stage)
     }
 
     /// The first failed stage, whose diagnosis decides the exit code.
@@ -177,8 +198,8 @@ impl Report {
         let status = match self.first_failure() {
             None => ExitStatus::Ok,
             Some(stage) => match &stage.diagnosis {
-                Some(d) if d.kind != crate::diagnosis::Kind::Internal => stage.stage.exit_status(),
-                _ => ExitStatus::Internal,
+                Some(d) => exit_status(stage.stage, d.kind),
+                None => ExitStatus::Internal,
             },
         };
         self.ok = status == ExitStatus::Ok;
@@ -192,7 +213,7 @@ mod tests {
     use crate::diagnosis::{Diagnosis, Kind};
 
     fn failed_at(stage: Stage, kind: Kind) -> Report {
-        let mut r = Report::new("ping");
+        let mut r = Report::new(CommandName::Ping);
         r.stages.push(StageResult {
             stage,
             status: Status::Failed,
@@ -225,7 +246,7 @@ mod tests {
             );
         }
         assert_eq!(failed_at(Stage::Auth, Kind::Internal).exit_code, 1);
-        let mut ok = Report::new("ping");
+        let mut ok = Report::new(CommandName::Ping);
         ok.conclude();
         assert_eq!((ok.ok, ok.exit_code), (true, 0));
     }

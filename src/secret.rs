@@ -4,6 +4,20 @@
 
 use std::fmt;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// Everything but RFC 3986's unreserved characters is encoded: what is safe in the userinfo and
+/// in a query value for every driver, and so the form a secret takes inside a URI.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+pub fn encode_component(s: &str) -> String {
+    utf8_percent_encode(s, COMPONENT).to_string()
+}
+
 /// A value that must not be printed by accident. Reading it needs [`Secret::expose`].
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret<T>(T);
@@ -80,7 +94,7 @@ impl Scrubber {
         if value.len() < 8 {
             return;
         }
-        let encoded = crate::uri::encode_component(value);
+        let encoded = encode_component(value);
         for needle in [value.to_string(), encoded] {
             if !self.rules.iter().any(|(n, _)| *n == needle) {
                 self.rules.push((needle, replacement.clone()));

@@ -1,8 +1,8 @@
 //! Bad input of any kind is an error, never a panic: every parser atlas-iam applies to user
 //! input or to a server's reply, fed arbitrary text and bytes.
 
-use atlas_iam::arn::{caller_kind, RoleArn};
 use atlas_iam::config::parse_cluster;
+use atlas_iam::identity::{caller_kind, RoleArn};
 use atlas_iam::probe::HostPort;
 use atlas_iam::uri::{self, ParsedUri};
 use proptest::prelude::*;
@@ -46,7 +46,7 @@ proptest! {
             Ok(r) => prop_assert!(r.account.len() == 12 && !r.name.is_empty(), "{r:?}"),
             Err(d) => prop_assert!(!d.cause.is_empty()),
         }
-        if let atlas_iam::arn::CallerKind::AssumedRole { role_arn, .. } = caller_kind(&s) {
+        if let atlas_iam::identity::CallerKind::AssumedRole { role_arn, .. } = caller_kind(&s) {
             prop_assert!(role_arn.starts_with("arn:") && role_arn.contains(":role/"), "{role_arn}");
         }
         if let Ok(c) = parse_cluster(&s) {
@@ -104,7 +104,7 @@ proptest! {
                 let _ = server.read(&mut buf).await;
                 let _ = server.write_all(&answer).await;
             });
-            let r = atlas_iam::probe::net::hello(&mut client, std::time::Duration::from_millis(200)).await;
+            let r = atlas_iam::probe::wire::hello(&mut client, std::time::Duration::from_millis(200)).await;
             // a document comes only from a reply long enough to hold a header and a body
             if r.is_ok() {
                 assert!(reply.len() >= 21, "{reply:?}");

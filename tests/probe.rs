@@ -11,7 +11,7 @@ use atlas_iam_testkit::dns::DnsFault;
 use atlas_iam_testkit::moto::{user_arn, Keys, ACCOUNT};
 use atlas_iam_testkit::stack::SessionKeys;
 use atlas_iam_testkit::{Fault, Mode, Role, Stack, StackOptions};
-use common::{atlas_iam, atlas_iam_via, Cli, Output};
+use common::{atlas_iam, atlas_iam_via, Cli, Output, Stage, Test};
 
 fn stack(options: StackOptions) -> Stack {
     Stack::start(options).expect("local Atlas stack (moto from `bash .ci/setup`)")
@@ -50,73 +50,6 @@ fn session_env(c: Cli, k: &SessionKeys) -> Cli {
         .env("AWS_SESSION_TOKEN", &k.token)
 }
 
-fn stages(out: &Output) -> Vec<(String, String)> {
-    out.json()["stages"]
-        .as_array()
-        .expect("stages")
-        .iter()
-        .map(|s| {
-            (
-                s["stage"].as_str().unwrap_or_default().to_string(),
-                s["status"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// Runs the scenario twice, as JSON and as text: the failing stage, kind and exit code from
-/// JSON; the cause named in the human output; no secret in either.
-fn expect(
-    make: impl Fn() -> Cli,
-    args: &[&str],
-    stage: &str,
-    kind: &str,
-    exit: i32,
-    says: &str,
-    secrets: &[&str],
-) -> Output {
-    let json = make().args(args).args(["--format", "json"]).run();
-    assert_eq!(json.code, exit, "exit code of {args:?}:\n{}", json.all());
-    let report = json.json();
-    assert_eq!(report["exit_code"], exit);
-    assert_eq!(report["ok"], exit == 0);
-    if exit == 0 {
-        assert!(
-            stages(&json)
-                .iter()
-                .all(|(_, st)| st == "passed" || st == "warning"),
-            "{}",
-            json.stdout
-        );
-    } else {
-        assert_eq!(
-            common::failure(&report),
-            (stage.to_string(), kind.to_string()),
-            "{}",
-            json.stdout
-        );
-        let after: Vec<(String, String)> = stages(&json)
-            .into_iter()
-            .skip_while(|(s, _)| s != stage)
-            .skip(1)
-            .collect();
-        assert!(
-            after.iter().all(|(_, st)| st == "skipped"),
-            "stages after {stage} must be skipped: {after:?}"
-        );
-    }
-    json.assert_absent(secrets);
-    let human = make().args(args).run();
-    assert_eq!(human.code, exit, "{}", human.all());
-    assert!(
-        human.stdout.contains(says),
-        "human output does not say `{says}`:\n{}",
-        human.stdout
-    );
-    human.assert_absent(secrets);
-    json
-}
-
 fn secrets(k: &Keys) -> Vec<&str> {
     vec![k.id.as_str(), k.secret.as_str()]
 }
@@ -127,16 +60,13 @@ fn secrets(k: &Keys) -> Vec<&str> {
 fn ok_with_an_assumed_role() {
     let s = plain();
     let k = client(&s);
-    let out = expect(
-        || cli(&s).keys(&k),
-        &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)],
-        "",
-        "",
-        0,
-        "ping ok",
-        &secrets(&k),
-    );
-    let names: Vec<String> = stages(&out).into_iter().map(|(n, _)| n).collect();
+    let out = Test::new(|| cli(&s).keys(&k))
+        .args(["ping", "--uri", &s.uri(), "--role-arn", &role(&s)])
+        .passes()
+        .says("ping ok")
+        .hides(&secrets(&k))
+        .run();
+    let names: Vec<String> = out.statuses().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
         names,
         [
@@ -162,15 +92,12 @@ fn ok_with_an_iam_user_and_roundtrip_latency() {
         &user_arn("atlas-client"),
         vec![Role::ReadWrite("test".into())],
     );
-    let out = expect(
-        || cli(&s).keys(&k),
-        &["roundtrip", "--uri", &s.uri(), "--count", "3"],
-        "",
-        "",
-        0,
-        "inserted, read back and deleted",
-        &secrets(&k),
-    );
+    let out = Test::new(|| cli(&s).keys(&k))
+        .args(["roundtrip", "--uri", &s.uri(), "--count", "3"])
+        .passes()
+        .says("inserted, read back and deleted")
+        .hides(&secrets(&k))
+        .run();
     let latency = &out.json()["latency"];
     assert_eq!(
         latency["samples_ms"].as_array().map(Vec::len),
@@ -195,15 +122,12 @@ fn ok_with_a_secret_holding_plus_and_slash() {
         .expect("a secret with + and / among 40 keys");
     s.set_db_user(&user_arn(&keys.0), vec![Role::ReadWrite("test".into())]);
     let k = keys.1;
-    expect(
-        || cli(&s).keys(&k),
-        &["list-collections", "--uri", &s.uri()],
-        "",
-        "",
-        0,
-        "collections in test",
-        &secrets(&k),
-    );
+    Test::new(|| cli(&s).keys(&k))
+        .args(["list-collections", "--uri", &s.uri()])
+        .passes()
+        .says("collections in test")
+        .hides(&secrets(&k))
+        .run();
 }
 
 // ---------------------------------------------------------------- credentials and STS
@@ -211,17 +135,17 @@ fn ok_with_a_secret_holding_plus_and_slash() {
 #[test]
 fn wrong_secret() {
     let s = plain();
-    let mut k = client(&s);
+    let original = client(&s);
+    let mut k = original.clone();
     k.secret = atlas_iam_testkit::moto::mangle(&k.secret);
-    expect(
-        || cli(&s).keys(&k),
-        &["ping", "--uri", &s.uri()],
-        "identity",
-        "signature_mismatch",
-        4,
-        "secret key is wrong",
-        &secrets(&k),
-    );
+    Test::new(|| cli(&s).keys(&k))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Identity, "signature_mismatch")
+        .exit(4)
+        .says("secret key is wrong or was mangled")
+        .hides(&secrets(&k))
+        .hides(&[&original.secret])
+        .run();
 }
 
 #[test]
@@ -230,19 +154,17 @@ fn temporary_key_without_its_token() {
     let session = s
         .assume(&client(&s), &role(&s), "no-token")
         .expect("assume");
-    expect(
-        || {
-            cli(&s)
-                .env("AWS_ACCESS_KEY_ID", &session.id)
-                .env("AWS_SECRET_ACCESS_KEY", &session.secret)
-        },
-        &["ping", "--uri", &s.uri()],
-        "identity",
-        "missing_session_token",
-        4,
-        "without its session token",
-        &[&session.id, &session.secret],
-    );
+    Test::new(|| {
+        cli(&s)
+            .env("AWS_ACCESS_KEY_ID", &session.id)
+            .env("AWS_SECRET_ACCESS_KEY", &session.secret)
+    })
+    .args(["ping", "--uri", &s.uri()])
+    .fails_at(Stage::Identity, "missing_session_token")
+    .exit(4)
+    .says("without its session token")
+    .hides(&[&session.id, &session.secret])
+    .run();
 }
 
 #[test]
@@ -252,15 +174,14 @@ fn unknown_key() {
         id: "AKIAUNKNOWNUNKNOWN00".into(),
         secret: client(&s).secret,
     };
-    expect(
-        || cli(&s).keys(&k),
-        &["ping", "--uri", &s.uri()],
-        "identity",
-        "invalid_key",
-        4,
-        "does not know the access key",
-        &secrets(&k),
-    );
+    Test::new(|| cli(&s).keys(&k))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Identity, "invalid_key")
+        .exit(4)
+        .says("does not know the access key")
+        .says("AKIA…WN00")
+        .hides(&secrets(&k))
+        .run();
 }
 
 #[test]
@@ -268,15 +189,13 @@ fn inactive_key() {
     let s = plain();
     let k = client(&s);
     s.gate.as_ref().expect("gate").deactivate_key(&k.id);
-    expect(
-        || cli(&s).keys(&k),
-        &["ping", "--uri", &s.uri()],
-        "identity",
-        "invalid_key",
-        4,
-        "deactivated",
-        &secrets(&k),
-    );
+    Test::new(|| cli(&s).keys(&k))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Identity, "invalid_key")
+        .exit(4)
+        .says("deactivated")
+        .hides(&secrets(&k))
+        .run();
 }
 
 #[test]
@@ -286,58 +205,71 @@ fn expired_token() {
         .assume(&client(&s), &role(&s), "expiring")
         .expect("assume");
     s.gate.as_ref().expect("gate").expire_token(&session.token);
-    expect(
-        || session_env(cli(&s), &session),
-        &["ping", "--uri", &s.uri()],
-        "identity",
-        "expired_token",
-        4,
-        "has expired",
-        &[&session.id, &session.secret, &session.token],
-    );
+    Test::new(|| session_env(cli(&s), &session))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Identity, "expired_token")
+        .exit(4)
+        .says("has expired")
+        .hides(&[&session.id, &session.secret, &session.token])
+        .run();
 }
 
 #[test]
 fn assume_role_not_trusted() {
     let s = plain();
     let m = s.create_iam_user("mallory", "*").expect("user");
-    expect(
-        || cli(&s).keys(&m),
-        &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)],
-        "assume",
-        "assume_role_denied",
-        4,
-        "does not name arn:aws:iam::123456789012:user/mallory",
-        &secrets(&m),
-    );
+    Test::new(|| cli(&s).keys(&m))
+        .args(["ping", "--uri", &s.uri(), "--role-arn", &role(&s)])
+        .fails_at(Stage::Assume, "assume_role_denied")
+        .exit(4)
+        .says("does not name arn:aws:iam::123456789012:user/mallory")
+        .hides(&secrets(&m))
+        .run();
 }
 
 #[test]
 fn no_credentials_at_all() {
     let s = plain();
-    expect(
-        || cli(&s),
-        &["ping", "--uri", &s.uri()],
-        "credentials",
-        "no_credentials",
-        3,
-        "no AWS credentials found",
-        &[],
-    );
+    Test::new(|| cli(&s))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Credentials, "no_credentials")
+        .exit(3)
+        .says("no AWS credentials found")
+        .says("environment")
+        .says("profile default")
+        .says("web identity")
+        .says("container")
+        .says("instance metadata")
+        .run();
 }
 
 #[test]
 fn unknown_profile() {
     let s = plain();
-    expect(
-        || cli(&s).env("AWS_PROFILE", "nope"),
-        &["ping", "--uri", &s.uri()],
-        "credentials",
-        "unknown_profile",
-        3,
-        "profile `nope`",
-        &[],
-    );
+    let with_profiles = || {
+        let c = cli(&s);
+        let config = c.path("aws-config");
+        c.write(
+            "aws-config",
+            "[profile dev]\nregion = eu-west-1\n[profile prod]\nregion = us-east-1\n",
+        )
+        .env("AWS_CONFIG_FILE", &config)
+    };
+    // through AWS_PROFILE (the default chain's order) and through --profile (that profile alone)
+    Test::new(|| with_profiles().env("AWS_PROFILE", "nope"))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Credentials, "unknown_profile")
+        .exit(3)
+        .says("profile `nope`")
+        .says("dev, prod")
+        .run();
+    Test::new(with_profiles)
+        .args(["whoami", "--profile", "staging"])
+        .fails_at(Stage::Credentials, "unknown_profile")
+        .exit(3)
+        .says("profile `staging`")
+        .says("dev, prod")
+        .run();
 }
 
 // ---------------------------------------------------------------- authentication
@@ -346,15 +278,15 @@ fn unknown_profile() {
 fn arn_that_is_no_database_user() {
     let s = plain();
     let k = client(&s);
-    expect(
-        || cli(&s).keys(&k),
-        &["ping", "--uri", &s.uri()],
-        "auth",
-        "atlas_user_missing",
-        6,
-        "Atlas looked up arn:aws:iam::123456789012:user/atlas-client and has no database user",
-        &secrets(&k),
-    );
+    Test::new(|| cli(&s).keys(&k))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .says(
+            "Atlas looked up arn:aws:iam::123456789012:user/atlas-client and has no database user",
+        )
+        .hides(&secrets(&k))
+        .run();
 }
 
 #[test]
@@ -364,9 +296,8 @@ fn session_arn_registered_instead_of_the_role() {
     s.remove_db_user(&role(&s));
     let session_arn = format!("arn:aws:sts::{ACCOUNT}:assumed-role/atlas-app/fixed");
     s.set_db_user(&session_arn, vec![Role::ReadWrite("test".into())]);
-    expect(
-        || cli(&s).keys(&k),
-        &[
+    Test::new(|| cli(&s).keys(&k))
+        .args([
             "ping",
             "--uri",
             &s.uri(),
@@ -374,13 +305,12 @@ fn session_arn_registered_instead_of_the_role() {
             &role(&s),
             "--role-session-name",
             "fixed",
-        ],
-        "auth",
-        "atlas_user_missing",
-        6,
-        "register the role ARN arn:aws:iam::123456789012:role/atlas-app instead",
-        &secrets(&k),
-    );
+        ])
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .says("register the role ARN arn:aws:iam::123456789012:role/atlas-app instead")
+        .hides(&secrets(&k))
+        .run();
 }
 
 fn faketime_available() {
@@ -398,16 +328,14 @@ fn clock_skew() {
     faketime_available();
     let s = plain();
     let k = client(&s);
-    let out = expect(
-        || cli_via(&s, &["faketime", "-f", "-20m"]).keys(&k),
-        &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)],
-        "auth",
-        "clock_skew",
-        6,
-        "minutes behind STS",
-        &secrets(&k),
-    );
-    let identity = &out.json()["stages"][3];
+    let out = Test::new(|| cli_via(&s, &["faketime", "-f", "-20m"]).keys(&k))
+        .args(["ping", "--uri", &s.uri(), "--role-arn", &role(&s)])
+        .fails_at(Stage::Auth, "clock_skew")
+        .exit(6)
+        .says("minutes behind STS")
+        .hides(&secrets(&k))
+        .run();
+    let identity = &out.stage(Stage::Identity);
     assert_eq!(
         identity["status"], "warning",
         "the identity stage warns of the offset: {identity}"
@@ -422,15 +350,13 @@ fn shared_tier_403() {
         ..Default::default()
     });
     let k = client(&s);
-    expect(
-        || cli_via(&s, &["faketime", "-f", "-20m"]).keys(&k),
-        &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)],
-        "auth",
-        "clock_skew",
-        6,
-        "bad auth : aws sts call has response 403",
-        &secrets(&k),
-    );
+    Test::new(|| cli_via(&s, &["faketime", "-f", "-20m"]).keys(&k))
+        .args(["ping", "--uri", &s.uri(), "--role-arn", &role(&s)])
+        .fails_at(Stage::Auth, "clock_skew")
+        .exit(6)
+        .says("bad auth : aws sts call has response 403")
+        .hides(&secrets(&k))
+        .run();
 }
 
 #[test]
@@ -440,15 +366,13 @@ fn shared_tier_user_not_found() {
         ..Default::default()
     });
     let k = client(&s);
-    expect(
-        || cli(&s).keys(&k),
-        &["ping", "--uri", &s.uri()],
-        "auth",
-        "atlas_user_missing",
-        6,
-        "bad auth : user arn:aws:iam::123456789012:user/atlas-client is not found",
-        &secrets(&k),
-    );
+    Test::new(|| cli(&s).keys(&k))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .says("bad auth : user arn:aws:iam::123456789012:user/atlas-client is not found")
+        .hides(&secrets(&k))
+        .run();
 }
 
 #[test]
@@ -458,15 +382,13 @@ fn bad_server_nonce() {
         ..Default::default()
     });
     let k = client(&s);
-    expect(
-        || cli(&s).keys(&k),
-        &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)],
-        "auth",
-        "server_nonce_mismatch",
-        6,
-        "not a genuine Atlas server",
-        &secrets(&k),
-    );
+    Test::new(|| cli(&s).keys(&k))
+        .args(["ping", "--uri", &s.uri(), "--role-arn", &role(&s)])
+        .fails_at(Stage::Auth, "server_nonce_mismatch")
+        .exit(6)
+        .says("not a genuine Atlas server")
+        .hides(&secrets(&k))
+        .run();
 }
 
 // ---------------------------------------------------------------- authorization
@@ -476,15 +398,13 @@ fn read_only_user_running_roundtrip() {
     let s = plain();
     let r = s.create_iam_user("reader", "*").expect("user");
     s.set_db_user(&user_arn("reader"), vec![Role::Read("test".into())]);
-    expect(
-        || cli(&s).keys(&r),
-        &["roundtrip", "--uri", &s.uri()],
-        "command",
-        "not_authorized",
-        7,
-        "readWrite@test",
-        &secrets(&r),
-    );
+    Test::new(|| cli(&s).keys(&r))
+        .args(["roundtrip", "--uri", &s.uri()])
+        .fails_at(Stage::Command, "not_authorized")
+        .exit(7)
+        .says("readWrite@test")
+        .hides(&secrets(&r))
+        .run();
 }
 
 #[test]
@@ -495,15 +415,13 @@ fn user_without_roles_listing_collections() {
     });
     let n = s.create_iam_user("norole", "*").expect("user");
     s.set_db_user(&user_arn("norole"), vec![]);
-    expect(
-        || cli(&s).keys(&n),
-        &["list-collections", "--uri", &s.uri()],
-        "command",
-        "not_authorized",
-        7,
-        "read@test",
-        &secrets(&n),
-    );
+    Test::new(|| cli(&s).keys(&n))
+        .args(["list-collections", "--uri", &s.uri()])
+        .fails_at(Stage::Command, "not_authorized")
+        .exit(7)
+        .says("read@test")
+        .hides(&secrets(&n))
+        .run();
 }
 
 // ---------------------------------------------------------------- network
@@ -531,15 +449,13 @@ fn keyed(s: &Stack) -> impl Fn() -> Cli + '_ {
 #[test]
 fn server_refusing() {
     let s = with_fault(Fault::Refuse, false);
-    expect(
-        keyed(&s),
-        &["ping", "--uri", &s.uri()],
-        "tcp",
-        "tcp_refused",
-        5,
-        "refused the connection",
-        &secrets(&client(&s)),
-    );
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Tcp, "tcp_refused")
+        .exit(5)
+        .says("refused the connection")
+        .hides(&secrets(&client(&s)))
+        .run();
 }
 
 /// One run, timed: never past --timeout plus one second.
@@ -560,15 +476,13 @@ fn within_timeout_plus_one(c: Cli, args: &[&str], timeout: u64) -> Output {
 #[test]
 fn server_silent_is_bounded_by_timeout() {
     let s = with_fault(Fault::Silent, false);
-    expect(
-        keyed(&s),
-        &["ping", "--uri", &s.uri()],
-        "tls",
-        "server_silent",
-        5,
-        "did not answer a hello",
-        &secrets(&client(&s)),
-    );
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Tls, "server_silent")
+        .exit(5)
+        .says("did not answer a hello")
+        .hides(&secrets(&client(&s)))
+        .run();
     let out = within_timeout_plus_one(keyed(&s)(), &["ping", "--uri", &s.uri()], 3);
     assert_eq!(out.code, 5, "{}", out.all());
 }
@@ -577,9 +491,8 @@ fn server_silent_is_bounded_by_timeout() {
 fn silent_dns_is_bounded_by_timeout() {
     let s = dns_stack(Some(DnsFault::Silent));
     let srv = s.srv_uri().expect("srv uri");
-    expect(
-        keyed(&s),
-        &[
+    Test::new(keyed(&s))
+        .args([
             "ping",
             "--uri",
             &srv,
@@ -587,13 +500,12 @@ fn silent_dns_is_bounded_by_timeout() {
             &dns_server(&s),
             "--timeout",
             "4",
-        ],
-        "dns",
-        "dns_timeout",
-        5,
-        "did not answer",
-        &secrets(&client(&s)),
-    );
+        ])
+        .fails_at(Stage::Dns, "dns_timeout")
+        .exit(5)
+        .says("did not answer")
+        .hides(&secrets(&client(&s)))
+        .run();
     let out = within_timeout_plus_one(
         keyed(&s)(),
         &["ping", "--uri", &srv, "--dns-server", &dns_server(&s)],
@@ -615,21 +527,27 @@ fn silent_sts_is_bounded_by_timeout() {
         common::failure(&out.json()),
         ("assume".to_string(), "sts_timeout".to_string())
     );
+    // without a role, GetCallerIdentity at the identity stage
+    let c = cli(&s).keys(&k).env("AWS_ENDPOINT_URL_STS", &silent);
+    let out = within_timeout_plus_one(c, &["whoami"], 2);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert_eq!(
+        common::failure(&out.json()),
+        ("identity".to_string(), "sts_timeout".to_string())
+    );
     drop(listener);
 }
 
 #[test]
 fn garbage_reply() {
     let s = with_fault(Fault::Garbage, false);
-    expect(
-        keyed(&s),
-        &["ping", "--uri", &s.uri()],
-        "tls",
-        "bad_reply",
-        5,
-        "not a MongoDB reply",
-        &secrets(&client(&s)),
-    );
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Tls, "bad_reply")
+        .exit(5)
+        .says("not a MongoDB reply")
+        .hides(&secrets(&client(&s)))
+        .run();
 }
 
 #[test]
@@ -644,15 +562,13 @@ fn untrusted_ca() {
         s.atlas.addr
     );
     let ca = other.ca_file.display().to_string();
-    expect(
-        keyed(&s),
-        &["ping", "--uri", &uri, "--tls-ca-file", &ca],
-        "tls",
-        "tls_untrusted",
-        5,
-        "signed by a CA this machine does not trust",
-        &secrets(&client(&s)),
-    );
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &uri, "--tls-ca-file", &ca])
+        .fails_at(Stage::Tls, "tls_untrusted")
+        .exit(5)
+        .says("signed by a CA this machine does not trust")
+        .hides(&secrets(&client(&s)))
+        .run();
 }
 
 #[test]
@@ -665,29 +581,25 @@ fn plaintext_to_a_tls_only_port() {
         "mongodb://{}/?authSource=%24external&authMechanism=MONGODB-AWS",
         s.atlas.addr
     );
-    expect(
-        keyed(&s),
-        &["ping", "--uri", &uri],
-        "tls",
-        "plaintext_to_tls_port",
-        5,
-        "speaks only TLS",
-        &secrets(&client(&s)),
-    );
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &uri])
+        .fails_at(Stage::Tls, "plaintext_to_tls_port")
+        .exit(5)
+        .says("speaks only TLS")
+        .hides(&secrets(&client(&s)))
+        .run();
 }
 
 #[test]
 fn ip_not_on_the_access_list() {
     let s = with_fault(Fault::TlsAlert, true);
-    expect(
-        keyed(&s),
-        &["ping", "--uri", &s.uri()],
-        "tls",
-        "ip_not_allowed",
-        5,
-        "IP access list",
-        &secrets(&client(&s)),
-    );
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Tls, "ip_not_allowed")
+        .exit(5)
+        .says("IP access list")
+        .hides(&secrets(&client(&s)))
+        .run();
 }
 
 // ---------------------------------------------------------------- DNS
@@ -730,9 +642,8 @@ fn ok_through_mongodb_srv_with_dns_server() {
     };
     let ca = s.pki.as_ref().expect("pki").ca_file.display().to_string();
     let srv = s.srv_uri().expect("srv uri");
-    let out = expect(
-        cli_for,
-        &[
+    let out = Test::new(cli_for)
+        .args([
             "ping",
             "--uri",
             &srv,
@@ -742,14 +653,12 @@ fn ok_through_mongodb_srv_with_dns_server() {
             &ca,
             "--role-arn",
             &role(&s),
-        ],
-        "",
-        "",
-        0,
-        "ping ok",
-        &secrets(&client(&s)),
-    );
-    let dns = &out.json()["stages"][4];
+        ])
+        .passes()
+        .says("ping ok")
+        .hides(&secrets(&client(&s)))
+        .run();
+    let dns = &out.stage(Stage::Dns);
     assert!(
         dns["detail"]
             .as_str()
@@ -768,32 +677,28 @@ fn ok_through_mongodb_srv_with_dns_server() {
 fn srv_nxdomain() {
     let s = dns_stack(None);
     let wrong = "mongodb+srv://cluster9.ab12c.example.test/?authSource=%24external&authMechanism=MONGODB-AWS";
-    expect(
-        keyed(&s),
-        &["ping", "--uri", wrong, "--dns-server", &dns_server(&s)],
-        "dns",
-        "dns_name_not_found",
-        5,
-        "check the cluster name",
-        &secrets(&client(&s)),
-    );
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", wrong, "--dns-server", &dns_server(&s)])
+        .fails_at(Stage::Dns, "dns_name_not_found")
+        .exit(5)
+        .says("check the cluster name")
+        .hides(&secrets(&client(&s)))
+        .run();
 }
 
 #[test]
 fn srv_target_outside_the_domain_is_never_connected() {
     let s = dns_stack(Some(DnsFault::Outside));
     let srv = s.srv_uri().expect("srv uri");
-    let out = expect(
-        keyed(&s),
-        &["ping", "--uri", &srv, "--dns-server", &dns_server(&s)],
-        "dns",
-        "dns_target_outside_domain",
-        5,
-        "outside the cluster's domain",
-        &secrets(&client(&s)),
-    );
+    let out = Test::new(keyed(&s))
+        .args(["ping", "--uri", &srv, "--dns-server", &dns_server(&s)])
+        .fails_at(Stage::Dns, "dns_target_outside_domain")
+        .exit(5)
+        .says("outside the cluster's domain")
+        .hides(&secrets(&client(&s)))
+        .run();
     assert_eq!(
-        out.json()["stages"][5]["status"],
+        out.stage(Stage::Tcp)["status"],
         "skipped",
         "tcp must not run"
     );
@@ -803,15 +708,13 @@ fn srv_target_outside_the_domain_is_never_connected() {
 fn dns_resolver_that_fails() {
     let s = dns_stack(Some(DnsFault::ServFail));
     let srv = s.srv_uri().expect("srv uri");
-    expect(
-        keyed(&s),
-        &["ping", "--uri", &srv, "--dns-server", &dns_server(&s)],
-        "dns",
-        "dns_resolver_failed",
-        5,
-        "--dns-server",
-        &secrets(&client(&s)),
-    );
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &srv, "--dns-server", &dns_server(&s)])
+        .fails_at(Stage::Dns, "dns_resolver_failed")
+        .exit(5)
+        .says("--dns-server")
+        .hides(&secrets(&client(&s)))
+        .run();
 }
 
 #[test]

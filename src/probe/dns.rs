@@ -12,13 +12,13 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::Resolver;
 
-use super::{HostPort, Target};
+use super::{Destination, HostPort};
 use crate::diagnosis::{Diagnosis, Kind};
-use crate::Passed;
+use crate::runner::Passed;
 
 /// What the dns stage hands on: the hosts to connect to and the options from TXT.
 #[derive(Clone, Debug)]
-pub struct Resolved {
+pub struct Seedlist {
     pub hosts: Vec<HostPort>,
     pub txt_options: Vec<(String, String)>,
 }
@@ -117,17 +117,17 @@ pub fn parse_txt(txt: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 pub async fn stage(
-    target: &Target,
+    target: &Destination,
     server: Option<SocketAddr>,
     budget: Duration,
-) -> Result<Passed<Resolved>, Diagnosis> {
+) -> Result<Passed<Seedlist>, Diagnosis> {
     match &target.srv {
         Some(srv) => srv_stage(srv, server, budget).await,
         None => hosts_stage(&target.hosts).await,
     }
 }
 
-async fn hosts_stage(hosts: &[HostPort]) -> Result<Passed<Resolved>, Diagnosis> {
+async fn hosts_stage(hosts: &[HostPort]) -> Result<Passed<Seedlist>, Diagnosis> {
     let mut details = Vec::new();
     for h in hosts {
         if h.host.parse::<std::net::IpAddr>().is_ok() {
@@ -149,7 +149,7 @@ async fn hosts_stage(hosts: &[HostPort]) -> Result<Passed<Resolved>, Diagnosis> 
         }
     }
     Ok(Passed::new(
-        Resolved {
+        Seedlist {
             hosts: hosts.to_vec(),
             txt_options: Vec::new(),
         },
@@ -161,7 +161,7 @@ async fn srv_stage(
     srv: &str,
     server: Option<SocketAddr>,
     budget: Duration,
-) -> Result<Passed<Resolved>, Diagnosis> {
+) -> Result<Passed<Seedlist>, Diagnosis> {
     let r = resolver(server, budget)?;
     let name = format!("_mongodb._tcp.{}.", srv.trim_end_matches('.'));
     let via = which(server);
@@ -255,7 +255,7 @@ async fn srv_stage(
             .collect();
         detail.push_str(&format!("; TXT {}", t.join("&")));
     }
-    Ok(Passed::new(Resolved { hosts, txt_options }, detail))
+    Ok(Passed::new(Seedlist { hosts, txt_options }, detail))
 }
 
 /// Tells a wrong cluster name from a resolver that cannot answer SRV: the same resolver is asked

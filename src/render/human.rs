@@ -2,7 +2,7 @@ use std::fmt::Write;
 
 use colored::Colorize;
 
-use crate::report::{Report, Severity, Status};
+use crate::report::{CommandName, Report, Severity, Status};
 
 fn mark(status: Status) -> String {
     match status {
@@ -41,7 +41,7 @@ pub fn render(report: &Report) -> String {
     }
 
     if let Some(id) = &report.identity {
-        if report.command == "whoami" || report.command == "assume" {
+        if report.command == CommandName::Whoami || report.command == CommandName::Assume {
             let _ = writeln!(out, "\n{}", "Identity".bold());
             if !id.account.is_empty() {
                 let _ = writeln!(out, "  account      {}", id.account);
@@ -49,7 +49,7 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "  arn          {}", id.arn);
             if let Some(u) = &id.atlas_user {
                 let _ = writeln!(out, "  atlas user   {} ({})", u.arn.bold(), u.iam_type);
-                if report.command == "whoami" {
+                if report.command == CommandName::Whoami {
                     let _ = writeln!(out, "  create it    {}", u.create_command);
                 }
             }
@@ -59,7 +59,7 @@ pub fn render(report: &Report) -> String {
         }
     }
     if let Some(c) = &report.credentials {
-        if report.command == "assume" {
+        if report.command == CommandName::Assume {
             let exp = c.expiration.as_deref().unwrap_or("never");
             let _ = writeln!(out, "  key          {} (expires {exp})", c.access_key_id);
         }
@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn renders_stages_and_the_diagnosis() {
         colored::control::set_override(false);
-        let mut r = Report::new("whoami");
+        let mut r = Report::new(CommandName::Whoami);
         r.stages.push(stage(Stage::Config, Status::Passed, None));
         r.stages.push(stage(
             Stage::Credentials,

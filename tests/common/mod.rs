@@ -209,3 +209,173 @@ pub fn failure(report: &serde_json::Value) -> (String, String) {
             .to_string(),
     )
 }
+
+pub use atlas_iam::diagnosis::Stage;
+
+impl Output {
+    /// A stage of the JSON report, looked up by name.
+    pub fn stage(&self, stage: Stage) -> serde_json::Value {
+        stage_of(&self.json(), stage)
+    }
+
+    /// The (stage, status) pairs of the JSON report, in order.
+    pub fn statuses(&self) -> Vec<(String, String)> {
+        self.json()["stages"]
+            .as_array()
+            .expect("stages")
+            .iter()
+            .map(|s| {
+                (
+                    s["stage"].as_str().unwrap_or_default().to_string(),
+                    s["status"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A stage of a JSON report, looked up by name.
+pub fn stage_of(report: &serde_json::Value, stage: Stage) -> serde_json::Value {
+    report["stages"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["stage"] == stage.name()).cloned())
+        .unwrap_or_else(|| panic!("no stage {} in {report:#}", stage.name()))
+}
+
+/// One scenario, run twice (as JSON and as text), with its expectations stated up front, in
+/// the style of casey/just's `Test`: `Test::new(|| cli).args([..]).fails_at(Stage::Identity,
+/// "signature_mismatch").exit(4).says("…").hides(&secrets).run()`. JSON gives the failing stage,
+/// the kind, the exit code and that later stages were skipped; the text must say what `says`
+/// names; neither stream may hold a hidden value or a panic. Returns the JSON run's output.
+#[must_use = "a Test checks nothing until .run()"]
+pub struct Test<'a> {
+    make: Box<dyn Fn() -> Cli + 'a>,
+    args: Vec<String>,
+    failure: Option<(Stage, String)>,
+    exit: Option<i32>,
+    says: Vec<String>,
+    hides: Vec<String>,
+}
+
+impl<'a> Test<'a> {
+    pub fn new(make: impl Fn() -> Cli + 'a) -> Self {
+        Test {
+            make: Box::new(make),
+            args: Vec::new(),
+            failure: None,
+            exit: None,
+            says: Vec::new(),
+            hides: Vec::new(),
+        }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    /// Every stage passes (or warns), exit 0.
+    pub fn passes(mut self) -> Self {
+        self.exit = Some(0);
+        self
+    }
+
+    pub fn fails_at(mut self, stage: Stage, kind: &str) -> Self {
+        self.failure = Some((stage, kind.to_string()));
+        self
+    }
+
+    pub fn exit(mut self, code: i32) -> Self {
+        self.exit = Some(code);
+        self
+    }
+
+    /// The human output says this (on the report's stream).
+    pub fn says(mut self, text: &str) -> Self {
+        self.says.push(text.to_string());
+        self
+    }
+
+    /// Neither stream of either run holds any of these.
+    pub fn hides<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
+        self.hides
+            .extend(secrets.iter().map(|s| s.as_ref().to_string()));
+        self
+    }
+
+    pub fn run(self) -> Output {
+        let exit = self
+            .exit
+            .unwrap_or_else(|| panic!("state .exit(N) or .passes() for {:?}", self.args));
+        let hidden: Vec<&str> = self.hides.iter().map(String::as_str).collect();
+        let json = (self.make)()
+            .args(&self.args)
+            .args(["--format", "json"])
+            .run();
+        assert_eq!(
+            json.code,
+            exit,
+            "exit code of {:?}:\n{}",
+            self.args,
+            json.all()
+        );
+        let report = json.json();
+        assert_eq!(report["exit_code"], exit, "{}", json.stdout);
+        assert_eq!(report["ok"], exit == 0, "{}", json.stdout);
+        match &self.failure {
+            None => assert!(
+                json.statuses()
+                    .iter()
+                    .all(|(_, st)| st == "passed" || st == "warning"),
+                "every stage must pass:\n{}",
+                json.stdout
+            ),
+            Some((stage, kind)) => {
+                assert_eq!(
+                    failure(&report),
+                    (stage.name().to_string(), kind.clone()),
+                    "{}",
+                    json.stdout
+                );
+                let after: Vec<(String, String)> = json
+                    .statuses()
+                    .into_iter()
+                    .skip_while(|(s, _)| s != stage.name())
+                    .skip(1)
+                    .collect();
+                assert!(
+                    after.iter().all(|(_, st)| st == "skipped"),
+                    "stages after {} must be skipped: {after:?}",
+                    stage.name()
+                );
+            }
+        }
+        json.assert_absent(&hidden);
+        let human = (self.make)().args(&self.args).run();
+        assert_eq!(human.code, exit, "{}", human.all());
+        // assume and uri keep stdout for their product: their report is on stderr
+        let on_stderr = matches!(
+            self.args.first().map(String::as_str),
+            Some("assume" | "uri")
+        );
+        let report_text = if on_stderr {
+            &human.stderr
+        } else {
+            &human.stdout
+        };
+        for text in &self.says {
+            assert!(
+                report_text.contains(text.as_str()),
+                "human output does not say `{text}`:\n{}",
+                human.all()
+            );
+        }
+        human.assert_absent(&hidden);
+        json
+    }
+}

@@ -1,7 +1,8 @@
-//! ARNs: the role to assume, and the caller identity STS reports mapped to the database user
-//! Atlas will look up.
+//! Identities: ARN parsing (the role to assume, the caller STS reports) and the mapping of the
+//! caller to the Atlas database user that Atlas will look up.
 
 use crate::diagnosis::{Diagnosis, Kind};
+use crate::report::{AtlasUser, Identity};
 
 /// A role ARN: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +129,61 @@ pub fn caller_kind(arn: &str) -> CallerKind {
             user_arn: arn.to_string(),
         },
         _ => CallerKind::Other,
+    }
+}
+
+/// The Atlas CLI's `--awsIAMType` of an ARN: `ROLE` or `USER`.
+pub fn iam_type_of(arn: &str) -> &'static str {
+    if arn.contains(":role/") {
+        "ROLE"
+    } else {
+        "USER"
+    }
+}
+
+/// The identity STS reports, with the Atlas database user it maps to.
+pub fn identity_of(arn: &str, account: &str, db: &str, user_id: String) -> Identity {
+    let account = if account.is_empty() {
+        arn.split(':').nth(4).unwrap_or_default().to_string()
+    } else {
+        account.to_string()
+    };
+    let mut notes = Vec::new();
+    let atlas_user = match caller_kind(arn) {
+        CallerKind::AssumedRole { role_arn, .. } => {
+            notes.push(format!(
+                "STS session ARNs do not show a role's path: Atlas looks up {role_arn}, so \
+                 register that ARN even if the role was created with a path"
+            ));
+            Some(atlas_user(&role_arn, "ROLE", db))
+        }
+        CallerKind::User { user_arn } => Some(atlas_user(&user_arn, "USER", db)),
+        CallerKind::Other => {
+            notes.push(format!(
+                "Atlas cannot map {arn} to a database user: use an IAM user or an IAM role"
+            ));
+            None
+        }
+    };
+    Identity {
+        account,
+        arn: arn.to_string(),
+        user_id,
+        atlas_user,
+        notes,
+    }
+}
+
+/// The Atlas CLI command that creates the database user for `arn`.
+pub fn create_command(arn: &str, iam_type: &str, db: &str) -> String {
+    format!("atlas dbusers create --username {arn} --awsIAMType {iam_type} --role readWrite@{db}")
+}
+
+fn atlas_user(arn: &str, iam_type: &str, db: &str) -> AtlasUser {
+    AtlasUser {
+        arn: arn.to_string(),
+        iam_type: iam_type.to_string(),
+        create_command: create_command(arn, iam_type, db),
     }
 }
 

@@ -1,24 +1,16 @@
 //! Connection strings: building the MONGODB-AWS form, embedding credentials for older drivers,
 //! reading an existing string as drivers split it, redacting it, and finding its pitfalls.
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+mod findings;
+
+pub use crate::secret::encode_component;
+pub use findings::{check, findings, is_credential_finding};
+
+use percent_encoding::percent_decode_str;
 
 use crate::config::ClusterHost;
 use crate::diagnosis::{Diagnosis, Kind};
-use crate::report::{Finding, Severity};
 use crate::secret::{mask_key_id, REDACTED};
-
-/// Everything but RFC 3986's unreserved characters is encoded: what is safe in the userinfo and
-/// in a query value for every driver.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-pub fn encode_component(s: &str) -> String {
-    utf8_percent_encode(s, COMPONENT).to_string()
-}
 
 /// The options every MONGODB-AWS string carries.
 pub const AUTH_OPTIONS: &str = "authSource=%24external&authMechanism=MONGODB-AWS";
@@ -32,7 +24,7 @@ pub struct Embedded<'a> {
     pub token: Option<&'a str>,
 }
 
-fn is_atlas_host(host: &str) -> bool {
+pub(crate) fn is_atlas_host(host: &str) -> bool {
     let h = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
     h.ends_with(".mongodb.net") || h.ends_with(".mongodb-dev.net") || h.ends_with(".mongodbgov.net")
 }
@@ -88,7 +80,7 @@ fn split_pair(pair: &str) -> (String, String) {
     }
 }
 
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
@@ -166,7 +158,7 @@ impl ParsedUri {
             .map(|(_, v)| v.as_str())
     }
 
-    fn session_token_raw(&self) -> Option<&str> {
+    pub(crate) fn session_token_raw(&self) -> Option<&str> {
         let props = self.option("authMechanismProperties")?;
         props
             .split(',')
@@ -290,223 +282,6 @@ pub fn redact(uri: &str) -> String {
         },
     }
 }
-
-fn finding(
-    severity: Severity,
-    code: &str,
-    message: impl Into<String>,
-    hint: impl Into<String>,
-) -> Finding {
-    Finding {
-        severity,
-        code: code.to_string(),
-        message: message.into(),
-        hint: hint.into(),
-    }
-}
-
-/// Findings about credentials embedded in the string: moot where atlas-iam replaces or ignores
-/// those credentials (`uri --embed-credentials`, the probe).
-pub fn is_credential_finding(code: &str) -> bool {
-    matches!(
-        code,
-        "embedded_credentials"
-            | "unencoded_plus"
-            | "unencoded_reserved"
-            | "bad_percent_encoding"
-            | "username_without_password"
-            | "session_token_without_key"
-    )
-}
-
-/// Characters that must be percent-encoded in the userinfo, besides `%` itself.
-const USERINFO_RESERVED: [char; 5] = [':', '/', '?', '#', '@'];
-
-fn bad_percent(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| {
-        c == b'%'
-            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-    })
-}
-
-/// The pitfalls of a MONGODB-AWS connection string.
-pub fn findings(p: &ParsedUri) -> Vec<Finding> {
-    use Severity::{Error, Warning};
-    let mut out = Vec::new();
-    let fix_hint = "build a correct one with `atlas-iam uri --cluster HOST`";
-
-    match p.option("authMechanism") {
-        None => out.push(finding(
-            Error,
-            "auth_mechanism_missing",
-            "authMechanism is not set: drivers will not use AWS IAM authentication",
-            "add authMechanism=MONGODB-AWS",
-        )),
-        Some(m) if m != "MONGODB-AWS" => out.push(finding(
-            Error,
-            "auth_mechanism_other",
-            format!("authMechanism={m} is not AWS IAM authentication"),
-            "use authMechanism=MONGODB-AWS",
-        )),
-        Some(_) => {}
-    }
-    match p.option("authSource").map(decode) {
-        None if p.srv => out.push(finding(Error, "auth_source_missing",
-            "authSource is not set: Atlas's DNS TXT record sets authSource=admin for mongodb+srv, \
-             and IAM users live in $external",
-            "add authSource=%24external")),
-        None => out.push(finding(Warning, "auth_source_missing",
-            "authSource is not set: drivers default to $external for MONGODB-AWS, but some tools do not",
-            "add authSource=%24external")),
-        Some(s) if s != "$external" => out.push(finding(Error, "auth_source_wrong",
-            format!("authSource={s}: IAM database users live in $external"),
-            "use authSource=%24external")),
-        Some(_) => {}
-    }
-
-    if p.user.is_some() || p.password.is_some() {
-        out.push(finding(
-            Warning,
-            "embedded_credentials",
-            "the string embeds AWS credentials: current drivers reject credentials in the URI \
-             (the Node driver 7 raises an error, the Rust driver 3 warns), and embedded temporary \
-             credentials stop working when they expire",
-            "drop them and let the driver read AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and \
-             AWS_SESSION_TOKEN or the AWS default chain",
-        ));
-    }
-    if let Some(user) = &p.user {
-        if p.password.is_none() {
-            out.push(finding(
-                Error,
-                "username_without_password",
-                "the string has a username (access key id) but no password (secret key)",
-                "remove the userinfo, or give key:secret",
-            ));
-        }
-        check_userinfo_part(&mut out, user, "access key id");
-    }
-    if let Some(pw) = &p.password {
-        check_userinfo_part(&mut out, pw, "secret key");
-    }
-    if let Some(token) = p.session_token_raw() {
-        if token.contains('+') {
-            out.push(finding(
-                Error,
-                "unencoded_plus",
-                "the session token has a raw `+`: drivers that decode the query as a form read it \
-                 as a space, and STS answers 403",
-                "percent-encode the token (+ is %2B, / is %2F, = is %3D)",
-            ));
-        }
-        if bad_percent(token) {
-            out.push(finding(
-                Error,
-                "bad_percent_encoding",
-                "the session token has a `%` that is not followed by two hex digits",
-                "percent-encode the token (% is %25)",
-            ));
-        }
-        if p.user.is_none() {
-            out.push(finding(
-                Warning,
-                "session_token_without_key",
-                "AWS_SESSION_TOKEN is set in the string but no access key is: drivers ignore it \
-                 or refuse the string",
-                "give the token with its key through the environment instead",
-            ));
-        }
-    }
-
-    let tls_off = ["tls", "ssl"]
-        .iter()
-        .any(|k| p.option(k).is_some_and(|v| v.eq_ignore_ascii_case("false")));
-    if tls_off && (p.srv || p.hosts.iter().any(|h| is_atlas_host(h))) {
-        out.push(finding(
-            Error,
-            "tls_disabled",
-            "TLS is switched off, and Atlas accepts only TLS connections",
-            "remove tls=false / ssl=false",
-        ));
-    }
-    if p.srv {
-        if p.hosts.len() > 1 {
-            out.push(finding(
-                Error,
-                "srv_multiple_hosts",
-                "a mongodb+srv string names one host: the cluster, whose members come from DNS",
-                fix_hint,
-            ));
-        } else if p.hosts.iter().any(|h| h.contains(':') && !h.ends_with(']')) {
-            out.push(finding(
-                Error,
-                "srv_with_port",
-                "a mongodb+srv string must not have a port: the ports come from the SRV records",
-                "remove the port, or use mongodb:// with every member host:port",
-            ));
-        }
-    }
-    out
-}
-
-fn check_userinfo_part(out: &mut Vec<Finding>, raw: &str, what: &str) {
-    use Severity::Error;
-    if raw.contains('+') {
-        out.push(finding(
-            Error,
-            "unencoded_plus",
-            format!(
-                "the {what} in the string has a raw `+`: many drivers decode it as a space, \
-                     and STS answers 403 SignatureDoesNotMatch"
-            ),
-            "percent-encode it (+ is %2B, / is %2F, = is %3D)",
-        ));
-    }
-    if raw.contains(USERINFO_RESERVED) {
-        out.push(finding(
-            Error,
-            "unencoded_reserved",
-            format!("the {what} in the string has an unencoded reserved character (: / ? # @)"),
-            "percent-encode it (/ is %2F, : is %3A, @ is %40)",
-        ));
-    }
-    if bad_percent(raw) {
-        out.push(finding(
-            Error,
-            "bad_percent_encoding",
-            format!("the {what} in the string has a `%` that is not followed by two hex digits"),
-            "percent-encode it (% is %25)",
-        ));
-    }
-}
-
-/// Checks a string as the driver would read it: our own split for the pitfalls, then the
-/// `mongodb` crate's parser for everything else.
-pub fn check(uri: &str) -> Result<(ParsedUri, Vec<Finding>), Diagnosis> {
-    let parsed = ParsedUri::parse(uri)?;
-    let found = findings(&parsed);
-    let has_error = found.iter().any(|f| matches!(f.severity, Severity::Error));
-    if !has_error {
-        if let Err(e) = mongodb::options::ConnectionString::parse(uri) {
-            let mut scrub = crate::secret::Scrubber::new();
-            for secret in parsed.secrets() {
-                scrub.add_secret(&secret);
-            }
-            return Err(Diagnosis::new(
-                Kind::InvalidUri,
-                format!(
-                    "the driver cannot read this connection string: {}",
-                    scrub.scrub(&e.to_string())
-                ),
-                "`atlas-iam uri --cluster HOST` builds a correct one",
-            ));
-        }
-    }
-    Ok((parsed, found))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,22 +1,23 @@
-//! The auth and command stages: the official `mongodb` driver with MONGODB-AWS, given the
-//! resolved credentials through `Credential.aws_credential_provider` (never through the URI),
-//! connecting to the hosts the dns stage found. Driver errors are classified by their typed
-//! kinds and server codes first; the shared tier's texts are decoded into the same causes.
+//! The auth stage: the official `mongodb` driver with MONGODB-AWS, given the resolved
+//! credentials through `Credential.aws_credential_provider` (never through the URI), connecting
+//! to the hosts the dns stage found. Driver errors are classified by their typed kinds and
+//! server codes first; the shared tier's texts are decoded into the same causes.
 
 use std::time::{Duration, Instant};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
-use mongodb::bson::{doc, oid::ObjectId, Document};
+use mongodb::bson::doc;
 use mongodb::error::{Error as DriverError, ErrorKind};
-use mongodb::options::{ClientOptions, CollectionOptions, WriteConcern};
-use serde::Serialize;
+use mongodb::options::ClientOptions;
 
-use super::dns::Resolved;
-use super::Target;
+use super::dns::Seedlist;
+use super::Destination;
+use crate::diagnosis::texts::*;
 use crate::diagnosis::{Diagnosis, Kind};
-use crate::uri::encode_component;
-use crate::Passed;
+use crate::identity::iam_type_of;
+use crate::runner::Passed;
+use crate::secret::encode_component;
 
 /// What the identity stage learned, for the auth diagnosis.
 #[derive(Clone, Debug, Default)]
@@ -125,13 +126,10 @@ fn missing_user(looked_up: Option<&str>, facts: &IdentityFacts, how: &str) -> Di
             "use an IAM user or an IAM role for MONGODB-AWS",
         );
     };
-    let iam_type = facts.iam_type.clone().unwrap_or_else(|| {
-        if arn.contains(":role/") {
-            "ROLE".into()
-        } else {
-            "USER".into()
-        }
-    });
+    let iam_type = facts
+        .iam_type
+        .clone()
+        .unwrap_or_else(|| iam_type_of(&arn).to_string());
     let mut hint = format!(
         "create the database user: `atlas dbusers create --username {arn} --awsIAMType {iam_type} \
          --role readWrite@DB` (Atlas: Database Access > Add New Database User > AWS IAM)"
@@ -158,11 +156,11 @@ fn missing_user(looked_up: Option<&str>, facts: &IdentityFacts, how: &str) -> Di
 pub fn classify_auth(f: &DriverFailure, facts: &IdentityFacts) -> Diagnosis {
     let skewed = facts.clock_offset.filter(|o| o.abs() >= SKEW_SUSPECT_SECS);
     match (f.kind, f.code, f.server_message.as_deref()) {
-        (FailureKind::Authentication, Some(18), _) => match skewed {
+        (FailureKind::Authentication, Some(ATLAS_AUTHENTICATION_FAILED), _) => match skewed {
             Some(o) => skew_diagnosis(o, "Atlas answered `Authentication failed.`"),
             None => missing_user(None, facts, "Atlas answered `Authentication failed.`"),
         },
-        (FailureKind::Authentication, Some(8000), Some(m)) if m.starts_with("bad auth : aws sts call has response") => {
+        (FailureKind::Authentication, Some(ATLAS_PROXY_ERROR), Some(m)) if m.starts_with(PROXY_STS_REFUSED) => {
             let how = format!("the shared tier answered `{m}`: STS refused the request Atlas replayed");
             match skewed {
                 Some(o) => skew_diagnosis(o, &how),
@@ -172,14 +170,14 @@ pub fn classify_auth(f: &DriverFailure, facts: &IdentityFacts) -> Diagnosis {
                      headers breaks the signature too: try again with fresh credentials"),
             }
         }
-        (FailureKind::Authentication, Some(8000), Some(m)) if m.starts_with("bad auth : user ") && m.ends_with(" is not found") => {
-            let arn = m.trim_start_matches("bad auth : user ").trim_end_matches(" is not found");
+        (FailureKind::Authentication, Some(ATLAS_PROXY_ERROR), Some(m)) if m.starts_with(PROXY_USER_PREFIX) && m.ends_with(PROXY_USER_SUFFIX) => {
+            let arn = m.trim_start_matches(PROXY_USER_PREFIX).trim_end_matches(PROXY_USER_SUFFIX);
             missing_user(Some(arn), facts, &format!("the shared tier answered `{m}`"))
         }
         (FailureKind::Authentication, Some(code), Some(m)) => Diagnosis::new(Kind::AuthenticationFailed,
             format!("the server refused MONGODB-AWS (code {code}): {m}"),
             "check the database user for this identity in Atlas"),
-        (FailureKind::Authentication, None, _) if f.text.contains("nonce") => Diagnosis::new(
+        (FailureKind::Authentication, None, _) if f.text.contains(DRIVER_NONCE) => Diagnosis::new(
             Kind::ServerNonceMismatch,
             format!("the client refused the server's answer: {} (the server's nonce must begin with the \
                      client's): whatever answers is not a genuine Atlas server", f.text),
@@ -196,54 +194,6 @@ pub fn classify_auth(f: &DriverFailure, facts: &IdentityFacts) -> Diagnosis {
     }
 }
 
-/// Which database role a command needs.
-pub fn role_needed(command: &str, db: &str) -> String {
-    match command {
-        "roundtrip" => format!("readWrite@{db}"),
-        _ => format!("read@{db}"),
-    }
-}
-
-pub fn classify_command(
-    f: &DriverFailure,
-    command: &str,
-    db: &str,
-    collection: &str,
-    facts: &IdentityFacts,
-) -> Diagnosis {
-    let user = facts
-        .atlas_user_arn
-        .clone()
-        .unwrap_or_else(|| "this identity".into());
-    let not_authorized = f.code == Some(13)
-        || f.server_message
-            .as_deref()
-            .is_some_and(|m| m.starts_with("user is not allowed to do action"));
-    if not_authorized {
-        let role = role_needed(command, db);
-        let on = if command == "roundtrip" {
-            format!("{db}.{collection}")
-        } else {
-            db.to_string()
-        };
-        return Diagnosis::new(
-            Kind::NotAuthorized,
-            format!("authentication passed, but the database user {user} may not run {command} on {on}: {}",
-                f.server_message.clone().unwrap_or_else(|| f.text.clone())),
-            format!("give the database user the role {role} (Atlas: Database Access > Edit > \
-                     Built-in Role, or `atlas dbusers update {user} --role {role}`)"),
-        );
-    }
-    Diagnosis::new(
-        Kind::CommandFailed,
-        format!(
-            "{command} failed: {}",
-            f.server_message.clone().unwrap_or_else(|| f.text.clone())
-        ),
-        "see the server's message above",
-    )
-}
-
 pub struct Session {
     pub client: mongodb::Client,
     pub db: String,
@@ -251,7 +201,7 @@ pub struct Session {
 
 /// The driver's connection string for the resolved hosts: credential-free, MONGODB-AWS on
 /// $external, TLS as the target says, the TXT and URI options kept.
-pub fn driver_uri(target: &Target, resolved: &Resolved) -> String {
+pub fn driver_uri(target: &Destination, resolved: &Seedlist) -> String {
     let hosts: Vec<String> = resolved.hosts.iter().map(|h| h.to_string()).collect();
     let mut uri = format!(
         "mongodb://{}/{}?authSource=%24external&authMechanism=MONGODB-AWS&tls={}",
@@ -282,8 +232,8 @@ pub fn driver_uri(target: &Target, resolved: &Resolved) -> String {
 }
 
 pub async fn auth_stage(
-    target: &Target,
-    resolved: &Resolved,
+    target: &Destination,
+    resolved: &Seedlist,
     creds: Credentials,
     facts: &IdentityFacts,
     budget: Duration,
@@ -332,207 +282,9 @@ pub async fn auth_stage(
         detail,
     ))
 }
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProbeCommand {
-    Ping,
-    ListCollections,
-    Roundtrip,
-}
-
-impl ProbeCommand {
-    pub fn name(self) -> &'static str {
-        match self {
-            ProbeCommand::Ping => "ping",
-            ProbeCommand::ListCollections => "list-collections",
-            ProbeCommand::Roundtrip => "roundtrip",
-        }
-    }
-}
-
-/// Latencies of the command stage, in milliseconds.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Latency {
-    /// The first connection: connect, TLS, hello, MONGODB-AWS and the first command (auth stage).
-    pub cold_ms: f64,
-    /// Each run of the command over the warm client.
-    pub samples_ms: Vec<f64>,
-    pub min_ms: f64,
-    pub median_ms: f64,
-    pub max_ms: f64,
-    /// For roundtrip: the last run's operations.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub operations: Option<Operations>,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Operations {
-    pub insert_ms: f64,
-    pub find_ms: f64,
-    pub delete_ms: f64,
-}
-
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
-}
-
-pub fn summarize(cold: Duration, samples: &[Duration], ops: Option<Operations>) -> Latency {
-    let mut ms: Vec<f64> = samples.iter().map(|d| millis(*d)).collect();
-    let samples_ms = ms.clone();
-    ms.sort_by(|a, b| a.total_cmp(b));
-    let median = if ms.is_empty() {
-        0.0
-    } else if ms.len() % 2 == 1 {
-        ms[ms.len() / 2]
-    } else {
-        (ms[ms.len() / 2 - 1] + ms[ms.len() / 2]) / 2.0
-    };
-    Latency {
-        cold_ms: millis(cold),
-        min_ms: ms.first().copied().unwrap_or_default(),
-        median_ms: median,
-        max_ms: ms.last().copied().unwrap_or_default(),
-        samples_ms,
-        operations: ops,
-    }
-}
-
-pub struct CommandOptions {
-    pub command: ProbeCommand,
-    pub collection: String,
-    pub count: u32,
-    pub interval: Duration,
-}
-
-pub struct CommandResult {
-    pub detail: String,
-    pub latency: Latency,
-}
-
-async fn roundtrip_once(
-    session: &Session,
-    collection: &str,
-) -> Result<(Operations, String), DriverError> {
-    let coll = session
-        .client
-        .database(&session.db)
-        .collection_with_options::<Document>(
-            collection,
-            CollectionOptions::builder()
-                .write_concern(WriteConcern::majority())
-                .build(),
-        );
-    let id = ObjectId::new();
-    let tag = format!("atlas-iam-{}", id.to_hex());
-    let t = Instant::now();
-    coll.insert_one(
-        doc! {"_id": id, "atlas_iam_probe": &tag, "at": mongodb::bson::DateTime::now()},
-    )
-    .await?;
-    let insert = t.elapsed();
-    let t = Instant::now();
-    let found = coll.find_one(doc! {"_id": id}).await;
-    let find = t.elapsed();
-    // The delete runs even when the find failed, so no probe document is left behind.
-    let t = Instant::now();
-    let deleted = coll.delete_one(doc! {"_id": id}).await;
-    let delete = t.elapsed();
-    let found = found?;
-    let deleted = deleted?;
-    let ok = found
-        .as_ref()
-        .and_then(|d| d.get_str("atlas_iam_probe").ok())
-        == Some(tag.as_str());
-    let ops = Operations {
-        insert_ms: millis(insert),
-        find_ms: millis(find),
-        delete_ms: millis(delete),
-    };
-    let note = match (ok, deleted.deleted_count) {
-        (true, 1) => "inserted, read back and deleted".to_string(),
-        (false, _) => {
-            "inserted but not read back (a secondary read or a filter on the collection?)"
-                .to_string()
-        }
-        (true, n) => format!("read back, but the delete removed {n} documents"),
-    };
-    Ok((ops, note))
-}
-
-pub async fn command_stage(
-    session: &Session,
-    opts: &CommandOptions,
-    cold: Duration,
-    facts: &IdentityFacts,
-) -> Result<Passed<Latency>, Diagnosis> {
-    let db = session.client.database(&session.db);
-    let fail = |e: DriverError| {
-        classify_command(
-            &DriverFailure::of(&e),
-            opts.command.name(),
-            &session.db,
-            &opts.collection,
-            facts,
-        )
-    };
-    let mut samples = Vec::new();
-    let mut ops = None;
-    let mut detail = String::new();
-    let count = opts.count.max(1);
-    for i in 0..count {
-        if i > 0 && !opts.interval.is_zero() {
-            tokio::time::sleep(opts.interval).await;
-        }
-        let t = Instant::now();
-        match opts.command {
-            ProbeCommand::Ping => {
-                session
-                    .client
-                    .database("admin")
-                    .run_command(doc! {"ping": 1})
-                    .await
-                    .map_err(fail)?;
-                detail = "ping ok".to_string();
-            }
-            ProbeCommand::ListCollections => {
-                let mut names = db.list_collection_names().await.map_err(fail)?;
-                names.sort();
-                let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
-                detail = format!(
-                    "{} collections in {}{}{}",
-                    names.len(),
-                    session.db,
-                    if names.is_empty() { "" } else { ": " },
-                    shown.join(", ")
-                );
-            }
-            ProbeCommand::Roundtrip => {
-                let (o, note) = roundtrip_once(session, &opts.collection)
-                    .await
-                    .map_err(fail)?;
-                detail = format!(
-                    "{note} in {}.{} (insert {} ms, find {} ms, delete {} ms)",
-                    session.db, opts.collection, o.insert_ms, o.find_ms, o.delete_ms
-                );
-                ops = Some(o);
-            }
-        }
-        samples.push(t.elapsed());
-    }
-    let latency = summarize(cold, &samples, ops);
-    if count > 1 {
-        detail.push_str(&format!(
-            "; {count} runs: cold {} ms, warm min {} / median {} / max {} ms",
-            latency.cold_ms, latency.min_ms, latency.median_ms, latency.max_ms
-        ));
-    }
-    Ok(Passed::new(latency, detail))
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-
     fn auth(code: Option<i32>, message: Option<&str>, text: &str) -> DriverFailure {
         DriverFailure {
             kind: FailureKind::Authentication,
@@ -542,7 +294,7 @@ mod tests {
         }
     }
 
-    fn facts(offset: Option<i64>) -> IdentityFacts {
+    pub(crate) fn facts(offset: Option<i64>) -> IdentityFacts {
         IdentityFacts {
             caller_arn: Some("arn:aws:sts::123456789012:assumed-role/app/s".into()),
             atlas_user_arn: Some("arn:aws:iam::123456789012:role/app".into()),
@@ -623,51 +375,8 @@ mod tests {
     }
 
     #[test]
-    fn unauthorized_names_the_role_needed() {
-        let f = DriverFailure {
-            kind: FailureKind::Command,
-            code: Some(13),
-            server_message: Some(
-                "not authorized on test to execute command { insert: \"p\" }".into(),
-            ),
-            text: String::new(),
-        };
-        let d = classify_command(&f, "roundtrip", "test", "p", &facts(None));
-        assert_eq!(d.kind, Kind::NotAuthorized);
-        assert!(d.hint.contains("readWrite@test"), "{}", d.hint);
-        let f = DriverFailure {
-            kind: FailureKind::Command,
-            code: Some(8000),
-            server_message: Some(
-                "user is not allowed to do action [listCollections] on [test.]".into(),
-            ),
-            text: String::new(),
-        };
-        let d = classify_command(&f, "list-collections", "test", "p", &facts(None));
-        assert_eq!(d.kind, Kind::NotAuthorized);
-        assert!(d.hint.contains("read@test"), "{}", d.hint);
-    }
-
-    #[test]
-    fn latency_summary() {
-        let l = summarize(
-            Duration::from_millis(50),
-            &[
-                Duration::from_millis(3),
-                Duration::from_millis(1),
-                Duration::from_millis(2),
-            ],
-            None,
-        );
-        assert_eq!(
-            (l.min_ms, l.median_ms, l.max_ms, l.cold_ms),
-            (1.0, 2.0, 3.0, 50.0)
-        );
-    }
-
-    #[test]
     fn driver_uri_keeps_options_and_never_credentials() {
-        let t = Target {
+        let t = Destination {
             srv: None,
             hosts: vec![],
             tls: true,
@@ -675,7 +384,7 @@ mod tests {
             db: "test".into(),
             options: vec![("retryWrites".into(), "true".into())],
         };
-        let r = Resolved {
+        let r = Seedlist {
             hosts: vec![super::super::HostPort {
                 host: "n0.x.net".into(),
                 port: 27017,

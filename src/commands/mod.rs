@@ -1,0 +1,207 @@
+//! One pipeline per subcommand (`whoami`, `assume`, `uri`, `probe` for ping, list-collections and
+//! roundtrip), and the stages they share: credentials -> assume, and identity.
+
+pub mod assume;
+pub mod probe;
+pub mod uri;
+pub mod whoami;
+
+use aws_credential_types::Credentials;
+
+use crate::config::{Config, Env, Target};
+use crate::credentials::{self, rfc3339, Resolved, Source};
+use crate::diagnosis::Stage;
+use crate::identity::{caller_kind, identity_of, CallerKind};
+use crate::probe::auth::{IdentityFacts, SKEW_SUSPECT_SECS};
+use crate::report::CredentialInfo;
+use crate::runner::{Passed, Runner};
+use crate::secret::{self, Scrubber};
+
+/// The scrubber a run starts with: the secrets of the environment and of the connection string,
+/// known before any stage can print.
+pub fn initial_scrubber(env: &Env, uri: Option<&str>) -> Scrubber {
+    let mut scrubber = credentials::env_scrubber(env);
+    if let Some(uri) = uri {
+        if let Ok(p) = crate::uri::ParsedUri::parse(uri) {
+            for secret in p.secrets() {
+                scrubber.add_secret(&secret);
+            }
+        }
+    }
+    scrubber
+}
+
+/// The target as the report shows it: a cluster as host[:port], a URI redacted.
+pub fn target_shown(cfg: &Config) -> Option<String> {
+    match &cfg.target {
+        Target::None => None,
+        Target::Cluster(c) => Some(match c.port {
+            Some(p) => format!("{}:{p}", c.host),
+            None => c.host.clone(),
+        }),
+        Target::Uri(u) => Some(crate::uri::redact(u.expose())),
+    }
+}
+
+/// The config stage's detail: the target, the database, the role, the env file, the notes.
+pub fn describe(cfg: &Config) -> String {
+    let target = match &cfg.target {
+        Target::None => "no target".to_string(),
+        Target::Cluster(_) => format!("cluster {}", target_shown(cfg).unwrap_or_default()),
+        Target::Uri(_) => format!("uri {}", target_shown(cfg).unwrap_or_default()),
+    };
+    let mut detail = format!("{target}; database {}", cfg.db);
+    if let Some(r) = &cfg.role {
+        detail.push_str(&format!("; role {}", r.arn.arn));
+    }
+    if let crate::envfile::EnvFile::Loaded {
+        path,
+        set,
+        overridden,
+    } = &cfg.env_file
+    {
+        detail.push_str(&format!(
+            "; env file {} ({set} set, {overridden} already in the environment)",
+            path.display()
+        ));
+    }
+    if !cfg.notes.is_empty() {
+        detail.push_str(&format!("; {}", cfg.notes.join(", ")));
+    }
+    detail
+}
+
+/// The final credentials and how the report describes them.
+pub struct InUse {
+    pub creds: Credentials,
+    pub source: Source,
+}
+
+/// credentials, then assume when a role is given: the stages every AWS command starts with.
+pub async fn credentials_stages(
+    runner: &mut Runner<'_>,
+    cfg: &Config,
+) -> Option<(Resolved, InUse)> {
+    runner.plan([Stage::Credentials]);
+    if cfg.role.is_some() {
+        runner.plan([Stage::Assume]);
+    }
+    let resolved = runner
+        .stage(Stage::Credentials, async {
+            let r = credentials::resolve(cfg).await?;
+            let mut detail = format!(
+                "{}: {}, {}",
+                r.source,
+                r.masked_key_id(),
+                match (r.temporary(), r.creds.access_key_id().starts_with("ASIA")) {
+                    (true, _) => "temporary",
+                    (false, true) => "temporary key without a session token",
+                    (false, false) => "long-term",
+                }
+            );
+            if let Some(exp) = r.creds.expiry() {
+                detail.push_str(&format!(", expires {}", rfc3339(exp)));
+            }
+            detail.push_str(&format!("; region {}", r.region));
+            let warnings = r.warnings.clone();
+            Ok(Passed::new(r, detail).warn(warnings))
+        })
+        .await?;
+    resolved.add_to(&mut runner.scrubber);
+
+    let Some(role) = &cfg.role else {
+        let in_use = InUse {
+            creds: resolved.creds.clone(),
+            source: resolved.source.clone(),
+        };
+        return Some((resolved, in_use));
+    };
+    let budget = runner.remaining();
+    let assumed = runner
+        .stage(Stage::Assume, async {
+            let sdk = credentials::sdk_config(&resolved, resolved.creds.clone(), budget).await;
+            let a = credentials::assume_role(&sdk, &resolved, role, &cfg.env).await?;
+            let mut detail = a.arn.clone();
+            if let Some(exp) = a.expiration {
+                detail.push_str(&format!(", expires {}", rfc3339(exp)));
+            }
+            Ok(Passed::new(a, detail))
+        })
+        .await?;
+    credentials::add_credentials(&mut runner.scrubber, &assumed.creds);
+    let in_use = InUse {
+        creds: assumed.creds.clone(),
+        source: Source::AssumedRole {
+            role_arn: role.arn.arn.clone(),
+            from: Box::new(resolved.source.clone()),
+        },
+    };
+    runner.report.identity = Some(identity_of(&assumed.arn, "", &cfg.db, String::new()));
+    Some((resolved, in_use))
+}
+
+pub fn credential_info(in_use: &InUse) -> CredentialInfo {
+    CredentialInfo {
+        source: in_use.source.to_string(),
+        access_key_id: secret::mask_key_id(in_use.creds.access_key_id()),
+        temporary: in_use.creds.session_token().is_some()
+            || in_use.creds.access_key_id().starts_with("ASIA"),
+        expiration: in_use.creds.expiry().map(rfc3339),
+    }
+}
+
+/// GetCallerIdentity with the credentials in use: the ARN Atlas will see, the database user it
+/// maps to, and the clock offset from STS's Date header.
+pub async fn identity_stage(
+    runner: &mut Runner<'_>,
+    cfg: &Config,
+    resolved: &Resolved,
+    in_use: &InUse,
+) -> Option<IdentityFacts> {
+    let budget = runner.remaining();
+    let db = cfg.db.clone();
+    let (identity, offset) = runner
+        .stage(Stage::Identity, async {
+            let sdk = credentials::sdk_config(resolved, in_use.creds.clone(), budget).await;
+            let who = credentials::caller_identity(&sdk).await.map_err(|f| {
+                credentials::classify(
+                    &f,
+                    &credentials::KeyFacts::of(&in_use.creds, &in_use.source),
+                    "GetCallerIdentity",
+                    &credentials::sts_endpoint(&cfg.env, &resolved.region),
+                )
+            })?;
+            let identity = identity_of(&who.arn, &who.account, &db, who.user_id.clone());
+            let mut detail = match &identity.atlas_user {
+                Some(u) => format!("{} -> Atlas user {} ({})", who.arn, u.arn, u.iam_type),
+                None => who.arn.clone(),
+            };
+            let mut warnings = if identity.atlas_user.is_none() {
+                identity.notes.clone()
+            } else {
+                Vec::new()
+            };
+            if let Some(o) = who.clock_offset {
+                detail.push_str(&format!("; clock offset {o:+} s"));
+                if o.abs() >= SKEW_SUSPECT_SECS {
+                    let (mins, dir) = (o.abs() / 60, if o > 0 { "ahead of" } else { "behind" });
+                    warnings.push(format!(
+                        "this machine's clock is {mins} minutes {dir} STS's: the AWS SDK corrects \
+                         for it, but MONGODB-AWS signatures from drivers do not, and STS refuses \
+                         them beyond 15 minutes"
+                    ));
+                }
+            }
+            Ok(Passed::new((identity, who.clock_offset), detail).warn(warnings))
+        })
+        .await?;
+    let facts = IdentityFacts {
+        caller_arn: Some(identity.arn.clone()),
+        atlas_user_arn: identity.atlas_user.as_ref().map(|u| u.arn.clone()),
+        iam_type: identity.atlas_user.as_ref().map(|u| u.iam_type.clone()),
+        assumed_role: matches!(caller_kind(&identity.arn), CallerKind::AssumedRole { .. }),
+        clock_offset: offset,
+    };
+    runner.report.identity = Some(identity);
+    Some(facts)
+}

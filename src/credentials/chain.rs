@@ -1,0 +1,295 @@
+//! The AWS default credential chain, provider by provider in the SDK's order, so that a failure
+//! can say what each source was asked and what it answered.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::provider_config::ProviderConfig;
+use aws_config::Region;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::Credentials;
+use aws_types::os_shim_internal::{Env as SdkEnv, Fs};
+
+use super::{env_scrubber, error_text, rfc3339, ProfileKind, Resolved, RoleVia, Source};
+use crate::config::{Config, Env};
+use crate::diagnosis::{texts, Diagnosis, Kind};
+
+/// The SDK's view of the environment: the one the config read.
+fn sdk_env(env: &Env) -> SdkEnv {
+    let vars: HashMap<String, String> = [
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_PROFILE",
+        "HOME",
+        "USERPROFILE",
+        "HOMEDRIVE",
+        "HOMEPATH",
+    ]
+    .iter()
+    .filter_map(|n| env.get(n).map(|v| (n.to_string(), v)))
+    .collect();
+    SdkEnv::from(vars)
+}
+
+async fn profile_set(env: &Env) -> Result<aws_config::profile::ProfileSet, Diagnosis> {
+    #[allow(deprecated)] // the replacement lives in aws-runtime, not a direct dependency
+    let files = aws_config::profile::profile_file::ProfileFiles::default();
+    aws_config::profile::load(&Fs::real(), &sdk_env(env), &files, None)
+        .await
+        .map_err(|e| {
+            Diagnosis::new(
+                Kind::ProfileError,
+                format!("cannot read the AWS config files: {}", error_text(&e)),
+                "fix the syntax of ~/.aws/config and ~/.aws/credentials (or the files named by \
+                 AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE)",
+            )
+        })
+}
+
+fn config_files_shown(env: &Env) -> String {
+    let config = env
+        .get("AWS_CONFIG_FILE")
+        .unwrap_or_else(|| "~/.aws/config".into());
+    let creds = env
+        .get("AWS_SHARED_CREDENTIALS_FILE")
+        .unwrap_or_else(|| "~/.aws/credentials".into());
+    format!("{config} and {creds}")
+}
+
+fn unknown_profile(name: &str, set: &aws_config::profile::ProfileSet, env: &Env) -> Diagnosis {
+    let mut known: Vec<&str> = set.profiles().collect();
+    known.sort_unstable();
+    let known = if known.is_empty() {
+        "no profiles are defined".to_string()
+    } else {
+        format!("known profiles: {}", known.join(", "))
+    };
+    Diagnosis::new(
+        Kind::UnknownProfile,
+        format!(
+            "the AWS profile `{name}` is not in {} ({known})",
+            config_files_shown(env)
+        ),
+        "check the name given by --profile or AWS_PROFILE, or create it with `aws configure \
+         --profile NAME`",
+    )
+}
+
+/// A profile as a source: how it gets its credentials, from its settings.
+fn profile_source(name: &str, set: &aws_config::profile::ProfileSet) -> Source {
+    let kind = match set.get_profile(name) {
+        None => ProfileKind::Unknown,
+        Some(p) => {
+            if let Some(role) = p.get("role_arn") {
+                let via = match (p.get("source_profile"), p.get("credential_source")) {
+                    (Some(src), _) => RoleVia::SourceProfile(src.to_string()),
+                    (None, Some(src)) => RoleVia::CredentialSource(src.to_string()),
+                    (None, None) => RoleVia::WebIdentity,
+                };
+                ProfileKind::RoleArn {
+                    role: role.to_string(),
+                    via,
+                }
+            } else if p.get("credential_process").is_some() {
+                ProfileKind::CredentialProcess
+            } else if p.get("sso_session").is_some() || p.get("sso_start_url").is_some() {
+                ProfileKind::Sso
+            } else if p.get("aws_access_key_id").is_some() {
+                ProfileKind::Keys
+            } else {
+                ProfileKind::SettingsOnly
+            }
+        }
+    };
+    Source::Profile {
+        name: name.to_string(),
+        kind,
+    }
+}
+
+async fn resolve_region(cfg: &Config, profile: Option<&str>) -> Region {
+    let mut default_chain = aws_config::default_provider::region::DefaultRegionChain::builder();
+    if let Some(p) = profile {
+        default_chain = default_chain.profile_name(p);
+    }
+    RegionProviderChain::first_try(cfg.region.clone().map(Region::new))
+        .or_else(default_chain.build())
+        .or_else(Region::new("us-east-1"))
+        .region()
+        .await
+        .unwrap_or_else(|| Region::new("us-east-1"))
+}
+
+/// Resolves credentials as the AWS default chain does, recording what each provider said.
+/// A `--profile` flag (a profile that is not AWS_PROFILE's) selects that profile alone.
+pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
+    let env = &cfg.env;
+    let set = profile_set(env).await?;
+    let env_profile = env.get("AWS_PROFILE");
+    let explicit = cfg.profile.is_some() && cfg.profile != env_profile;
+    let profile_name = cfg
+        .profile
+        .clone()
+        .or(env_profile)
+        .unwrap_or_else(|| "default".to_string());
+    let named = cfg.profile.is_some();
+    if explicit && set.get_profile(&profile_name).is_none() {
+        return Err(unknown_profile(&profile_name, &set, env));
+    }
+
+    let region = resolve_region(cfg, named.then_some(profile_name.as_str())).await;
+    let pc = ProviderConfig::default().with_region(Some(region.clone()));
+    let mut warnings = Vec::new();
+    let mut tried = Vec::new();
+
+    macro_rules! attempt {
+        ($source:expr, $provider:expr) => {{
+            let source: Source = $source;
+            match $provider.provide_credentials().await {
+                Ok(creds) => Some((creds, source)),
+                Err(e @ CredentialsError::CredentialsNotLoaded(_)) => {
+                    let why = error_text(&e)
+                        .trim_start_matches(texts::SDK_PROVIDER_NOT_ENABLED)
+                        .trim_start_matches(": ")
+                        .to_string();
+                    let why = if why.is_empty() {
+                        "nothing configured".to_string()
+                    } else {
+                        why
+                    };
+                    tried.push(format!("{source} ({why})"));
+                    None
+                }
+                Err(e) => {
+                    let kind = if matches!(e, CredentialsError::ProviderTimedOut(_)) {
+                        Kind::CredentialsTimeout
+                    } else {
+                        Kind::CredentialsError
+                    };
+                    return Err(Diagnosis::new(
+                        kind,
+                        format!(
+                            "{source} failed: {}",
+                            env_scrubber(env).scrub(&error_text(&e))
+                        ),
+                        source.failure_hint(),
+                    ));
+                }
+            }
+        }};
+    }
+
+    let profile_provider = || {
+        aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .configure(&pc)
+            .profile_name(&profile_name)
+            .build()
+    };
+
+    let found = if explicit {
+        if env.is_set("AWS_ACCESS_KEY_ID") {
+            warnings.push(format!(
+                "AWS_ACCESS_KEY_ID is set too: an application using the default chain would use \
+                 those keys, not profile {profile_name}"
+            ));
+        }
+        attempt!(profile_source(&profile_name, &set), profile_provider())
+    } else {
+        let mut found = attempt!(
+            Source::Environment,
+            aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new()
+        );
+        if found.is_none() {
+            if named && set.get_profile(&profile_name).is_none() {
+                return Err(unknown_profile(&profile_name, &set, env));
+            }
+            found = attempt!(profile_source(&profile_name, &set), profile_provider());
+        }
+        if found.is_none() {
+            let p = aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()
+                .configure(&pc)
+                .build();
+            found = attempt!(Source::WebIdentity, p);
+        }
+        if found.is_none() {
+            let p = aws_config::ecs::EcsCredentialsProvider::builder()
+                .configure(&pc)
+                .build();
+            found = attempt!(Source::Container, p);
+        }
+        if found.is_none() {
+            let p = aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+                .configure(&pc)
+                .build();
+            found = attempt!(Source::Imds, p);
+        }
+        found
+    };
+
+    let Some((creds, source)) = found else {
+        let scrub = env_scrubber(env);
+        let tried: Vec<String> = tried.iter().map(|t| scrub.scrub(t)).collect();
+        return Err(Diagnosis::new(
+            Kind::NoCredentials,
+            format!("no AWS credentials found; tried: {}", tried.join("; ")),
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary \
+             keys), or choose a profile with --profile or AWS_PROFILE, or run where a role \
+             provides them (Lambda, ECS, EC2)",
+        ));
+    };
+
+    if let Some(expiry) = creds.expiry() {
+        if expiry <= SystemTime::now() {
+            return Err(Diagnosis::new(
+                Kind::CredentialsExpired,
+                format!(
+                    "the credentials from {source} expired at {}",
+                    rfc3339(expiry)
+                ),
+                source.refresh_hint(),
+            ));
+        }
+    }
+    warnings.extend(key_warnings(&creds));
+
+    Ok(Resolved {
+        creds,
+        source,
+        region,
+        profile: named.then_some(profile_name),
+        warnings,
+    })
+}
+
+/// Signs of a key pair that STS will refuse, visible before any call.
+pub(crate) fn key_warnings(creds: &Credentials) -> Vec<String> {
+    let mut w = Vec::new();
+    if creds.access_key_id().starts_with("ASIA") && creds.session_token().is_none() {
+        w.push("the access key is temporary (ASIA…) but no session token is set".to_string());
+    }
+    let secret = creds.secret_access_key();
+    if secret.chars().any(char::is_whitespace) {
+        w.push("the secret key contains white space (a `+` decoded as a space?)".to_string());
+    } else if secret.len() != 40 {
+        w.push(format!(
+            "the secret key has {} characters; AWS secret keys have 40",
+            secret.len()
+        ));
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_warnings_spot_mangled_secrets() {
+        let c = Credentials::new("ASIAIOSFODNN7EXAMPLE", "abc def", None, None, "test");
+        let w = key_warnings(&c);
+        assert!(w.iter().any(|x| x.contains("no session token")), "{w:?}");
+        assert!(w.iter().any(|x| x.contains("white space")), "{w:?}");
+    }
+}

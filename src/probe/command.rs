@@ -1,0 +1,287 @@
+//! The command stage: ping, listCollections, or the roundtrip of a probe document, over the
+//! client the auth stage opened, repeated with --count; failures classified (a missing role names
+//! the role needed).
+
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, oid::ObjectId, Document};
+use mongodb::error::Error as DriverError;
+use mongodb::options::{CollectionOptions, WriteConcern};
+
+use super::auth::{DriverFailure, IdentityFacts, Session};
+use crate::diagnosis::texts::*;
+use crate::diagnosis::{Diagnosis, Kind};
+use crate::report::{Latency, Operations};
+use crate::runner::Passed;
+
+/// Which database role a command needs.
+pub fn role_needed(command: &str, db: &str) -> String {
+    match command {
+        "roundtrip" => format!("readWrite@{db}"),
+        _ => format!("read@{db}"),
+    }
+}
+
+pub fn classify_command(
+    f: &DriverFailure,
+    command: &str,
+    db: &str,
+    collection: &str,
+    facts: &IdentityFacts,
+) -> Diagnosis {
+    let user = facts
+        .atlas_user_arn
+        .clone()
+        .unwrap_or_else(|| "this identity".into());
+    let not_authorized = f.code == Some(ATLAS_UNAUTHORIZED)
+        || f.server_message
+            .as_deref()
+            .is_some_and(|m| m.starts_with(PROXY_NOT_ALLOWED));
+    if not_authorized {
+        let role = role_needed(command, db);
+        let on = if command == "roundtrip" {
+            format!("{db}.{collection}")
+        } else {
+            db.to_string()
+        };
+        return Diagnosis::new(
+            Kind::NotAuthorized,
+            format!("authentication passed, but the database user {user} may not run {command} on {on}: {}",
+                f.server_message.clone().unwrap_or_else(|| f.text.clone())),
+            format!("give the database user the role {role} (Atlas: Database Access > Edit > \
+                     Built-in Role, or `atlas dbusers update {user} --role {role}`)"),
+        );
+    }
+    Diagnosis::new(
+        Kind::CommandFailed,
+        format!(
+            "{command} failed: {}",
+            f.server_message.clone().unwrap_or_else(|| f.text.clone())
+        ),
+        "see the server's message above",
+    )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeCommand {
+    Ping,
+    ListCollections,
+    Roundtrip,
+}
+
+impl ProbeCommand {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeCommand::Ping => "ping",
+            ProbeCommand::ListCollections => "list-collections",
+            ProbeCommand::Roundtrip => "roundtrip",
+        }
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
+}
+
+pub fn summarize(cold: Duration, samples: &[Duration], ops: Option<Operations>) -> Latency {
+    let mut ms: Vec<f64> = samples.iter().map(|d| millis(*d)).collect();
+    let samples_ms = ms.clone();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let median = if ms.is_empty() {
+        0.0
+    } else if ms.len() % 2 == 1 {
+        ms[ms.len() / 2]
+    } else {
+        (ms[ms.len() / 2 - 1] + ms[ms.len() / 2]) / 2.0
+    };
+    Latency {
+        cold_ms: millis(cold),
+        min_ms: ms.first().copied().unwrap_or_default(),
+        median_ms: median,
+        max_ms: ms.last().copied().unwrap_or_default(),
+        samples_ms,
+        operations: ops,
+    }
+}
+
+pub struct CommandOptions {
+    pub command: ProbeCommand,
+    pub collection: String,
+    pub count: u32,
+    pub interval: Duration,
+}
+
+pub struct CommandResult {
+    pub detail: String,
+    pub latency: Latency,
+}
+
+async fn roundtrip_once(
+    session: &Session,
+    collection: &str,
+) -> Result<(Operations, String), DriverError> {
+    let coll = session
+        .client
+        .database(&session.db)
+        .collection_with_options::<Document>(
+            collection,
+            CollectionOptions::builder()
+                .write_concern(WriteConcern::majority())
+                .build(),
+        );
+    let id = ObjectId::new();
+    let tag = format!("atlas-iam-{}", id.to_hex());
+    let t = Instant::now();
+    coll.insert_one(
+        doc! {"_id": id, "atlas_iam_probe": &tag, "at": mongodb::bson::DateTime::now()},
+    )
+    .await?;
+    let insert = t.elapsed();
+    let t = Instant::now();
+    let found = coll.find_one(doc! {"_id": id}).await;
+    let find = t.elapsed();
+    // The delete runs even when the find failed, so no probe document is left behind.
+    let t = Instant::now();
+    let deleted = coll.delete_one(doc! {"_id": id}).await;
+    let delete = t.elapsed();
+    let found = found?;
+    let deleted = deleted?;
+    let ok = found
+        .as_ref()
+        .and_then(|d| d.get_str("atlas_iam_probe").ok())
+        == Some(tag.as_str());
+    let ops = Operations {
+        insert_ms: millis(insert),
+        find_ms: millis(find),
+        delete_ms: millis(delete),
+    };
+    let note = match (ok, deleted.deleted_count) {
+        (true, 1) => "inserted, read back and deleted".to_string(),
+        (false, _) => {
+            "inserted but not read back (a secondary read or a filter on the collection?)"
+                .to_string()
+        }
+        (true, n) => format!("read back, but the delete removed {n} documents"),
+    };
+    Ok((ops, note))
+}
+
+pub async fn command_stage(
+    session: &Session,
+    opts: &CommandOptions,
+    cold: Duration,
+    facts: &IdentityFacts,
+) -> Result<Passed<Latency>, Diagnosis> {
+    let db = session.client.database(&session.db);
+    let fail = |e: DriverError| {
+        classify_command(
+            &DriverFailure::of(&e),
+            opts.command.name(),
+            &session.db,
+            &opts.collection,
+            facts,
+        )
+    };
+    let mut samples = Vec::new();
+    let mut ops = None;
+    let mut detail = String::new();
+    let count = opts.count.max(1);
+    for i in 0..count {
+        if i > 0 && !opts.interval.is_zero() {
+            tokio::time::sleep(opts.interval).await;
+        }
+        let t = Instant::now();
+        match opts.command {
+            ProbeCommand::Ping => {
+                session
+                    .client
+                    .database("admin")
+                    .run_command(doc! {"ping": 1})
+                    .await
+                    .map_err(fail)?;
+                detail = "ping ok".to_string();
+            }
+            ProbeCommand::ListCollections => {
+                let mut names = db.list_collection_names().await.map_err(fail)?;
+                names.sort();
+                let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+                detail = format!(
+                    "{} collections in {}{}{}",
+                    names.len(),
+                    session.db,
+                    if names.is_empty() { "" } else { ": " },
+                    shown.join(", ")
+                );
+            }
+            ProbeCommand::Roundtrip => {
+                let (o, note) = roundtrip_once(session, &opts.collection)
+                    .await
+                    .map_err(fail)?;
+                detail = format!(
+                    "{note} in {}.{} (insert {} ms, find {} ms, delete {} ms)",
+                    session.db, opts.collection, o.insert_ms, o.find_ms, o.delete_ms
+                );
+                ops = Some(o);
+            }
+        }
+        samples.push(t.elapsed());
+    }
+    let latency = summarize(cold, &samples, ops);
+    if count > 1 {
+        detail.push_str(&format!(
+            "; {count} runs: cold {} ms, warm min {} / median {} / max {} ms",
+            latency.cold_ms, latency.min_ms, latency.median_ms, latency.max_ms
+        ));
+    }
+    Ok(Passed::new(latency, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::auth::tests::facts;
+    use crate::probe::auth::FailureKind;
+
+    #[test]
+    fn unauthorized_names_the_role_needed() {
+        let f = DriverFailure {
+            kind: FailureKind::Command,
+            code: Some(13),
+            server_message: Some(
+                "not authorized on test to execute command { insert: \"p\" }".into(),
+            ),
+            text: String::new(),
+        };
+        let d = classify_command(&f, "roundtrip", "test", "p", &facts(None));
+        assert_eq!(d.kind, Kind::NotAuthorized);
+        assert!(d.hint.contains("readWrite@test"), "{}", d.hint);
+        let f = DriverFailure {
+            kind: FailureKind::Command,
+            code: Some(8000),
+            server_message: Some(
+                "user is not allowed to do action [listCollections] on [test.]".into(),
+            ),
+            text: String::new(),
+        };
+        let d = classify_command(&f, "list-collections", "test", "p", &facts(None));
+        assert_eq!(d.kind, Kind::NotAuthorized);
+        assert!(d.hint.contains("read@test"), "{}", d.hint);
+    }
+
+    #[test]
+    fn latency_summary() {
+        let l = summarize(
+            Duration::from_millis(50),
+            &[
+                Duration::from_millis(3),
+                Duration::from_millis(1),
+                Duration::from_millis(2),
+            ],
+            None,
+        );
+        assert_eq!(
+            (l.min_ms, l.median_ms, l.max_ms, l.cold_ms),
+            (1.0, 2.0, 3.0, 50.0)
+        );
+    }
+}

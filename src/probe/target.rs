@@ -1,0 +1,237 @@
+//! The probe's destination, from --cluster or --uri: the hosts (or the srv name), TLS, the CA
+//! file, the database and the options handed to the driver. Credentials in the URI are never
+//! used.
+
+use std::path::PathBuf;
+
+use crate::config::{Config, Target as ConfigTarget};
+use crate::diagnosis::{Diagnosis, Kind};
+use crate::report::Severity;
+use crate::uri::{self, ParsedUri};
+
+pub const DEFAULT_PORT: u16 = 27017;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl HostPort {
+    pub fn parse(s: &str) -> Result<HostPort, String> {
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("`{s}`: unclosed ["))?;
+            (h.to_string(), after.strip_prefix(':'))
+        } else {
+            match s.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (s.to_string(), None),
+            }
+        };
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("`{s}`: bad port"))?,
+            None => DEFAULT_PORT,
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}`: empty host"));
+        }
+        Ok(HostPort {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    pub fn is_atlas(&self) -> bool {
+        let h = self.host.trim_end_matches('.');
+        h.ends_with(".mongodb.net")
+            || h.ends_with(".mongodb-dev.net")
+            || h.ends_with(".mongodbgov.net")
+    }
+}
+
+/// Where to connect and how, from --cluster or --uri. Credentials in the URI are never used.
+#[derive(Clone, Debug)]
+pub struct Destination {
+    /// The mongodb+srv host, when there is one.
+    pub srv: Option<String>,
+    /// The hosts to connect to: from the URI, or from the SRV records after the dns stage.
+    pub hosts: Vec<HostPort>,
+    pub tls: bool,
+    pub ca_file: Option<PathBuf>,
+    pub db: String,
+    /// URI options handed to the driver as they are (auth, TLS and credential options aside).
+    pub options: Vec<(String, String)>,
+}
+
+const HANDLED: [&str; 7] = [
+    "authmechanism",
+    "authsource",
+    "authmechanismproperties",
+    "tls",
+    "ssl",
+    "tlscafile",
+    "sslcafile",
+];
+
+/// The target of a probe and the warnings about it.
+pub fn target(cfg: &Config) -> Result<(Destination, Vec<String>), Diagnosis> {
+    let (parsed, findings) = match &cfg.target {
+        ConfigTarget::None => {
+            return Err(Diagnosis::new(
+                Kind::MissingTarget,
+                "no cluster to probe",
+                "give --cluster HOST (or ATLAS_IAM_CLUSTER, AWS_MONGO_CLUSTER_URL, \
+                 MONGODB_CLUSTER_NAME) or --uri URI (or MONGODB_URI)",
+            ))
+        }
+        ConfigTarget::Cluster(c) => {
+            let built = uri::build(c, &cfg.db, None);
+            (ParsedUri::parse(&built)?, Vec::new())
+        }
+        ConfigTarget::Uri(u) => uri::check(u.expose())?,
+    };
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    for f in findings {
+        let credential = uri::is_credential_finding(&f.code);
+        match (f.severity, credential) {
+            // atlas-iam never uses credentials from the URI, so their pitfalls are warnings here
+            (_, true) => warnings.push(format!("{}: {}", f.code, f.message)),
+            (Severity::Warning, false) => warnings.push(format!("{}: {}", f.code, f.message)),
+            (Severity::Error, false) => errors.push(f),
+        }
+    }
+    if parsed.user.is_some() {
+        warnings.push(
+            "the connection string embeds credentials: atlas-iam ignores them and uses \
+            the AWS credential chain, as current drivers do"
+                .to_string(),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(Diagnosis::new(
+            Kind::UriPitfall,
+            errors
+                .iter()
+                .map(|f| f.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+            errors
+                .iter()
+                .map(|f| f.hint.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let tls_option = ["tls", "ssl"]
+        .iter()
+        .find_map(|k| parsed.option(k))
+        .map(|v| v.eq_ignore_ascii_case("true"));
+    let tls = tls_option.unwrap_or(parsed.srv);
+    let ca_file = cfg.tls_ca_file.clone().or_else(|| {
+        ["tlsCAFile", "sslCAFile"]
+            .iter()
+            .find_map(|k| parsed.option(k))
+            .map(|v| PathBuf::from(decode(v)))
+    });
+    let options = parsed
+        .query
+        .iter()
+        .filter(|(k, _)| !HANDLED.contains(&k.to_ascii_lowercase().as_str()))
+        .cloned()
+        .collect();
+    if tls {
+        super::tls::client_config(ca_file.as_deref())?;
+    }
+    // --db (or its variables) when set, else the string's path, else the default
+    let db = if cfg.db != crate::config::DEFAULT_DB {
+        cfg.db.clone()
+    } else {
+        parsed
+            .db
+            .as_deref()
+            .map(decode)
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| cfg.db.clone())
+    };
+    let (srv, hosts) = if parsed.srv {
+        (
+            parsed.hosts.first().map(|h| h.to_ascii_lowercase()),
+            Vec::new(),
+        )
+    } else {
+        let hosts = parsed
+            .hosts
+            .iter()
+            .map(|h| HostPort::parse(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                Diagnosis::new(
+                    Kind::InvalidUri,
+                    format!("bad host {e}"),
+                    "hosts are HOST[:PORT]",
+                )
+            })?;
+        (None, hosts)
+    };
+    Ok((
+        Destination {
+            srv,
+            hosts,
+            tls,
+            ca_file,
+            db,
+            options,
+        },
+        warnings,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ports() {
+        assert_eq!(
+            HostPort::parse("a.b:1").expect("ok"),
+            HostPort {
+                host: "a.b".into(),
+                port: 1
+            }
+        );
+        assert_eq!(HostPort::parse("A.b").expect("ok").port, 27017);
+        assert_eq!(HostPort::parse("[::1]:5").expect("ok").host, "::1");
+        assert!(HostPort::parse("a:0").is_err());
+        assert!(HostPort::parse(":1").is_err());
+        assert_eq!(
+            HostPort {
+                host: "::1".into(),
+                port: 5
+            }
+            .to_string(),
+            "[::1]:5"
+        );
+    }
+}

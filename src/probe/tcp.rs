@@ -1,0 +1,92 @@
+//! The tcp stage: every host, concurrently, refused told apart from timed out.
+
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+use super::HostPort;
+use crate::diagnosis::{Diagnosis, Kind};
+use crate::runner::Passed;
+
+/// Runs `check` on every host concurrently; fails when every host fails, warns when some do.
+pub(crate) async fn each_host<F, Fut>(hosts: &[HostPort], check: F) -> Result<Passed<()>, Diagnosis>
+where
+    F: Fn(HostPort) -> Fut,
+    Fut: std::future::Future<Output = Result<String, Diagnosis>> + Send + 'static,
+{
+    let mut set = JoinSet::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let fut = check(h.clone());
+        set.spawn(async move { (i, fut.await) });
+    }
+    let mut results: Vec<(usize, Result<String, Diagnosis>)> = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(r) = r {
+            results.push(r);
+        }
+    }
+    results.sort_by_key(|(i, _)| *i);
+    let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
+    let details: Vec<String> = ok.into_iter().filter_map(|(_, r)| r.ok()).collect();
+    let mut failures: Vec<Diagnosis> = failed.into_iter().filter_map(|(_, r)| r.err()).collect();
+    if details.is_empty() {
+        return Err(if failures.is_empty() {
+            Diagnosis::new(Kind::Internal, "no host was checked", "report this")
+        } else {
+            failures.remove(0)
+        });
+    }
+    let warnings = failures
+        .into_iter()
+        .map(|d| format!("{} ({})", d.cause, d.kind.name()))
+        .collect::<Vec<_>>();
+    Ok(Passed::new((), details.join("; ")).warn(warnings))
+}
+
+pub(crate) fn ms(since: Instant) -> u128 {
+    since.elapsed().as_millis()
+}
+
+pub(crate) async fn connect(h: &HostPort, budget: Duration) -> Result<TcpStream, Diagnosis> {
+    let started = Instant::now();
+    match tokio::time::timeout(budget, TcpStream::connect((h.host.as_str(), h.port))).await {
+        Err(_) => Err(Diagnosis::new(
+            Kind::TcpTimeout,
+            format!(
+                "{h} did not accept a connection within {} ms: packets are dropped on the way",
+                ms(started)
+            ),
+            if h.is_atlas() {
+                "outbound traffic to port 27017 is blocked here (firewall, security group, corporate \
+                 network): allow it, or run from a network that can reach Atlas"
+            } else {
+                "check the host, the port and any firewall between"
+            },
+        )),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(Diagnosis::new(
+            Kind::TcpRefused,
+            format!(
+                "{h} refused the connection: nothing listens on port {}",
+                h.port
+            ),
+            "check the port; an Atlas cluster that is paused or deleted refuses connections too",
+        )),
+        Ok(Err(e)) => Err(Diagnosis::new(
+            Kind::TcpUnreachable,
+            format!("cannot connect to {h}: {e}"),
+            "check the network route to the host",
+        )),
+        Ok(Ok(s)) => Ok(s),
+    }
+}
+
+pub async fn tcp_stage(hosts: &[HostPort], budget: Duration) -> Result<Passed<()>, Diagnosis> {
+    each_host(hosts, move |h| async move {
+        let started = Instant::now();
+        let s = connect(&h, budget).await?;
+        let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        Ok(format!("{h} ({peer}) in {} ms", ms(started)))
+    })
+    .await
+}

@@ -1,0 +1,183 @@
+//! The stage runner: the plan of a run, its one deadline, each stage's outcome recorded (passed,
+//! warning, failed with a diagnosis, or cut by the deadline), every text scrubbed of known
+//! secrets before it is stored, and the stages planned but not run marked skipped.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::diagnosis::{self, Diagnosis, Stage};
+use crate::report::{CommandName, Report, StageResult, Status};
+use crate::secret::Scrubber;
+
+/// What a stage that passed hands on, and says about itself.
+pub struct Passed<T> {
+    pub value: T,
+    pub detail: String,
+    pub warnings: Vec<String>,
+}
+
+impl<T> Passed<T> {
+    pub fn new(value: T, detail: impl Into<String>) -> Self {
+        Passed {
+            value,
+            detail: detail.into(),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn warn(mut self, warnings: impl IntoIterator<Item = String>) -> Self {
+        self.warnings.extend(warnings);
+        self
+    }
+}
+
+/// Told when a stage starts and ends; the binary shows it on a terminal. The library itself
+/// never writes to stdout or stderr.
+pub trait Progress: Sync {
+    fn started(&self, _stage: Stage) {}
+    fn finished(&self, _stage: Stage) {}
+}
+
+/// No progress shown.
+pub struct Silent;
+
+impl Progress for Silent {}
+
+/// Runs stages in order under one deadline, recording each in the report.
+pub struct Runner<'p> {
+    pub report: Report,
+    plan: Vec<Stage>,
+    deadline: Instant,
+    pub scrubber: Scrubber,
+    progress: &'p dyn Progress,
+}
+
+impl<'p> Runner<'p> {
+    pub fn new(
+        command: CommandName,
+        timeout: Duration,
+        scrubber: Scrubber,
+        progress: &'p dyn Progress,
+    ) -> Self {
+        Runner {
+            report: Report::new(command),
+            plan: vec![Stage::Config],
+            deadline: Instant::now() + timeout,
+            scrubber,
+            progress,
+        }
+    }
+
+    /// Adds stages to the plan: those not run are reported as skipped.
+    pub fn plan(&mut self, stages: impl IntoIterator<Item = Stage>) {
+        for s in stages {
+            if !self.plan.contains(&s) {
+                self.plan.push(s);
+            }
+        }
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn scrub_diagnosis(&self, d: Diagnosis) -> Diagnosis {
+        d.map_text(|t| self.scrubber.scrub(t))
+    }
+
+    /// Records a stage that was decided without work (the config stage).
+    pub fn record(&mut self, stage: Stage, passed: Result<Passed<()>, Diagnosis>, elapsed_ms: u64) {
+        let result = match passed {
+            Ok(p) => StageResult {
+                stage,
+                status: if p.warnings.is_empty() {
+                    Status::Passed
+                } else {
+                    Status::Warning
+                },
+                elapsed_ms,
+                detail: self.scrubber.scrub(&p.detail),
+                warnings: p.warnings.iter().map(|w| self.scrubber.scrub(w)).collect(),
+                diagnosis: None,
+            },
+            Err(d) => StageResult {
+                stage,
+                status: Status::Failed,
+                elapsed_ms,
+                detail: String::new(),
+                warnings: Vec::new(),
+                diagnosis: Some(self.scrub_diagnosis(d)),
+            },
+        };
+        self.report.stages.push(result);
+    }
+
+    /// Runs one stage within the deadline and records its outcome.
+    pub async fn stage<T>(
+        &mut self,
+        stage: Stage,
+        work: impl Future<Output = Result<Passed<T>, Diagnosis>>,
+    ) -> Option<T> {
+        let started = Instant::now();
+        self.progress.started(stage);
+        let outcome = tokio::time::timeout_at(self.deadline, work).await;
+        self.progress.finished(stage);
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let (outcome, value) = match outcome {
+            Ok(Ok(p)) => {
+                let Passed {
+                    value,
+                    detail,
+                    warnings,
+                } = p;
+                (Ok(Passed::new((), detail).warn(warnings)), Some(value))
+            }
+            Ok(Err(d)) => (Err(d), None),
+            Err(_) => (Err(diagnosis::timeout(stage)), None),
+        };
+        self.record(stage, outcome, elapsed_ms);
+        value
+    }
+
+    /// Fails the config stage after the fact (a command's own precondition).
+    pub fn fail_config(&mut self, d: Diagnosis) {
+        let d = self.scrub_diagnosis(d);
+        if let Some(stage) = self.report.stage_mut(Stage::Config) {
+            stage.status = Status::Failed;
+            stage.diagnosis = Some(d);
+        }
+    }
+
+    /// Adds warnings to the config stage after the fact.
+    pub fn warn_config(&mut self, warnings: Vec<String>) {
+        let warnings: Vec<String> = warnings.iter().map(|w| self.scrubber.scrub(w)).collect();
+        if let Some(stage) = self.report.stage_mut(Stage::Config) {
+            if !warnings.is_empty() {
+                if stage.status == Status::Passed {
+                    stage.status = Status::Warning;
+                }
+                stage.warnings.extend(warnings);
+            }
+        }
+    }
+
+    /// Marks what was planned and not run as skipped, and sets the exit code.
+    pub fn finish(mut self) -> Report {
+        for stage in self.plan.clone() {
+            if self.report.stage(stage).is_none() {
+                self.report.stages.push(StageResult {
+                    stage,
+                    status: Status::Skipped,
+                    elapsed_ms: 0,
+                    detail: String::new(),
+                    warnings: Vec::new(),
+                    diagnosis: None,
+                });
+            }
+        }
+        self.report.conclude();
+        self.report
+    }
+}
