@@ -78,6 +78,13 @@ pub enum Command {
         /// credential_process version 1 shape), `dotenv` (KEY=value lines for a .env file)
         #[arg(long, value_enum, default_value_t = AssumeOutput::Env)]
         output: AssumeOutput,
+        /// Write the credentials to this file instead of stdout, created with mode 0600; a
+        /// symlink is never followed, an existing file is kept unless --force
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// With --out: replace an existing file
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Show the AWS identity in use and the Atlas database user it maps to
     ///

@@ -34,7 +34,7 @@ pub enum Target {
     Uri(Secret<String>),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RoleRequest {
     pub arn: RoleArn,
     pub session_name: String,
@@ -44,11 +44,28 @@ pub struct RoleRequest {
     pub mfa_token: Option<String>,
 }
 
+impl fmt::Debug for RoleRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoleRequest")
+            .field("arn", &self.arn.arn)
+            .field("session_name", &self.session_name)
+            .field(
+                "external_id",
+                &self.external_id.as_ref().map(|_| "(redacted)"),
+            )
+            .field("duration", &self.duration)
+            .field("mfa_serial", &self.mfa_serial)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The environment as the run sees it: read once, after the env file was applied. Debug shows
 /// the names only, never a value.
 #[derive(Clone, Default)]
 pub struct Env {
     vars: BTreeMap<String, String>,
+    /// Names whose value is not Unicode (the values are never kept).
+    not_unicode: Vec<String>,
 }
 
 impl fmt::Debug for Env {
@@ -60,11 +77,17 @@ impl fmt::Debug for Env {
 impl Env {
     /// The process environment (variables whose name or value is not Unicode are left out).
     pub fn from_process() -> Env {
-        Env {
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
+        let mut env = Env::default();
+        for (k, v) in std::env::vars_os() {
+            match (k.into_string(), v.into_string()) {
+                (Ok(k), Ok(v)) => {
+                    env.vars.insert(k, v);
+                }
+                (Ok(k), Err(_)) => env.not_unicode.push(k),
+                _ => {}
+            }
         }
+        env
     }
 
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
@@ -75,6 +98,7 @@ impl Env {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            not_unicode: Vec::new(),
         }
     }
 
@@ -123,9 +147,29 @@ impl Config {
         if let EnvFile::Failed(d) = env_file {
             return Err(d);
         }
+        let garbled: Vec<&str> = env
+            .not_unicode
+            .iter()
+            .map(String::as_str)
+            .filter(|n| {
+                n.starts_with("AWS_") || n.starts_with("ATLAS_IAM_") || n.starts_with("MONGODB_")
+            })
+            .collect();
+        if !garbled.is_empty() {
+            return Err(Diagnosis::new(
+                Kind::InvalidConfig,
+                format!(
+                    "{} {} not valid UTF-8 text (value not shown)",
+                    garbled.join(", "),
+                    if garbled.len() == 1 { "is" } else { "are" }
+                ),
+                "set it again from the original (a copy from a document may carry invisible \
+                 bytes)",
+            ));
+        }
         let env_ref = &env;
         let mut notes = Vec::new();
-        let mut warnings = Vec::new();
+        let mut warnings = env_file.warnings();
 
         let uri = args.uri.clone().filter(|u| !u.trim().is_empty());
         let cluster = match args.cluster.clone().filter(|c| !c.trim().is_empty()) {
@@ -245,10 +289,15 @@ pub fn parse_cluster(input: &str) -> Result<ClusterHost, Diagnosis> {
         .or_else(|| s.strip_prefix("mongodb://"))
         .unwrap_or(s);
     let s = s.strip_suffix('/').unwrap_or(s);
+    // Never echo userinfo: a whole connection string may have been given as the cluster.
+    let shown = match s.rfind('@') {
+        Some(at) => format!("{}@{}", crate::secret::REDACTED, &s[at + 1..]),
+        None => s.to_string(),
+    };
     let bad = |why: &str| {
         Diagnosis::new(
             Kind::InvalidConfig,
-            format!("the cluster `{s}` {why}"),
+            format!("the cluster `{shown}` {why}"),
             "give the cluster's host name, e.g. cluster0.ab12c.mongodb.net; \
              use --uri for a whole connection string",
         )

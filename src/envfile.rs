@@ -1,65 +1,218 @@
 //! Loading the env file: `--env-file PATH`, or `.env` in the current directory when present.
 //! Variables already in the environment win over the file; nothing is set when the file has an
-//! error, and errors never quote a value (it may be a secret).
+//! error, and errors never quote a line or a value (it may be a secret).
+//!
+//! A `.env` found in the current directory may come with a freshly cloned repository, so it may
+//! set only what atlas-iam documents as data (`DATA_VARIABLES`: the target, database, region,
+//! format, the AWS key triple, role ARNs, the profile name). What chooses code to run or where
+//! credentials go (config files with `credential_process`, endpoints, CA bundles, container and
+//! web-identity sources, proxies) is refused from it with a warning; `--env-file PATH` is the
+//! user's own choice and may set anything.
 
 use std::path::{Path, PathBuf};
 
 use crate::diagnosis::{Diagnosis, Kind};
+use crate::files::{read_regular_text, MAX_FILE_BYTES};
 
 #[derive(Debug, Clone)]
 pub enum EnvFile {
     /// No file was given and there is no `.env` here.
     Absent,
-    /// Loaded: the path, how many variables it set, how many the environment already had.
+    /// Loaded: the path, whether it was named with --env-file, and the names (never values) it
+    /// set, that the environment already had, that were refused and that were ignored.
     Loaded {
         path: PathBuf,
-        set: usize,
-        overridden: usize,
+        explicit: bool,
+        set: Vec<String>,
+        overridden: Vec<String>,
+        refused: Vec<String>,
+        ignored: Vec<String>,
     },
     Failed(Diagnosis),
 }
 
 pub const DEFAULT_ENV_FILE: &str = ".env";
 
-/// Reads the env file and sets the variables it has that the environment does not.
-/// Call before any thread is started (it writes the process environment).
+/// What an implicit `.env` may set: the variables atlas-iam documents as data.
+pub const DATA_VARIABLES: [&str; 17] = [
+    "MONGODB_URI",
+    "ATLAS_IAM_CLUSTER",
+    "AWS_MONGO_CLUSTER_URL",
+    "MONGODB_CLUSTER_NAME",
+    "ATLAS_IAM_DB",
+    "AWS_MONGO_DATABASE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "ATLAS_IAM_FORMAT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+    "ATLAS_IAM_ROLE_ARN",
+    "MONGODB_ACCESS_ROLE_ARN",
+    "AWS_PROFILE",
+    "NO_COLOR",
+];
+
+/// Whether a variable the implicit file may not set would change what code runs or where
+/// credentials go if it were set (these are named in a warning; the rest is merely ignored).
+pub fn is_dangerous(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with("AWS_")
+        || upper.starts_with("ATLAS_IAM_")
+        || upper.starts_with("MONGODB_")
+        || upper.starts_with("LD_")
+        || upper.starts_with("SSL_CERT")
+        || upper.contains("PROXY")
+        || ["PATH", "HOME", "SHELL", "RUST_LOG", "TMPDIR"].contains(&upper.as_str())
+}
+
+/// Reads the env file and sets the variables it has that the environment does not (for an
+/// implicit `.env`, only `DATA_VARIABLES`). Call before any thread is started (it writes the
+/// process environment).
 pub fn load(explicit: Option<&Path>) -> EnvFile {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None => {
             let p = PathBuf::from(DEFAULT_ENV_FILE);
-            if !p.exists() {
+            if std::fs::symlink_metadata(&p).is_err() {
                 return EnvFile::Absent;
             }
             p
         }
     };
-    match parse(&path) {
+    let parsed = parse(&path).and_then(|vars| {
+        if explicit.is_none() {
+            refuse_substitution(&path)?;
+        }
+        Ok(vars)
+    });
+    match parsed {
         Ok(vars) => {
-            let mut set = 0;
-            let mut overridden = 0;
+            let (mut set, mut overridden, mut refused, mut ignored) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (key, value) in vars {
-                if std::env::var_os(&key).is_some() {
-                    overridden += 1;
+                if explicit.is_none() && !DATA_VARIABLES.contains(&key.as_str()) {
+                    if is_dangerous(&key) {
+                        refused.push(key);
+                    } else {
+                        ignored.push(key);
+                    }
+                } else if std::env::var_os(&key).is_some() {
+                    overridden.push(key);
                 } else {
                     std::env::set_var(&key, value);
-                    set += 1;
+                    set.push(key);
                 }
             }
             EnvFile::Loaded {
                 path,
+                explicit: explicit.is_some(),
                 set,
                 overridden,
+                refused,
+                ignored,
             }
         }
         Err(d) => EnvFile::Failed(d),
     }
 }
 
+impl EnvFile {
+    /// For the config stage's detail: the names taken, kept and ignored.
+    pub fn describe(&self) -> Option<String> {
+        let EnvFile::Loaded {
+            path,
+            set,
+            overridden,
+            ignored,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let mut s = format!(
+            "env file {} (set {}; already in the environment: {}",
+            path.display(),
+            list(set),
+            list(overridden)
+        );
+        if !ignored.is_empty() {
+            s.push_str(&format!(
+                "; ignored, not atlas-iam's: {}",
+                ignored.join(", ")
+            ));
+        }
+        s.push(')');
+        Some(s)
+    }
+
+    /// For the config stage's warnings: what an implicit file was refused.
+    pub fn warnings(&self) -> Vec<String> {
+        match self {
+            EnvFile::Loaded {
+                path,
+                explicit: false,
+                refused,
+                ..
+            } if !refused.is_empty() => vec![format!(
+                "{} was found in the current directory, and such a file may set only data \
+                 (target, database, region, format, keys, role, profile): {} not taken from it, \
+                 since they choose code to run or where credentials go; if the file is yours, \
+                 pass --env-file {}",
+                path.display(),
+                refused.join(", "),
+                path.display()
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// An implicit `.env` may not pull other variables into its values (`X=${AWS_SECRET_ACCESS_KEY}`
+/// would carry a secret into a connection string's options, and so to a server).
+fn refuse_substitution(path: &Path) -> Result<(), Diagnosis> {
+    let text = read_regular_text(path, MAX_FILE_BYTES).unwrap_or_default();
+    for (i, line) in text.lines().enumerate() {
+        let Some((_, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim_start();
+        if line.trim_start().starts_with('#') || value.starts_with('\'') {
+            continue;
+        }
+        let b = value.as_bytes();
+        let substitutes = b
+            .windows(2)
+            .any(|w| w[0] == b'$' && (w[1] == b'{' || w[1] == b'_' || w[1].is_ascii_alphabetic()));
+        if substitutes {
+            return Err(Diagnosis::new(
+                Kind::EnvFile,
+                format!(
+                    "{} line {} refers to another variable with $: an env file found in the \
+                     current directory may not copy variables into its values (line not shown)",
+                    path.display(),
+                    i + 1
+                ),
+                "write a literal $ as %24 in a connection string (authSource=%24external) or \
+                 single-quote the value; or name the file with --env-file if it is yours",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses the file without touching the environment.
 pub fn parse(path: &Path) -> Result<Vec<(String, String)>, Diagnosis> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_regular_text(path, MAX_FILE_BYTES).map_err(|e| {
         Diagnosis::new(
             Kind::EnvFile,
             format!("cannot read env file {shown}: {e}"),
@@ -74,22 +227,24 @@ pub fn parse(path: &Path) -> Result<Vec<(String, String)>, Diagnosis> {
             Err(dotenvy::Error::LineParse(line, _)) => {
                 let number = text
                     .lines()
-                    .position(|l| l.contains(line.trim()))
+                    .position(|l| !line.trim().is_empty() && l.contains(line.trim()))
                     .map(|i| format!(" at line {}", i + 1))
                     .unwrap_or_default();
-                let key: String = line
-                    .split('=')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .chars()
-                    .take(40)
-                    .collect();
+                // The name only when it is one (a secret pasted alone on a line is not).
+                let key = line
+                    .split_once('=')
+                    .map(|(k, _)| k.trim().trim_start_matches("export ").trim())
+                    .filter(|k| {
+                        !k.is_empty()
+                            && k.len() <= 64
+                            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            && crate::envfile::looks_like_a_name(k)
+                    })
+                    .map(|k| format!("entry `{k}`; "))
+                    .unwrap_or_default();
                 return Err(Diagnosis::new(
                     Kind::EnvFile,
-                    format!(
-                        "cannot parse env file {shown}{number} (entry `{key}`; value not shown)"
-                    ),
+                    format!("cannot parse env file {shown}{number} ({key}line not shown)"),
                     "each line must be KEY=value; quote values with spaces or # in them",
                 ));
             }
@@ -103,6 +258,18 @@ pub fn parse(path: &Path) -> Result<Vec<(String, String)>, Diagnosis> {
         }
     }
     Ok(vars)
+}
+
+/// A variable name as people write them (upper case, digits, underscores), not a random token
+/// that happens to be alphanumeric.
+pub fn looks_like_a_name(k: &str) -> bool {
+    let key_id = (k.starts_with("AKIA") || k.starts_with("ASIA")) && !k.contains('_');
+    !key_id
+        && k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && k.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn describe(e: &dotenvy::Error) -> String {

@@ -4,12 +4,14 @@
 //! diagnosis, later stages are skipped, and the exit code follows the first failed stage. The
 //! library never writes to stdout or stderr; progress is a callback the caller supplies.
 
+pub mod children;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod diagnosis;
 pub mod envfile;
+pub mod files;
 pub mod identity;
 pub mod probe;
 pub mod render;
@@ -64,7 +66,13 @@ pub async fn run(cfg: &Config, command: &Command, progress: &dyn Progress) -> Re
     };
     match command {
         Command::Whoami => commands::whoami::run(&mut runner, cfg).await,
-        Command::Assume { output } => commands::assume::run(&mut runner, cfg, *output).await,
+        Command::Assume { output, out, force } => {
+            let to = out.as_deref().map(|path| commands::assume::OutFile {
+                path,
+                force: *force,
+            });
+            commands::assume::run(&mut runner, cfg, *output, to).await
+        }
         Command::Uri { embed_credentials } => {
             commands::uri::run(&mut runner, cfg, *embed_credentials).await
         }

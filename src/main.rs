@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use atlas_iam::cli::Cli;
 use atlas_iam::config::Env;
+use atlas_iam::secret;
 use atlas_iam::{envfile, render, Progress, Silent};
 use clap::Parser;
 
@@ -13,9 +14,9 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // First pass: only to learn --env-file; a command-line error is reported the same way by
     // the second pass, which also sees the file's values.
-    let first = Cli::try_parse_from(&args).unwrap_or_else(|e| e.exit());
+    let first = Cli::try_parse_from(&args).unwrap_or_else(|e| usage_error(e));
     let env_file = envfile::load(first.global.env_file.as_deref());
-    let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| e.exit());
+    let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| usage_error(e));
     let env = Env::from_process();
     let (command, format) = (cli.command.name(), cli.global.format);
     render::set_color(
@@ -46,9 +47,25 @@ fn main() -> ExitCode {
             let report = runtime.block_on(atlas_iam::run(&cfg, &cli.command, progress));
             // A blocking task (a hung DNS lookup inside the SDK) must not hold the exit.
             runtime.shutdown_timeout(Duration::from_millis(100));
+            // A credential_process cut by --timeout is still running: end it with the run.
+            atlas_iam::children::kill_descendants();
             report
         }
     };
     render::emit(&report, format);
     ExitCode::from(u8::try_from(report.exit_code).unwrap_or(1))
+}
+
+/// Prints clap's message and exits with its code (2 for usage errors). An error echoes what was
+/// typed, which may be a connection string with credentials pasted without `--uri`: it is
+/// scrubbed of userinfo and of anything that looks like a key or a token first.
+fn usage_error(e: clap::Error) -> ! {
+    if !e.use_stderr() {
+        e.exit() // --help, --version
+    }
+    let env = Env::from_process();
+    let scrubber = atlas_iam::credentials::env_scrubber(&env);
+    let text = secret::redact_tokens(&scrubber.scrub(&e.render().to_string()));
+    eprint!("{text}");
+    std::process::exit(e.exit_code())
 }

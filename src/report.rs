@@ -141,6 +141,14 @@ pub struct UriReport {
     pub findings: Vec<Finding>,
 }
 
+/// Where roundtrip's probe documents may remain, and their `_id`s (hex).
+#[derive(Clone, Debug, Serialize)]
+pub struct Leftover {
+    pub database: String,
+    pub collection: String,
+    pub ids: Vec<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub command: CommandName,
@@ -156,6 +164,9 @@ pub struct Report {
     /// Latencies of the command stage (ping, list-collections, roundtrip).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<Latency>,
+    /// Probe documents of `roundtrip` that may remain (a delete failed or removed nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leftover: Option<Leftover>,
     /// What the command writes to stdout besides the report (the credentials of `assume`, the
     /// connection string of `uri`). Never serialised into the report.
     #[serde(skip)]
@@ -174,6 +185,7 @@ impl Report {
             uri: None,
             stages: Vec::new(),
             latency: None,
+            leftover: None,
             payload: None,
         }
     }

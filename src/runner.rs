@@ -163,6 +163,38 @@ impl<'p> Runner<'p> {
         }
     }
 
+    /// Adds a warning to a stage already recorded (a failed stage stays failed).
+    pub fn warn_stage(&mut self, stage: Stage, warning: String) {
+        let warning = self.scrubber.scrub(&warning);
+        if let Some(s) = self.report.stage_mut(stage) {
+            if s.status == Status::Passed {
+                s.status = Status::Warning;
+            }
+            s.warnings.push(warning);
+        }
+    }
+
+    /// Fails a stage already recorded, after the fact.
+    pub fn fail_stage(&mut self, stage: Stage, d: Diagnosis) {
+        let d = self.scrub_diagnosis(d);
+        if let Some(s) = self.report.stage_mut(stage) {
+            s.status = Status::Failed;
+            s.diagnosis = Some(d);
+        }
+    }
+
+    /// Appends to the detail of the last stage recorded.
+    pub fn note_last(&mut self, note: String) {
+        let note = self.scrubber.scrub(&note);
+        if let Some(last) = self.report.stages.last_mut() {
+            if last.detail.is_empty() {
+                last.detail = note;
+            } else {
+                last.detail.push_str(&format!("; {note}"));
+            }
+        }
+    }
+
     /// Marks what was planned and not run as skipped, and sets the exit code.
     pub fn finish(mut self) -> Report {
         for stage in self.plan.clone() {

@@ -60,12 +60,14 @@ pub fn mask_key_id(id: &str) -> String {
     format!("{head}…{tail}")
 }
 
-/// Removes known secrets from text. Every secret is matched as is and percent-encoded (the form
-/// it takes inside a URI); access key ids are replaced by their masked form.
+/// Removes known secrets from text. Every secret is matched as is, percent-encoded in either
+/// case (the forms it takes inside a URI) and JSON-escaped; access key ids are replaced by their
+/// masked form. Secrets shorter than 8 bytes are matched only as whole words, so that they are
+/// hidden without eating ordinary words that contain them.
 #[derive(Clone, Default)]
 pub struct Scrubber {
-    /// (needle, replacement), longest needles first.
-    rules: Vec<(String, String)>,
+    /// (needle, replacement, whole words only), longest needles first.
+    rules: Vec<(String, String, bool)>,
 }
 
 impl fmt::Debug for Scrubber {
@@ -90,28 +92,163 @@ impl Scrubber {
     }
 
     fn add(&mut self, value: &str, replacement: String) {
-        // Very short values would scrub ordinary words; real secrets are long.
-        if value.len() < 8 {
+        let value = value.trim();
+        if value.is_empty() {
             return;
         }
+        let words = value.len() < 8;
         let encoded = encode_component(value);
-        for needle in [value.to_string(), encoded] {
-            if !self.rules.iter().any(|(n, _)| *n == needle) {
-                self.rules.push((needle, replacement.clone()));
+        let json = serde_json::to_string(value).unwrap_or_default();
+        let json = json.trim_matches('"').to_string();
+        for needle in [
+            value.to_string(),
+            encoded.to_ascii_lowercase(),
+            encoded,
+            json,
+        ] {
+            if !self.rules.iter().any(|(n, _, _)| *n == needle) {
+                self.rules.push((needle, replacement.clone(), words));
             }
         }
-        self.rules.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+        self.rules
+            .sort_by_key(|(n, _, _)| std::cmp::Reverse(n.len()));
     }
 
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for (needle, replacement) in &self.rules {
+        let mut out = redact_url_userinfo(text);
+        for (needle, replacement, words) in &self.rules {
             if out.contains(needle.as_str()) {
-                out = out.replace(needle.as_str(), replacement);
+                out = if *words {
+                    replace_words(&out, needle, replacement)
+                } else {
+                    out.replace(needle.as_str(), replacement)
+                };
             }
         }
         out
     }
+}
+
+/// Replaces `needle` where it stands as a whole word (not inside a longer run of letters and
+/// digits).
+fn replace_words(text: &str, needle: &str, replacement: &str) -> String {
+    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(needle) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + needle.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if is_word(before) || is_word(after) {
+            out.push_str(needle);
+        } else {
+            out.push_str(replacement);
+        }
+        rest = &rest[at + needle.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Hides the userinfo of any URL in the text (`scheme://user:password@host` becomes
+/// `scheme://(redacted)@host`), unless it is already masked (`ASIA…WXYZ:(redacted)@`).
+pub fn redact_url_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '`' || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        let authority_end = tail[..end].find('/').unwrap_or(end);
+        // the last @ before the path, or before the first = when a password holds a raw /
+        let limit = tail[..end].find('=').unwrap_or(end).max(authority_end);
+        match tail[..limit].rfind('@') {
+            Some(at) if !tail[..at].contains(REDACTED) => {
+                out.push_str(REDACTED);
+                rest = &tail[at..];
+            }
+            _ => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Hides what looks like a credential in text that may carry unknown ones (a credential
+/// process's stderr): access key ids, and long runs of base64 that mix letters and digits.
+pub fn redact_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let key_id = run.len() >= 16
+            && (run.starts_with("AKIA") || run.starts_with("ASIA"))
+            && run
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        let mixed = run.len() >= 20
+            && run.chars().any(|c| c.is_ascii_digit())
+            && run.chars().any(|c| c.is_ascii_lowercase())
+            && run.chars().any(|c| c.is_ascii_uppercase());
+        if key_id {
+            out.push_str(&mask_key_id(run));
+        } else if mixed {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || "+/=_-".contains(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// Text from a server, STS or a file, made safe for a terminal: control characters and escape
+/// sequences removed (a newline or tab becomes a space).
+pub fn sanitize_terminal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // ESC [ ... final byte, or ESC ] ... BEL / ESC \, or ESC and one more character
+                match chars.peek() {
+                    Some('[') => {
+                        chars.next();
+                        for c in chars.by_ref() {
+                            if ('\u{40}'..='\u{7e}').contains(&c) {
+                                break;
+                            }
+                        }
+                    }
+                    Some(']') => {
+                        chars.next();
+                        while let Some(c) = chars.next() {
+                            if c == '\u{7}' || (c == '\u{1b}' && chars.peek() == Some(&'\\')) {
+                                break;
+                            }
+                        }
+                    }
+                    _ => {
+                        chars.next();
+                    }
+                }
+            }
+            '\n' | '\t' | '\r' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -146,9 +283,59 @@ mod tests {
     }
 
     #[test]
-    fn scrubber_ignores_tiny_values() {
+    fn short_secrets_are_scrubbed_as_whole_words() {
         let mut s = Scrubber::new();
         s.add_secret("a");
-        assert_eq!(s.scrub("a cat"), "a cat");
+        assert_eq!(s.scrub("a cat"), "(redacted) cat");
+        s.add_secret("pw12");
+        assert_eq!(
+            s.scrub("pw12 pw123 x=pw12"),
+            "(redacted) pw123 x=(redacted)"
+        );
+    }
+
+    #[test]
+    fn every_encoding_of_a_secret_is_scrubbed() {
+        let mut s = Scrubber::new();
+        s.add_secret("ab+c/d\\e\"f");
+        for text in [
+            "ab+c/d\\e\"f",
+            "ab%2Bc%2Fd%5Ce%22f",
+            "ab%2bc%2fd%5ce%22f",
+            "ab+c/d\\\\e\\\"f",
+        ] {
+            assert_eq!(s.scrub(text), REDACTED, "{text}");
+        }
+    }
+
+    #[test]
+    fn url_userinfo_is_hidden_anywhere() {
+        assert_eq!(
+            redact_url_userinfo("cannot reach http://u:p%2F@sts.local:1/ now"),
+            "cannot reach http://(redacted)@sts.local:1/ now"
+        );
+        assert_eq!(
+            redact_url_userinfo("mongodb://AKIA:a/b?c@h/x"),
+            "mongodb://(redacted)@h/x"
+        );
+        let masked = "mongodb://ASIA…WXYZ:(redacted)@h/";
+        assert_eq!(redact_url_userinfo(masked), masked);
+        assert_eq!(redact_url_userinfo("http://h/?a=b@c"), "http://h/?a=b@c");
+    }
+
+    #[test]
+    fn token_like_runs_are_hidden() {
+        let t = redact_tokens(
+            "bad key AKIAIOSFODNN7EXAMPLE secret wJalrXUtnFEMI/K7MDENG/bPxRfiCY1 exit 2",
+        );
+        assert_eq!(t, "bad key AKIA…MPLE secret (redacted) exit 2");
+    }
+
+    #[test]
+    fn terminal_text_loses_escapes_and_controls() {
+        assert_eq!(
+            sanitize_terminal("ok\u{1b}[2J\u{1b}]0;title\u{7}\u{8}x\ny"),
+            "okx y"
+        );
     }
 }

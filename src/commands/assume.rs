@@ -1,5 +1,7 @@
 //! `assume`: config, credentials, assume; the credentials printed in the chosen shape.
 
+use std::path::Path;
+
 use aws_credential_types::Credentials;
 
 use super::{credential_info, credentials_stages};
@@ -10,7 +12,26 @@ use crate::diagnosis::{Diagnosis, Kind, Stage};
 use crate::runner::Runner;
 use crate::secret::Secret;
 
-pub async fn run(runner: &mut Runner<'_>, cfg: &Config, output: AssumeOutput) {
+/// Where `--out` writes the credentials.
+pub struct OutFile<'a> {
+    pub path: &'a Path,
+    pub force: bool,
+}
+
+pub async fn run(
+    runner: &mut Runner<'_>,
+    cfg: &Config,
+    output: AssumeOutput,
+    out: Option<OutFile<'_>>,
+) {
+    if let Some(out) = &out {
+        // Before any AWS call: a file that cannot be written is a config error.
+        if let Err(d) = writable(out) {
+            runner.plan([Stage::Credentials, Stage::Assume]);
+            runner.fail_config(d);
+            return;
+        }
+    }
     if cfg.role.is_none() {
         runner.plan([Stage::Credentials, Stage::Assume]);
         runner.fail_config(Diagnosis::new(
@@ -24,7 +45,64 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config, output: AssumeOutput) {
         return;
     };
     runner.report.credentials = Some(credential_info(&in_use));
-    runner.report.payload = Some(Secret::new(format_credentials(&in_use.creds, output)));
+    let text = format_credentials(&in_use.creds, output);
+    match out {
+        None => runner.report.payload = Some(Secret::new(text)),
+        Some(out) => match write_private(&out, &text) {
+            Ok(()) => runner.note_last(format!(
+                "credentials written to {} (mode 0600)",
+                out.path.display()
+            )),
+            Err(d) => runner.fail_config(d),
+        },
+    }
+}
+
+fn file_error(path: &Path, why: impl std::fmt::Display) -> Diagnosis {
+    Diagnosis::new(
+        Kind::InvalidConfig,
+        format!("cannot write the credentials to {}: {why}", path.display()),
+        "give --out a new file in a directory you own (add --force to replace a file)",
+    )
+}
+
+/// Whether --out may be written: never through a symlink, never over a file without --force.
+fn writable(out: &OutFile<'_>) -> Result<(), Diagnosis> {
+    match std::fs::symlink_metadata(out.path) {
+        Ok(m) if m.file_type().is_symlink() => Err(file_error(
+            out.path,
+            "it is a symbolic link, which atlas-iam never follows",
+        )),
+        Ok(m) if !m.is_file() => Err(file_error(out.path, "it is not a regular file")),
+        Ok(_) if !out.force => Err(file_error(
+            out.path,
+            "it exists (add --force to replace it)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the file with mode 0600 (a replaced file is removed first, so that its old mode and
+/// owner do not carry over) and writes the credentials.
+fn write_private(out: &OutFile<'_>, text: &str) -> Result<(), Diagnosis> {
+    use std::io::Write;
+    writable(out)?;
+    if out.force && std::fs::symlink_metadata(out.path).is_ok() {
+        std::fs::remove_file(out.path).map_err(|e| file_error(out.path, e))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let mut file = options
+        .open(out.path)
+        .map_err(|e| file_error(out.path, e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| file_error(out.path, e))
 }
 
 /// The credentials of `assume` in the chosen shape.

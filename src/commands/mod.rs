@@ -54,16 +54,8 @@ pub fn describe(cfg: &Config) -> String {
     if let Some(r) = &cfg.role {
         detail.push_str(&format!("; role {}", r.arn.arn));
     }
-    if let crate::envfile::EnvFile::Loaded {
-        path,
-        set,
-        overridden,
-    } = &cfg.env_file
-    {
-        detail.push_str(&format!(
-            "; env file {} ({set} set, {overridden} already in the environment)",
-            path.display()
-        ));
+    if let Some(env_file) = cfg.env_file.describe() {
+        detail.push_str(&format!("; {env_file}"));
     }
     if !cfg.notes.is_empty() {
         detail.push_str(&format!("; {}", cfg.notes.join(", ")));

@@ -8,7 +8,9 @@ use crate::config::Config;
 use crate::diagnosis::{Diagnosis, Kind, Stage};
 use crate::probe;
 use crate::probe::command::ProbeCommand;
-use crate::runner::Runner;
+use crate::probe::roundtrip::{self, Cleanup, Probe, CLEANUP_BUDGET};
+use crate::report::{Leftover, Status};
+use crate::runner::{Passed, Runner};
 
 /// A network stage's share of the run: a quarter of --timeout, at least 2 s, never past the end.
 fn share(runner: &Runner<'_>, timeout: Duration) -> Duration {
@@ -89,14 +91,129 @@ pub async fn run(
         count: repeat.count,
         interval: Duration::from_secs_f64(repeat.interval),
     };
+    let written = Probe::default();
+    let signals = Signals::install();
     let latency = runner
         .stage(
             Stage::Command,
-            probe::command::command_stage(&session, &opts, cold, &facts),
+            interruptible(
+                probe::command::command_stage(&session, &opts, cold, &facts, &written),
+                signals,
+            ),
         )
         .await;
     runner.report.latency = latency;
+    if command == ProbeCommand::Roundtrip {
+        let done = roundtrip::cleanup(&session, collection, &written, CLEANUP_BUDGET).await;
+        report_cleanup(runner, &session.db, collection, done);
+    }
     // Close the driver's connections within the bound; what does not close is dropped.
     let _ = tokio::time::timeout(Duration::from_millis(500), session.client.shutdown()).await;
     Some(())
+}
+
+/// SIGINT and SIGTERM, caught while the command runs, so that a roundtrip interrupted after its
+/// insert still deletes its document.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn received(mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match self.term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}
+
+async fn interruptible<T>(
+    work: impl std::future::Future<Output = Result<Passed<T>, Diagnosis>>,
+    signals: Signals,
+) -> Result<Passed<T>, Diagnosis> {
+    tokio::select! {
+        done = work => done,
+        name = signals.received() => Err(Diagnosis::new(
+            Kind::CommandFailed,
+            format!("interrupted by {name} while the command ran"),
+            "run it again; a roundtrip's probe document is deleted before atlas-iam exits",
+        )),
+    }
+}
+
+/// Says in the report what the cleanup did, and fails the command stage when a probe document
+/// may remain.
+fn report_cleanup(runner: &mut Runner<'_>, db: &str, coll: &str, done: Cleanup) {
+    let failed = runner
+        .report
+        .stage(Stage::Command)
+        .is_some_and(|s| s.status == Status::Failed);
+    if done.remaining.is_empty() {
+        let mut notes = Vec::new();
+        if failed && done.deleted > 0 {
+            notes.push(format!(
+                "the probe document was deleted after the failure ({} deleted)",
+                done.deleted
+            ));
+        }
+        if done.dropped_collection {
+            notes.push(format!(
+                "{db}.{coll} was created by this run and is empty again: dropped"
+            ));
+        }
+        for n in notes {
+            runner.note_last(n);
+        }
+        return;
+    }
+    let ids: Vec<String> = done.remaining.iter().map(|id| id.to_hex()).collect();
+    runner.report.leftover = Some(Leftover {
+        database: db.to_string(),
+        collection: coll.to_string(),
+        ids: ids.clone(),
+    });
+    let why = done
+        .error
+        .map(|e| format!(": {e}"))
+        .unwrap_or_else(|| ": the delete removed nothing".to_string());
+    let text = format!(
+        "a probe document may remain in {db}.{coll}, _id ObjectId(\"{}\"){why}",
+        ids.join("\"), ObjectId(\"")
+    );
+    if failed {
+        runner.warn_stage(Stage::Command, text);
+    } else {
+        runner.fail_stage(
+            Stage::Command,
+            Diagnosis::new(
+                Kind::CommandFailed,
+                text,
+                format!("delete it by hand: db.{coll}.deleteMany({{atlas_iam_probe: {{$exists: true}}}})"),
+            ),
+        );
+    }
 }

@@ -48,18 +48,8 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
             .filter(|f| !(embed && uri::is_credential_finding(&f.code)))
             .collect();
         if !errors.is_empty() {
-            let cause = errors
-                .iter()
-                .map(|f| f.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ");
-            let hint = errors
-                .iter()
-                .map(|f| f.hint.clone())
-                .collect::<Vec<_>>()
-                .join("; ");
             runner.report.uri = Some(uri_report(&parsed, cfg, found.clone(), None));
-            runner.fail_config(Diagnosis::new(Kind::UriPitfall, cause, hint));
+            runner.fail_config(uri::pitfall(errors));
             return;
         }
         let warnings: Vec<String> = found

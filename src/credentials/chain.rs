@@ -172,7 +172,7 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
                         kind,
                         format!(
                             "{source} failed: {}",
-                            env_scrubber(env).scrub(&error_text(&e))
+                            excerpt(&env_scrubber(env).scrub(&error_text(&e)))
                         ),
                         source.failure_hint(),
                     ));
@@ -261,6 +261,16 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
         profile: named.then_some(profile_name),
         warnings,
     })
+}
+
+/// What a failing source said (a credential_process's stderr among it), made safe to show:
+/// anything that looks like a key or a token hidden, and at most 400 characters.
+fn excerpt(text: &str) -> String {
+    let safe = crate::secret::redact_tokens(text);
+    match safe.char_indices().nth(400) {
+        Some((at, _)) => format!("{}… (cut)", &safe[..at]),
+        None => safe,
+    }
 }
 
 /// Signs of a key pair that STS will refuse, visible before any call.

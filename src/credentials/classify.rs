@@ -68,13 +68,23 @@ impl StsFailure {
 }
 
 /// What the classification knows of the credentials that were refused.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KeyFacts {
     pub key_id: String,
     pub has_token: bool,
     pub source: Source,
     pub expiry: Option<SystemTime>,
     pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for KeyFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFacts")
+            .field("key_id", &mask_key_id(&self.key_id))
+            .field("has_token", &self.has_token)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KeyFacts {

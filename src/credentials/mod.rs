@@ -215,6 +215,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debug_never_shows_a_full_key_id_or_secret() {
+        let key = "ASIAIOSFODNN7EXAMPLE";
+        let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        let creds = Credentials::new(key, secret, Some("tok-tok-tok".into()), None, "t");
+        let resolved = Resolved {
+            creds: creds.clone(),
+            source: Source::Environment,
+            region: Region::new("us-east-1"),
+            profile: None,
+            warnings: vec![],
+        };
+        let assumed = Assumed {
+            creds: creds.clone(),
+            arn: "arn:aws:sts::1:assumed-role/r/s".into(),
+            expiration: None,
+        };
+        let env = Env::from_pairs([
+            ("AWS_ACCESS_KEY_ID", key),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+        ]);
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
+            "atlas-iam",
+            "whoami",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/app",
+            "--external-id",
+            "ext-secret-id",
+        ])
+        .expect("parses");
+        let cfg =
+            crate::config::Config::from_args(&cli.global, crate::envfile::EnvFile::Absent, env)
+                .expect("config");
+        for text in [
+            format!("{resolved:?}"),
+            format!("{assumed:?}"),
+            format!("{:?}", KeyFacts::of(&creds, &Source::Environment)),
+            format!("{cfg:?}"),
+        ] {
+            for s in [key, secret, "tok-tok-tok", "ext-secret-id"] {
+                assert!(!text.contains(s), "{s} in {text}");
+            }
+        }
+    }
+
+    #[test]
     fn sources_describe_themselves_as_before() {
         let p = |kind| Source::Profile {
             name: "dev".into(),

@@ -39,6 +39,7 @@ pub async fn sdk_config(resolved: &Resolved, creds: Credentials, budget: Duratio
 pub fn sts_endpoint(env: &Env, region: &Region) -> String {
     env.get("AWS_ENDPOINT_URL_STS")
         .or_else(|| env.get("AWS_ENDPOINT_URL"))
+        .map(|u| crate::secret::redact_url_userinfo(&u))
         .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"))
 }
 
@@ -109,11 +110,23 @@ pub async fn caller_identity(sdk: &SdkConfig) -> Result<CallerIdentity, StsFailu
     })
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Assumed {
     pub creds: Credentials,
     pub arn: String,
     pub expiration: Option<SystemTime>,
+}
+
+impl std::fmt::Debug for Assumed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assumed")
+            .field(
+                "access_key_id",
+                &crate::secret::mask_key_id(self.creds.access_key_id()),
+            )
+            .field("arn", &self.arn)
+            .finish_non_exhaustive()
+    }
 }
 
 /// AssumeRole with `sdk`'s credentials. A refusal is explained with what only a second look can

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use mongodb::bson::{doc, oid::ObjectId, Document};
+use mongodb::bson::doc;
 use mongodb::error::Error as DriverError;
-use mongodb::options::{CollectionOptions, WriteConcern};
 
 use super::auth::{DriverFailure, IdentityFacts, Session};
+use super::roundtrip::{self, Probe};
 use crate::diagnosis::texts::*;
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::report::{Latency, Operations};
@@ -79,7 +79,7 @@ impl ProbeCommand {
     }
 }
 
-fn millis(d: Duration) -> f64 {
+pub(crate) fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
 }
 
@@ -116,61 +116,12 @@ pub struct CommandResult {
     pub latency: Latency,
 }
 
-async fn roundtrip_once(
-    session: &Session,
-    collection: &str,
-) -> Result<(Operations, String), DriverError> {
-    let coll = session
-        .client
-        .database(&session.db)
-        .collection_with_options::<Document>(
-            collection,
-            CollectionOptions::builder()
-                .write_concern(WriteConcern::majority())
-                .build(),
-        );
-    let id = ObjectId::new();
-    let tag = format!("atlas-iam-{}", id.to_hex());
-    let t = Instant::now();
-    coll.insert_one(
-        doc! {"_id": id, "atlas_iam_probe": &tag, "at": mongodb::bson::DateTime::now()},
-    )
-    .await?;
-    let insert = t.elapsed();
-    let t = Instant::now();
-    let found = coll.find_one(doc! {"_id": id}).await;
-    let find = t.elapsed();
-    // The delete runs even when the find failed, so no probe document is left behind.
-    let t = Instant::now();
-    let deleted = coll.delete_one(doc! {"_id": id}).await;
-    let delete = t.elapsed();
-    let found = found?;
-    let deleted = deleted?;
-    let ok = found
-        .as_ref()
-        .and_then(|d| d.get_str("atlas_iam_probe").ok())
-        == Some(tag.as_str());
-    let ops = Operations {
-        insert_ms: millis(insert),
-        find_ms: millis(find),
-        delete_ms: millis(delete),
-    };
-    let note = match (ok, deleted.deleted_count) {
-        (true, 1) => "inserted, read back and deleted".to_string(),
-        (false, _) => {
-            "inserted but not read back (a secondary read or a filter on the collection?)"
-                .to_string()
-        }
-        (true, n) => format!("read back, but the delete removed {n} documents"),
-    };
-    Ok((ops, note))
-}
-
 pub async fn command_stage(
     session: &Session,
     opts: &CommandOptions,
     cold: Duration,
     facts: &IdentityFacts,
+    probe: &Probe,
 ) -> Result<Passed<Latency>, Diagnosis> {
     let db = session.client.database(&session.db);
     let fail = |e: DriverError| {
@@ -214,9 +165,13 @@ pub async fn command_stage(
                 );
             }
             ProbeCommand::Roundtrip => {
-                let (o, note) = roundtrip_once(session, &opts.collection)
-                    .await
-                    .map_err(fail)?;
+                let (o, note) = match roundtrip::once(session, &opts.collection, probe).await {
+                    Ok(done) => done,
+                    Err(roundtrip::Failure::Driver(e)) => return Err(fail(e)),
+                    Err(roundtrip::Failure::NotDeleted(id)) => {
+                        return Err(roundtrip::not_deleted(&session.db, &opts.collection, id))
+                    }
+                };
                 detail = format!(
                     "{note} in {}.{} (insert {} ms, find {} ms, delete {} ms)",
                     session.db, opts.collection, o.insert_ms, o.find_ms, o.delete_ms

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod command;
 pub mod dns;
+pub mod roundtrip;
 pub mod target;
 pub mod tcp;
 pub mod tls;

@@ -125,19 +125,7 @@ pub fn target(cfg: &Config) -> Result<(Destination, Vec<String>), Diagnosis> {
         );
     }
     if !errors.is_empty() {
-        return Err(Diagnosis::new(
-            Kind::UriPitfall,
-            errors
-                .iter()
-                .map(|f| f.message.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-            errors
-                .iter()
-                .map(|f| f.hint.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ));
+        return Err(uri::pitfall(&errors));
     }
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(s)
@@ -158,7 +146,7 @@ pub fn target(cfg: &Config) -> Result<(Destination, Vec<String>), Diagnosis> {
     let options = parsed
         .query
         .iter()
-        .filter(|(k, _)| !HANDLED.contains(&k.to_ascii_lowercase().as_str()))
+        .filter(|(k, _)| !HANDLED.contains(&decode(k).to_ascii_lowercase().as_str()))
         .cloned()
         .collect();
     if tls {

@@ -26,8 +26,9 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>
                     "give a PEM file with the CA certificate(s) to trust",
                 )
             };
-            let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?;
-            for cert in certs {
+            let pem =
+                crate::files::read_regular(path, crate::files::MAX_FILE_BYTES).map_err(bad)?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
                 roots
                     .add(cert.map_err(|e| bad(e.to_string()))?)
                     .map_err(|e| bad(e.to_string()))?;
@@ -217,6 +218,17 @@ pub async fn tls_stage(
         }
     })
     .await
+    .map(|passed| {
+        if tls {
+            passed
+        } else {
+            passed.warn([
+                "TLS is off: the MONGODB-AWS exchange (the signed STS request and any session \
+                 token) crossed the network in cleartext; add tls=true"
+                    .to_string(),
+            ])
+        }
+    })
 }
 
 /// Whether the port completes a TLS handshake (any certificate accepted: only for diagnosis).

@@ -3,6 +3,7 @@ use std::fmt::Write;
 use colored::Colorize;
 
 use crate::report::{CommandName, Report, Severity, Status};
+use crate::secret::sanitize_terminal as clean;
 
 fn mark(status: Status) -> String {
     match status {
@@ -26,7 +27,7 @@ pub fn render(report: &Report) -> String {
         let detail = if s.detail.is_empty() {
             String::new()
         } else {
-            format!("  {}", s.detail)
+            format!("  {}", clean(&s.detail))
         };
         let _ = writeln!(
             out,
@@ -36,7 +37,7 @@ pub fn render(report: &Report) -> String {
             time
         );
         for w in &s.warnings {
-            let _ = writeln!(out, "      {} {w}", "!".yellow());
+            let _ = writeln!(out, "      {} {}", "!".yellow(), clean(w));
         }
     }
 
@@ -44,17 +45,22 @@ pub fn render(report: &Report) -> String {
         if report.command == CommandName::Whoami || report.command == CommandName::Assume {
             let _ = writeln!(out, "\n{}", "Identity".bold());
             if !id.account.is_empty() {
-                let _ = writeln!(out, "  account      {}", id.account);
+                let _ = writeln!(out, "  account      {}", clean(&id.account));
             }
-            let _ = writeln!(out, "  arn          {}", id.arn);
+            let _ = writeln!(out, "  arn          {}", clean(&id.arn));
             if let Some(u) = &id.atlas_user {
-                let _ = writeln!(out, "  atlas user   {} ({})", u.arn.bold(), u.iam_type);
+                let _ = writeln!(
+                    out,
+                    "  atlas user   {} ({})",
+                    clean(&u.arn).bold(),
+                    u.iam_type
+                );
                 if report.command == CommandName::Whoami {
-                    let _ = writeln!(out, "  create it    {}", u.create_command);
+                    let _ = writeln!(out, "  create it    {}", clean(&u.create_command));
                 }
             }
             for n in &id.notes {
-                let _ = writeln!(out, "  note         {n}");
+                let _ = writeln!(out, "  note         {}", clean(n));
             }
         }
     }
@@ -72,8 +78,8 @@ pub fn render(report: &Report) -> String {
                     Severity::Error => "✖".red().to_string(),
                     Severity::Warning => "!".yellow().to_string(),
                 };
-                let _ = writeln!(out, "  {m} {}: {}", f.code, f.message);
-                let _ = writeln!(out, "      → {}", f.hint);
+                let _ = writeln!(out, "  {m} {}: {}", f.code, clean(&f.message));
+                let _ = writeln!(out, "      → {}", clean(&f.hint));
             }
         }
     }
@@ -86,9 +92,9 @@ pub fn render(report: &Report) -> String {
                 "✖".red(),
                 d.kind.name().red().bold(),
                 failed.stage.name(),
-                d.cause
+                clean(&d.cause)
             );
-            let _ = writeln!(out, "  → {}", d.hint);
+            let _ = writeln!(out, "  → {}", clean(&d.hint));
         }
     }
     out
@@ -109,6 +115,25 @@ mod tests {
             warnings: vec!["a warning".into()],
             diagnosis,
         }
+    }
+
+    #[test]
+    fn server_text_cannot_drive_the_terminal() {
+        colored::control::set_override(false);
+        let mut r = Report::new(CommandName::Ping);
+        r.stages.push(stage(
+            Stage::Auth,
+            Status::Failed,
+            Some(Diagnosis::new(
+                Kind::AuthenticationFailed,
+                "errmsg \u{1b}[2J\u{1b}]0;owned\u{7}boom",
+                "hint\r\u{1b}[1Afake",
+            )),
+        ));
+        r.conclude();
+        let text = render(&r);
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
+        assert!(text.contains("errmsg boom"), "{text}");
     }
 
     #[test]

@@ -19,6 +19,16 @@ fn finding(
     }
 }
 
+/// The diagnosis of findings that break authentication: their messages as the cause, their
+/// hints as what to do.
+pub fn pitfall<'a>(errors: impl IntoIterator<Item = &'a Finding>) -> Diagnosis {
+    let (causes, hints): (Vec<&str>, Vec<&str>) = errors
+        .into_iter()
+        .map(|f| (f.message.as_str(), f.hint.as_str()))
+        .unzip();
+    Diagnosis::new(Kind::UriPitfall, causes.join("; "), hints.join("; "))
+}
+
 /// Findings about credentials embedded in the string: moot where atlas-iam replaces or ignores
 /// those credentials (`uri --embed-credentials`, the probe).
 pub fn is_credential_finding(code: &str) -> bool {
@@ -144,6 +154,42 @@ pub fn findings(p: &ParsedUri) -> Vec<Finding> {
             "TLS is switched off, and Atlas accepts only TLS connections",
             "remove tls=false / ssl=false",
         ));
+    }
+    let tls_on = ["tls", "ssl"]
+        .iter()
+        .any(|k| p.option(k).is_some_and(|v| v.eq_ignore_ascii_case("true")));
+    let atlas = p.hosts.iter().any(|h| is_atlas_host(h));
+    if !p.srv && !tls_on && !tls_off {
+        out.push(finding(
+            if atlas { Error } else { Warning },
+            "tls_off",
+            "TLS is off (mongodb:// without tls=true): the signed STS request and any session \
+             token would travel in cleartext",
+            "add tls=true (mongodb+srv turns it on by itself)",
+        ));
+    }
+    for weakening in [
+        "tlsInsecure",
+        "tlsAllowInvalidCertificates",
+        "tlsAllowInvalidHostnames",
+        "sslAllowInvalidCertificates",
+        "sslAllowInvalidHostnames",
+        "tlsDisableOCSPEndpointCheck",
+        "tlsDisableCertificateRevocationCheck",
+    ] {
+        if p.option(weakening)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            out.push(finding(
+                Warning,
+                "tls_weakened",
+                format!(
+                    "{weakening}=true: the driver accepts a certificate it cannot verify, so \
+                     whoever is in between receives the signed STS request and the session token"
+                ),
+                format!("remove {weakening}; give the CA with tlsCAFile if the chain is private"),
+            ));
+        }
     }
     if p.srv {
         if p.hosts.len() > 1 {

@@ -4,7 +4,7 @@
 mod findings;
 
 pub use crate::secret::encode_component;
-pub use findings::{check, findings, is_credential_finding};
+pub use findings::{check, findings, is_credential_finding, pitfall};
 
 use percent_encoding::percent_decode_str;
 
@@ -26,6 +26,8 @@ pub struct Embedded<'a> {
 
 pub(crate) fn is_atlas_host(host: &str) -> bool {
     let h = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    // a trailing dot (a fully qualified name) is the same host
+    let h = h.trim_end_matches('.');
     h.ends_with(".mongodb.net") || h.ends_with(".mongodb-dev.net") || h.ends_with(".mongodbgov.net")
 }
 
@@ -108,13 +110,17 @@ impl ParsedUri {
                 )));
             }
         };
-        let (before_query, query) = match rest.split_once('?') {
-            Some((b, q)) => (b, Some(q)),
-            None => (rest, None),
+        // The userinfo ends at the last `@` before the first `=` (a query value may hold an `@`
+        // only after its `key=`), so that a password with a raw `?`, `#` or `/` stays in the
+        // userinfo, as drivers read it, and is never shown as a host or an option.
+        let before_eq = rest.find('=').unwrap_or(rest.len());
+        let (userinfo, after_userinfo) = match rest[..before_eq].rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
         };
-        let (userinfo, hosts_and_db) = match before_query.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, before_query),
+        let (hosts_and_db, query) = match after_userinfo.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (after_userinfo, None),
         };
         let (user, password) = match userinfo {
             Some(u) => match u.split_once(':') {
@@ -149,36 +155,56 @@ impl ParsedUri {
         })
     }
 
-    /// The value of an option, keys compared without case as drivers do.
+    /// The value of an option, keys decoded and compared without case as drivers do.
     pub fn option(&self, key: &str) -> Option<&str> {
         self.query
             .iter()
             .rev()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .find(|(k, _)| decode(k).eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_str())
     }
 
+    /// The session token in authMechanismProperties, as written, whatever the spelling of its
+    /// name and separator (`AWS_SESSION_TOKEN:`, `%3a`, `AWS%5FSESSION%5FTOKEN`, `=`).
     pub(crate) fn session_token_raw(&self) -> Option<&str> {
         let props = self.option("authMechanismProperties")?;
-        props
-            .split(',')
-            .find_map(|p| p.strip_prefix("AWS_SESSION_TOKEN:"))
-            .or_else(|| {
-                // encoded separators: AWS_SESSION_TOKEN%3A…
-                let decoded_start = "AWS_SESSION_TOKEN%3A";
-                props
-                    .find(decoded_start)
-                    .map(|i| &props[i + decoded_start.len()..])
-            })
+        split_props(props)
+            .into_iter()
+            .find(|(k, _, _)| decode(k).eq_ignore_ascii_case("AWS_SESSION_TOKEN"))
+            .map(|(_, _, v)| v)
+    }
+
+    /// Every secret value the options carry, as written: session tokens and other
+    /// authMechanismProperties values, and the password options.
+    fn secret_options(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for (k, v) in &self.query {
+            let key = decode(k);
+            if key.eq_ignore_ascii_case("authMechanismProperties") {
+                out.extend(
+                    split_props(v)
+                        .into_iter()
+                        .filter(|(pk, _, _)| !is_plain_property(pk))
+                        .map(|(_, _, pv)| pv),
+                );
+            } else if is_secret_option(&key) {
+                out.push(v.as_str());
+            }
+        }
+        out
     }
 
     /// The secrets the string carries (password and session token), as written and decoded:
     /// what must be scrubbed from any text that may echo them.
     pub fn secrets(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for raw in [self.password.as_deref(), self.session_token_raw()]
+        let options = self.secret_options();
+        for raw in self
+            .password
+            .as_deref()
             .into_iter()
-            .flatten()
+            .chain(options)
+            .filter(|v| !v.is_empty())
         {
             out.push(raw.to_string());
             out.push(decode(raw));
@@ -228,22 +254,80 @@ impl ParsedUri {
             copy.password = Some(REDACTED.to_string());
         }
         copy.to_string_with(|k, v| {
-            if k.eq_ignore_ascii_case("authMechanismProperties") {
-                v.split(',')
-                    .map(|p| match p.split_once(':') {
-                        Some((pk, _)) if pk == "AWS_SESSION_TOKEN" => format!("{pk}:{REDACTED}"),
-                        _ if p.contains("AWS_SESSION_TOKEN%3A") => {
-                            format!("AWS_SESSION_TOKEN%3A{REDACTED}")
+            let key = decode(k);
+            if key.eq_ignore_ascii_case("authMechanismProperties") {
+                split_props(v)
+                    .into_iter()
+                    .map(|(pk, sep, pv)| {
+                        if is_plain_property(pk) {
+                            format!("{pk}{sep}{pv}")
+                        } else {
+                            format!("{pk}{sep}{REDACTED}")
                         }
-                        _ => p.to_string(),
                     })
                     .collect::<Vec<_>>()
                     .join(",")
+            } else if is_secret_option(&key) {
+                REDACTED.to_string()
             } else {
                 v.to_string()
             }
         })
     }
+}
+
+/// Options whose value is a secret: drivers' password options.
+fn is_secret_option(decoded_key: &str) -> bool {
+    [
+        "proxyPassword",
+        "tlsCertificateKeyFilePassword",
+        "sslPEMKeyPassword",
+        "password",
+    ]
+    .iter()
+    .any(|s| s.eq_ignore_ascii_case(decoded_key))
+}
+
+/// authMechanismProperties that are not secrets (those of other mechanisms); any other
+/// property's value is treated as one.
+fn is_plain_property(raw_key: &str) -> bool {
+    [
+        "SERVICE_NAME",
+        "CANONICALIZE_HOST_NAME",
+        "SERVICE_REALM",
+        "SERVICE_HOST",
+        "ENVIRONMENT",
+        "TOKEN_RESOURCE",
+        "ALLOWED_HOSTS",
+    ]
+    .iter()
+    .any(|p| p.eq_ignore_ascii_case(&decode(raw_key)))
+}
+
+/// authMechanismProperties split into (name, separator, value) as written: the separator is
+/// the first `:`, `%3A` (either case) or `=`, whichever comes first.
+fn split_props(props: &str) -> Vec<(&str, &str, &str)> {
+    props
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let lower = p.to_ascii_lowercase();
+            let seps = [
+                (lower.find(':'), 1),
+                (lower.find("%3a"), 3),
+                (lower.find('='), 1),
+            ];
+            match seps
+                .iter()
+                .filter_map(|(at, len)| at.map(|a| (a, *len)))
+                .min_by_key(|(a, _)| *a)
+            {
+                Some((at, len)) => (&p[..at], &p[at..at + len], &p[at + len..]),
+                // no name: the whole part is a value, and may be a secret
+                None => ("", "", p),
+            }
+        })
+        .collect()
 }
 
 /// The string with the key, secret and token put in: the legacy form for older drivers.
@@ -355,6 +439,48 @@ mod tests {
              &authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:(redacted)"
         );
         assert_eq!(redact("http://user:pw@x"), "http://(redacted)");
+    }
+
+    /// Every spelling the issue reproduced, redacted by meaning, and every secret listed for the
+    /// scrubber.
+    #[test]
+    fn redaction_works_on_meaning_not_spelling() {
+        let tok = "IQoJb3JpZ2luX2VjEXAMPLETOKEN";
+        let base = "mongodb://h.example.net/?authMechanism=MONGODB-AWS&";
+        for props in [
+            format!("authMechanismProperties=AWS_SESSION_TOKEN%3a{tok}"),
+            format!("authMechanismProperties=AWS_SESSION_TOKEN%3A{tok}"),
+            format!("authMechanismProperties=AWS%5FSESSION%5FTOKEN:{tok}"),
+            format!("authMechanismProperties=AWS_SESSION_TOKEN={tok}"),
+            format!("authMechanismProperties={tok}"),
+            format!("authMechanism%50roperties=AWS_SESSION_TOKEN:{tok}"),
+            format!("proxyPassword={tok}"),
+            format!("tlsCertificateKeyFilePassword={tok}"),
+            format!("PROXYPASSWORD={tok}"),
+        ] {
+            let uri = format!("{base}{props}");
+            let r = redact(&uri);
+            assert!(!r.contains(tok), "{props} -> {r}");
+            let p = ParsedUri::parse(&uri).expect("parses");
+            assert!(p.secrets().iter().any(|s| s == tok), "{props}: not listed");
+        }
+        let key = "AKIAIOSFODNN7EXAMPLE";
+        for pw in ["ab?cd+ef", "ab#cd/ef", "a/b?c#d"] {
+            let uri = format!("mongodb://{key}:{pw}@h.example.net/test?authSource=%24external");
+            let r = redact(&uri);
+            assert!(!r.contains(key) && !r.contains(pw), "{uri} -> {r}");
+            let p = ParsedUri::parse(&uri).expect("parses");
+            assert_eq!(p.hosts, ["h.example.net"], "{uri}");
+            assert!(p.secrets().iter().any(|s| s == pw), "{pw} not listed");
+        }
+        // an @ in an option value is not userinfo
+        let p = ParsedUri::parse("mongodb://h.example.net/?appName=me@x").expect("parses");
+        assert_eq!((p.user, p.hosts), (None, vec!["h.example.net".to_string()]));
+        // other mechanisms' properties stay readable
+        assert!(
+            redact("mongodb://h/?authMechanismProperties=SERVICE_NAME:mongodb")
+                .contains("SERVICE_NAME:mongodb")
+        );
     }
 
     #[test]

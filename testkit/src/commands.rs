@@ -37,6 +37,11 @@ pub struct Store {
     cursors: HashMap<i64, CursorState>,
 }
 
+/// `{ok: 1}` with the fields of `doc`.
+pub fn ok_reply(doc: Document) -> Document {
+    ok(doc)
+}
+
 pub fn error(code: i32, code_name: &str, message: &str) -> Document {
     doc! { "ok": 0.0, "errmsg": message, "code": code, "codeName": code_name }
 }
@@ -231,6 +236,11 @@ fn int(body: &Document, key: &str) -> i64 {
 }
 
 impl Store {
+    /// The number of documents in a collection; None when it does not exist.
+    pub fn count(&self, db: &str, coll: &str) -> Option<usize> {
+        self.coll(db, coll).map(Vec::len)
+    }
+
     fn coll(&self, db: &str, coll: &str) -> Option<&Vec<Document>> {
         self.dbs.get(db).and_then(|d| d.get(coll))
     }

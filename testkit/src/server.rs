@@ -49,6 +49,12 @@ pub enum Fault {
     BadNonce,
     /// Answers the TLS ClientHello with a fatal internal_error alert (an IP not on the access list).
     TlsAlert,
+    /// Never answers a find (a read that hangs after the insert).
+    HangFind,
+    /// Applies the first insert, then closes the connection without answering it.
+    DropAfterInsert,
+    /// Answers every delete with n: 0 and deletes nothing.
+    IgnoreDelete,
 }
 
 impl std::str::FromStr for Fault {
@@ -66,8 +72,12 @@ impl std::str::FromStr for Fault {
             ("slow", Some(ms)) => Fault::Slow(ms.parse().map_err(|_| format!("slow:MS needs milliseconds, got `{ms}`"))?),
             ("bad-nonce", None) => Fault::BadNonce,
             ("tls-alert", None) => Fault::TlsAlert,
+            ("hang-find", None) => Fault::HangFind,
+            ("drop-after-insert", None) => Fault::DropAfterInsert,
+            ("ignore-delete", None) => Fault::IgnoreDelete,
             _ => return Err(format!(
-                "unknown fault `{s}` (refuse, silent, close-after-accept, garbage, slow:MS, bad-nonce, tls-alert)"
+                "unknown fault `{s}` (refuse, silent, close-after-accept, garbage, slow:MS, bad-nonce, \
+                 tls-alert, hang-find, drop-after-insert, ignore-delete)"
             )),
         })
     }
@@ -161,6 +171,8 @@ pub struct Shared {
     pub users: RwLock<HashMap<String, Vec<Role>>>,
     pub store: Mutex<Store>,
     pub next_id: AtomicI64,
+    /// Whether the drop-after-insert fault has dropped its connection.
+    pub dropped: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -185,6 +197,7 @@ impl LocalAtlas {
             cfg,
             store: Mutex::new(Store::default()),
             next_id: AtomicI64::new(1),
+            dropped: std::sync::atomic::AtomicBool::new(false),
         });
         if shared.cfg.fault == Some(Fault::Refuse) {
             drop(listener); // the port is closed: connections are refused
@@ -214,6 +227,11 @@ impl LocalAtlas {
         if let Ok(mut users) = self.shared.users.write() {
             users.remove(arn);
         }
+    }
+
+    /// How many documents a collection holds, and whether it exists.
+    pub fn documents(&self, db: &str, coll: &str) -> Option<usize> {
+        self.shared.store.lock().ok()?.count(db, coll)
     }
 
     pub fn uri(&self) -> String {
@@ -299,6 +317,17 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()
     serve(tls_stream, &shared).await
 }
 
+fn mongodb_doc_n0() -> bson::Document {
+    bson::doc! { "n": 0 }
+}
+
+fn encode(request: &Request, id: i32, reply: &bson::Document) -> Vec<u8> {
+    match request {
+        Request::Msg { request_id, .. } => wire::encode_msg(id, *request_id, reply),
+        Request::Query { request_id, .. } => wire::encode_reply(id, *request_id, reply),
+    }
+}
+
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     shared: &Arc<Shared>,
@@ -319,15 +348,40 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         if let Some(Fault::Slow(ms)) = shared.cfg.fault {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+        let command = request
+            .body()
+            .keys()
+            .next()
+            .map(|k| k.to_ascii_lowercase())
+            .unwrap_or_default();
+        match (shared.cfg.fault, command.as_str()) {
+            (Some(Fault::HangFind), "find") => std::future::pending::<()>().await,
+            (Some(Fault::IgnoreDelete), "delete") => {
+                let reply = commands::ok_reply(mongodb_doc_n0());
+                let bytes = encode(&request, shared.next() as i32, &reply);
+                stream.write_all(&bytes).await?;
+                stream.flush().await?;
+                continue;
+            }
+            _ => {}
+        }
         let reply = commands::dispatch(&request, &mut conn, shared).await;
-        let id = shared.next() as i32;
-        let bytes = match &request {
+        if shared.cfg.fault == Some(Fault::DropAfterInsert)
+            && command == "insert"
+            && !shared.dropped.swap(true, Ordering::SeqCst)
+        {
+            return Ok(()); // applied, never answered: the connection is lost
+        }
+        if matches!(
+            request,
             Request::Msg {
-                more_to_come: true, ..
-            } => continue,
-            Request::Msg { request_id, .. } => wire::encode_msg(id, *request_id, &reply),
-            Request::Query { request_id, .. } => wire::encode_reply(id, *request_id, &reply),
-        };
+                more_to_come: true,
+                ..
+            }
+        ) {
+            continue;
+        }
+        let bytes = encode(&request, shared.next() as i32, &reply);
         stream.write_all(&bytes).await?;
         stream.flush().await?;
     }

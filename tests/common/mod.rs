@@ -75,6 +75,8 @@ pub struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// The run's directory, kept until the output is dropped (files the run wrote are there).
+    pub dir: tempfile::TempDir,
 }
 
 impl Output {
@@ -92,9 +94,15 @@ impl Output {
             .unwrap_or_else(|e| panic!("stderr is not one JSON document ({e}):\n{}", self.stderr))
     }
 
-    /// Neither stream holds any of these (secrets, full key ids), nor a panic.
+    /// Neither stream holds any of these (secrets, full key ids), nor a panic: not raw, not
+    /// percent-encoded in either case, not JSON-escaped.
     pub fn assert_absent(&self, secrets: &[&str]) {
-        for s in secrets {
+        let forms: Vec<String> = secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .flat_map(|s| encodings(s))
+            .collect();
+        for s in &forms {
             assert!(
                 !self.stdout.contains(s),
                 "secret {s:.6}… in stdout:\n{}",
@@ -112,6 +120,30 @@ impl Output {
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
+}
+
+/// A secret as it may appear: raw, percent-encoded (upper and lower case hex), JSON-escaped.
+pub fn encodings(secret: &str) -> Vec<String> {
+    let encoded: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let mut forms = vec![
+        secret.to_string(),
+        encoded.clone(),
+        encoded.to_ascii_lowercase(),
+        json.trim_matches('"').to_string(),
+    ];
+    forms.sort();
+    forms.dedup();
+    forms
 }
 
 pub fn atlas_iam() -> Cli {
@@ -160,6 +192,18 @@ impl Cli {
         self
     }
 
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    /// Runs the binary as a child process the test controls (for signals).
+    pub fn spawn(mut self) -> (std::process::Child, tempfile::TempDir) {
+        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = self.cmd.spawn().expect("spawn atlas-iam");
+        (child, self.dir)
+    }
+
     pub fn envs(mut self, vars: Vec<(&'static str, String)>) -> Self {
         self.cmd.envs(vars);
         self
@@ -190,6 +234,7 @@ impl Cli {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            dir: self.dir,
         }
     }
 }

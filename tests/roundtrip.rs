@@ -1,0 +1,188 @@
+//! roundtrip leaves nothing behind: a --timeout that runs out during the find, a connection lost
+//! after the insert, a delete that removes nothing, SIGINT after the insert, and 20 concurrent
+//! runs, each against the local Atlas, counting what the server holds afterwards.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use atlas_iam_testkit::moto::{user_arn, Keys};
+use atlas_iam_testkit::{Fault, Role, Stack, StackOptions};
+use common::{atlas_iam, Cli, Stage};
+
+const COLL: &str = "atlas_iam_probe";
+
+fn stack(fault: Option<Fault>) -> Stack {
+    let s = Stack::start(StackOptions {
+        fault,
+        ..Default::default()
+    })
+    .expect("local Atlas stack (moto from `bash .ci/setup`)");
+    s.set_db_user(
+        &user_arn("atlas-client"),
+        vec![Role::ReadWrite("test".into())],
+    );
+    s
+}
+
+fn keys(s: &Stack) -> Keys {
+    s.account.clone().expect("account").client
+}
+
+fn cli(s: &Stack) -> Cli {
+    let mut c = atlas_iam();
+    for (k, v) in s.env() {
+        c = c.env(&k, v);
+    }
+    c.keys(&keys(s))
+}
+
+/// Documents left in test.atlas_iam_probe (a dropped collection holds none).
+fn left(s: &Stack) -> usize {
+    s.atlas.documents("test", COLL).unwrap_or(0)
+}
+
+#[test]
+fn a_timeout_during_the_find_still_deletes_the_document() {
+    let s = stack(Some(Fault::HangFind));
+    let started = Instant::now();
+    let out = cli(&s)
+        .args([
+            "roundtrip",
+            "--uri",
+            &s.uri(),
+            "--timeout",
+            "4",
+            "--format",
+            "json",
+        ])
+        .run();
+    assert!(
+        started.elapsed() < Duration::from_secs(4 + 10 + 2),
+        "the cleanup has a bound of its own"
+    );
+    assert_eq!(out.code, 7, "{}", out.all());
+    assert_eq!(
+        common::failure(&out.json()),
+        ("command".into(), "command_failed".into())
+    );
+    assert_eq!(left(&s), 0, "{}", out.stdout);
+    let detail = out.stage(Stage::Command)["detail"].to_string();
+    assert!(detail.contains("deleted after the failure"), "{detail}");
+    assert!(out.json().get("leftover").is_none(), "{}", out.stdout);
+}
+
+#[test]
+fn a_connection_lost_after_the_insert_still_deletes_the_document() {
+    let s = stack(Some(Fault::DropAfterInsert));
+    let out = cli(&s)
+        .args(["roundtrip", "--uri", &s.uri(), "--format", "json"])
+        .run();
+    assert_eq!(left(&s), 0, "{}", out.all());
+    assert!(out.json().get("leftover").is_none(), "{}", out.stdout);
+}
+
+#[test]
+fn a_delete_that_removes_nothing_is_a_failure_naming_the_id() {
+    let s = stack(Some(Fault::IgnoreDelete));
+    let out = cli(&s)
+        .args(["roundtrip", "--uri", &s.uri(), "--format", "json"])
+        .run();
+    assert_eq!(out.code, 7, "{}", out.all());
+    let report = out.json();
+    assert_eq!(
+        common::failure(&report),
+        ("command".into(), "command_failed".into())
+    );
+    let ids = report["leftover"]["ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ids.len(), 1, "{report:#}");
+    let id = ids[0].as_str().unwrap_or_default();
+    assert!(
+        out.stdout.contains(id) && out.stdout.contains("may remain"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(left(&s), 1, "the fault keeps it, and the report says so");
+    let human = cli(&s).args(["roundtrip", "--uri", &s.uri()]).run();
+    assert!(human.stdout.contains("may remain"), "{}", human.stdout);
+}
+
+#[test]
+fn sigint_after_the_insert_still_deletes_the_document() {
+    let s = stack(Some(Fault::HangFind));
+    let (child, _dir) = cli(&s)
+        .args([
+            "roundtrip",
+            "--uri",
+            &s.uri(),
+            "--timeout",
+            "60",
+            "--format",
+            "json",
+        ])
+        .spawn();
+    let started = Instant::now();
+    while left(&s) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the insert never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    assert!(killed.is_ok_and(|k| k.success()));
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "SIGINT ended the run"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("interrupted by SIGINT"), "{stdout}");
+    assert_eq!(left(&s), 0, "{stdout}");
+}
+
+#[test]
+fn twenty_concurrent_roundtrips_leave_nothing_and_a_created_collection_is_dropped() {
+    let s = stack(None);
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            cli(&s)
+                .args(["roundtrip", "--uri", &s.uri(), "--format", "json"])
+                .spawn()
+        })
+        .collect();
+    for (child, _dir) in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert_eq!(left(&s), 0);
+    println!("20 concurrent roundtrips: {} documents left", left(&s));
+
+    // alone, a run that created its collection drops it again
+    let out = cli(&s)
+        .args([
+            "roundtrip",
+            "--uri",
+            &s.uri(),
+            "--collection",
+            "fresh_probe",
+        ])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        s.atlas.documents("test", "fresh_probe"),
+        None,
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("dropped"), "{}", out.stdout);
+}

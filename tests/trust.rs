@@ -1,0 +1,391 @@
+//! Trust: an env file never runs code or redirects credentials, no secret leaks in any
+//! encoding, every file read and wait is bounded, weakened TLS is never silent, written files are
+//! private. Each case was reproduced against the code before it was fixed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{atlas_iam, Stage, Test};
+
+const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+const TOKEN: &str = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ+EXAMPLETOKEN";
+
+/// Env without the harness's AWS_CONFIG_FILE, so that an env file's value could take effect.
+fn bare() -> common::Cli {
+    atlas_iam()
+        .env_remove("AWS_CONFIG_FILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+}
+
+// ---------------------------------------------------------------- 1. the env file
+
+#[test]
+fn an_implicit_env_file_cannot_run_code_or_redirect_credentials() {
+    let cli = bare();
+    let marker = cli.path("credential_process-ran");
+    let config = cli.path("evil-config");
+    let evil = format!(
+        "[default]\ncredential_process = sh -c 'touch {}; echo {{}}'\n",
+        marker.display()
+    );
+    let env = format!(
+        "AWS_CONFIG_FILE={}\nAWS_ENDPOINT_URL_STS=http://127.0.0.1:9\nHTTPS_PROXY=http://127.0.0.1:9\n\
+         AWS_REGION=eu-west-1\nPORT=8080\n",
+        config.display()
+    );
+    let out = cli
+        .write("evil-config", &evil)
+        .write(".env", &env)
+        .args(["whoami", "--format", "json", "--timeout", "5"])
+        .run();
+    assert!(
+        !marker.exists(),
+        "the implicit .env ran a credential_process"
+    );
+    let config_stage = out.stage(Stage::Config);
+    let warnings = config_stage["warnings"].to_string();
+    for refused in ["AWS_CONFIG_FILE", "AWS_ENDPOINT_URL_STS", "HTTPS_PROXY"] {
+        assert!(
+            warnings.contains(refused),
+            "{refused} not named: {warnings}"
+        );
+    }
+    let detail = config_stage["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("set AWS_REGION"), "{detail}");
+    assert!(detail.contains("PORT"), "ignored names listed: {detail}");
+    assert!(
+        !detail.contains("8080") && !warnings.contains("127.0.0.1"),
+        "values shown"
+    );
+    assert_eq!(
+        common::failure(&out.json()),
+        ("credentials".into(), "no_credentials".into())
+    );
+
+    // named with --env-file, the same file is the user's choice and is honoured
+    let cli = bare();
+    let marker = cli.path("credential_process-ran");
+    let config = cli.path("evil-config");
+    let evil = format!(
+        "[default]\ncredential_process = sh -c 'touch {}; exit 1'\n",
+        marker.display()
+    );
+    let out = cli
+        .write("evil-config", &evil)
+        .write(
+            "mine.env",
+            &format!("AWS_CONFIG_FILE={}\n", config.display()),
+        )
+        .args(["whoami", "--format", "json", "--env-file", "mine.env"])
+        .run();
+    assert!(
+        marker.exists(),
+        "--env-file must be honoured: {}",
+        out.all()
+    );
+    drop(out);
+}
+
+#[test]
+fn an_implicit_env_file_may_not_copy_secrets_into_values() {
+    let out = atlas_iam()
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .write(
+            ".env",
+            "MONGODB_URI=mongodb://h.example.net/?tls=true&appName=${AWS_SECRET_ACCESS_KEY}\n",
+        )
+        .args(["uri", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert_eq!(
+        common::failure(&out.json()),
+        ("config".into(), "env_file".into())
+    );
+    out.assert_absent(&[SECRET, KEY]);
+}
+
+#[test]
+fn env_file_errors_never_quote_a_line() {
+    for content in [
+        format!("GOOD=1\n{SECRET}\n"),
+        format!("AWS_SECRET_ACCESS_KEY {SECRET}\n"),
+        format!("AWS_SESSION_TOKEN=\"{TOKEN}\n{TOKEN}\n"),
+        format!("AWS_SECRET_ACCESS_KEY=\"{SECRET}\\q\"\n"),
+        format!("AWS_SECRET_ACCESS_KEY='{SECRET}\n"),
+        format!("X=${{{SECRET}\n"),
+    ] {
+        for format in ["human", "json"] {
+            let out = atlas_iam()
+                .write(".env", &content)
+                .args(["whoami", "--format", format])
+                .run();
+            assert_eq!(out.code, 3, "{content:?}: {}", out.all());
+            assert!(out.all().contains("env_file"), "{}", out.all());
+            out.assert_absent(&[SECRET, TOKEN, &SECRET[..12], &TOKEN[..16]]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- 2. secrets in any encoding
+
+#[test]
+fn connection_string_secrets_are_hidden_in_every_spelling() {
+    let base = "mongodb://h.example.net:27017/test?tls=true&authSource=%24external&authMechanism=MONGODB-AWS";
+    let uris = [
+        format!("{base}&authMechanismProperties=AWS_SESSION_TOKEN%3a{TOKEN}"),
+        format!("{base}&authMechanismProperties=AWS%5FSESSION%5FTOKEN:{TOKEN}"),
+        format!("{base}&authMechanismProperties=AWS_SESSION_TOKEN={TOKEN}"),
+        format!("{base}&proxyPassword={TOKEN}"),
+        format!("{base}&tlsCertificateKeyFilePassword={TOKEN}"),
+        format!("mongodb://{KEY}:{SECRET}?x#y@h.example.net:27017/test?tls=true"),
+        format!("mongodb://{KEY}:{TOKEN}@h.example.net:27017/?authMechanism=MONGODB-AWS"),
+    ];
+    let mut runs = 0;
+    for uri in &uris {
+        for args in [vec!["uri", "--uri", uri], vec!["whoami", "--uri", uri]] {
+            for format in ["human", "json"] {
+                let out = atlas_iam().args(&args).args(["--format", format]).run();
+                out.assert_absent(&[TOKEN, SECRET, KEY, &format!("{SECRET}?x#y")]);
+                runs += 1;
+            }
+        }
+    }
+    // a whole string given as the cluster, and one given without --uri
+    let as_cluster = format!("mongodb+srv://{KEY}:{SECRET}@cluster0.ab12c.mongodb.net");
+    let out = atlas_iam().args(["uri", "--cluster", &as_cluster]).run();
+    assert_eq!(out.code, 3, "{}", out.all());
+    out.assert_absent(&[KEY, SECRET]);
+    let out = atlas_iam().args(["ping", &as_cluster]).run();
+    assert_eq!(out.code, 2, "{}", out.all());
+    out.assert_absent(&[KEY, SECRET]);
+    println!("swept {runs} runs of connection strings");
+}
+
+#[test]
+fn endpoint_userinfo_and_non_utf8_keys_are_never_echoed() {
+    let out = atlas_iam()
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env(
+            "AWS_ENDPOINT_URL_STS",
+            "http://admin:hunter2hunter2@127.0.0.1:9",
+        )
+        .args(["whoami", "--timeout", "3"])
+        .run();
+    assert_eq!(out.code, 4, "{}", out.all());
+    out.assert_absent(&["hunter2hunter2", KEY, SECRET]);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let garbled = std::ffi::OsStr::from_bytes(b"AKIA\xffSECRETPARTOFKEY");
+        let out = atlas_iam()
+            .env("AWS_ACCESS_KEY_ID", garbled)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .args(["whoami", "--format", "json"])
+            .run();
+        assert_eq!(out.code, 3, "{}", out.all());
+        assert!(out.stdout.contains("not valid UTF-8"), "{}", out.stdout);
+        out.assert_absent(&["SECRETPARTOFKEY", SECRET]);
+    }
+}
+
+#[test]
+fn a_failing_credential_process_is_excerpted_without_secrets() {
+    let cli = atlas_iam();
+    let config = cli.path("config");
+    let out = cli
+        .write(
+            "config",
+            &format!(
+                "[profile vault]\ncredential_process = sh -c 'echo \"cannot parse {SECRET} for {KEY}\" >&2; exit 3'\n"
+            ),
+        )
+        .env("AWS_CONFIG_FILE", &config)
+        .args(["whoami", "--profile", "vault", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert_eq!(
+        common::failure(&out.json()),
+        ("credentials".into(), "credentials_error".into())
+    );
+    out.assert_absent(&[SECRET, KEY]);
+}
+
+// ---------------------------------------------------------------- 4. bounded waits and reads
+
+#[test]
+fn hostile_files_end_at_once_with_a_clear_error() {
+    let cli = atlas_iam();
+    let fifo = cli.path("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "mkfifo (coreutils) is needed"
+    );
+    let fifo = fifo.display().to_string();
+    for (args, kind) in [
+        (vec!["whoami", "--env-file", &fifo], "env_file"),
+        (vec!["whoami", "--env-file", "/dev/zero"], "env_file"),
+        (
+            vec![
+                "ping",
+                "--uri",
+                "mongodb://127.0.0.1:9/?tls=true&authSource=%24external&authMechanism=MONGODB-AWS&tlsCAFile=/dev/zero",
+            ],
+            "invalid_config",
+        ),
+        (
+            vec![
+                "ping",
+                "--uri",
+                &format!("mongodb://127.0.0.1:9/?tls=true&authSource=%24external&authMechanism=MONGODB-AWS&tlsCAFile={fifo}"),
+            ],
+            "invalid_config",
+        ),
+    ] {
+        let started = Instant::now();
+        let out = atlas_iam()
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .args(&args)
+            .args(["--format", "json", "--timeout", "3"])
+            .run();
+        assert!(started.elapsed() < Duration::from_secs(3), "{args:?} hung");
+        assert_eq!(out.code, 3, "{args:?}: {}", out.all());
+        assert_eq!(
+            common::failure(&out.json()),
+            ("config".into(), kind.into()),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_hung_credential_process_is_killed_with_the_run() {
+    let cli = atlas_iam();
+    let config = cli.path("config");
+    let pidfile = cli.path("pid");
+    let script = format!(
+        "[profile slow]\ncredential_process = sh -c 'echo $$ > {}; exec sleep 60'\n",
+        pidfile.display()
+    );
+    let started = Instant::now();
+    let out = cli
+        .write("config", &script)
+        .env("AWS_CONFIG_FILE", &config)
+        .args(["whoami", "--profile", "slow", "--timeout", "2"])
+        .run();
+    assert!(started.elapsed() < Duration::from_secs(4), "{}", out.all());
+    assert_eq!(out.code, 3, "{}", out.all());
+    let pid = std::fs::read_to_string(&pidfile).expect("the process ran");
+    // gone, or a zombie waiting for init to reap it: either way no longer running
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+    let running = status
+        .lines()
+        .find(|l| l.starts_with("State:"))
+        .is_some_and(|l| !l.contains("Z (zombie)") && !l.contains("X (dead)"));
+    assert!(
+        !running,
+        "credential_process {} outlived the run: {status}",
+        pid.trim()
+    );
+}
+
+// ---------------------------------------------------------------- 5. TLS weakened
+
+#[test]
+fn weakened_tls_is_never_silent() {
+    let atlas = "mongodb://cluster0-shard-00-00.ab12c.mongodb.net.:27017/?authSource=%24external&authMechanism=MONGODB-AWS";
+    Test::new(atlas_iam)
+        .args(["uri", "--uri", atlas])
+        .fails_at(Stage::Config, "uri_pitfall")
+        .exit(3)
+        .says("cleartext")
+        .run();
+    for weakening in ["tlsInsecure", "tlsAllowInvalidCertificates"] {
+        let uri = format!(
+            "mongodb+srv://c.example.net/?authSource=%24external&authMechanism=MONGODB-AWS&{weakening}=true"
+        );
+        let out = atlas_iam()
+            .args(["uri", "--uri", &uri, "--format", "json"])
+            .run();
+        assert_eq!(out.code, 0, "{}", out.all());
+        let findings = out.json()["uri"]["findings"].to_string();
+        assert!(
+            findings.contains("tls_weakened") && findings.contains(weakening),
+            "{findings}"
+        );
+    }
+    let plain = atlas_iam()
+        .args([
+            "uri",
+            "--uri",
+            "mongodb://db.internal:27017/?authSource=%24external&authMechanism=MONGODB-AWS",
+            "--format",
+            "json",
+        ])
+        .run();
+    assert!(plain.stdout.contains("tls_off"), "{}", plain.stdout);
+}
+
+// ---------------------------------------------------------------- 6. written files
+
+#[test]
+fn assume_out_writes_a_private_file_and_never_follows_a_link() {
+    let moto = common::Moto::start();
+    let role = moto.role_arn.clone();
+    let run = |c: common::Cli, extra: &[&str]| {
+        c.envs(moto.env())
+            .keys(&moto.alice)
+            .args(["assume", "--role-arn", &role, "--output", "dotenv"])
+            .args(extra)
+            .run()
+    };
+    let keep = tempfile::tempdir().expect("dir");
+    let dir = keep.path();
+    let file = dir.join("creds.env");
+    let out = run(atlas_iam(), &["--out", &file.display().to_string()]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.is_empty(), "credentials went to the file only");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file)
+        .expect("written")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    let text = std::fs::read_to_string(&file).expect("read");
+    assert!(text.contains("AWS_SESSION_TOKEN="), "{text}");
+
+    // exists: refused without --force, replaced (still 0600) with it
+    let again = run(atlas_iam(), &["--out", &file.display().to_string()]);
+    assert_eq!(again.code, 3, "{}", again.all());
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let forced = run(
+        atlas_iam(),
+        &["--out", &file.display().to_string(), "--force"],
+    );
+    assert_eq!(forced.code, 0, "{}", forced.all());
+    let mode = std::fs::metadata(&file)
+        .expect("written")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o} after --force");
+
+    // a symlink is refused, even with --force, and its target is untouched
+    let target = dir.join("target");
+    std::fs::write(&target, "keep").expect("write");
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let out = run(
+        atlas_iam(),
+        &["--out", &link.display().to_string(), "--force"],
+    );
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep");
+}
