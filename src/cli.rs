@@ -126,7 +126,8 @@ pub enum Command {
     #[command(after_help = PROBE_EXIT_CODES)]
     ListCollections,
     /// Like ping, then insert a tagged document (w: majority), read it back and delete it
-    /// (needs readWrite@DB); the delete runs even when the read fails
+    /// (needs readWrite@DB); the document is deleted however the run ends (--timeout, a lost
+    /// connection, Ctrl-C), and a document that may remain is named by its _id
     #[command(after_help = PROBE_EXIT_CODES)]
     Roundtrip {
         /// Collection for the probe document

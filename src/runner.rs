@@ -16,6 +16,9 @@ pub struct Passed<T> {
     pub value: T,
     pub detail: String,
     pub warnings: Vec<String>,
+    /// Secrets the stage obtained, learnt by the scrubber before anything of the stage is
+    /// stored: (value, whether it is an access key id, shown masked).
+    pub secrets: Vec<(String, bool)>,
 }
 
 impl<T> Passed<T> {
@@ -24,7 +27,19 @@ impl<T> Passed<T> {
             value,
             detail: detail.into(),
             warnings: Vec::new(),
+            secrets: Vec::new(),
         }
+    }
+
+    /// The stage obtained these credentials: scrub them from everything from here on.
+    pub fn learn(mut self, creds: &aws_credential_types::Credentials) -> Self {
+        self.secrets.push((creds.access_key_id().to_string(), true));
+        self.secrets
+            .push((creds.secret_access_key().to_string(), false));
+        if let Some(t) = creds.session_token() {
+            self.secrets.push((t.to_string(), false));
+        }
+        self
     }
 
     pub fn warn(mut self, warnings: impl IntoIterator<Item = String>) -> Self {
@@ -131,7 +146,15 @@ impl<'p> Runner<'p> {
                     value,
                     detail,
                     warnings,
+                    secrets,
                 } = p;
+                for (secret, key_id) in secrets {
+                    if key_id {
+                        self.scrubber.add_key_id(&secret);
+                    } else {
+                        self.scrubber.add_secret(&secret);
+                    }
+                }
                 (Ok(Passed::new((), detail).warn(warnings)), Some(value))
             }
             Ok(Err(d)) => (Err(d), None),

@@ -185,4 +185,6 @@ fn twenty_concurrent_roundtrips_leave_nothing_and_a_created_collection_is_droppe
         out.stdout
     );
     assert!(out.stdout.contains("dropped"), "{}", out.stdout);
+    // the stack speaks plaintext: never silently
+    assert!(out.stdout.contains("cleartext"), "{}", out.stdout);
 }

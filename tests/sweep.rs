@@ -13,6 +13,9 @@ use atlas_iam_testkit::moto::{user_arn, Keys};
 use atlas_iam_testkit::{Role, Stack, StackOptions};
 use common::{atlas_iam, Cli};
 
+/// One run: credentials, command, target, with a role, format.
+type Job<'a> = (&'a Creds, &'a [&'a str], &'a Vec<String>, bool, &'a str);
+
 struct Creds {
     name: &'static str,
     id: String,
@@ -121,22 +124,22 @@ fn no_secret_in_any_output_of_any_command() {
     secrets.dedup();
     let all: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let runs = AtomicUsize::new(0);
-    let jobs: Vec<(&Creds, &[&str], &Vec<String>, bool, &str)> = sets
-        .iter()
-        .flat_map(|c| {
-            commands.iter().flat_map(move |cmd| {
-                targets.iter().flat_map(move |t| {
-                    [false, true].into_iter().flat_map(move |role| {
-                        ["human", "json"]
-                            .into_iter()
-                            .map(move |f| (c, *cmd, t, role, f))
-                    })
-                })
-            })
-        })
-        // the cluster target only where no network is needed, to keep the sweep fast
-        .filter(|(_, cmd, t, _, _)| t[0] == "--uri" || matches!(cmd[0], "uri" | "whoami"))
-        .collect();
+    let mut jobs: Vec<Job> = Vec::new();
+    for c in &sets {
+        for cmd in &commands {
+            for t in &targets {
+                // the cluster target only where no network is needed, to keep the sweep fast
+                if t[0] != "--uri" && !matches!(cmd[0], "uri" | "whoami") {
+                    continue;
+                }
+                for role in [false, true] {
+                    for f in ["human", "json"] {
+                        jobs.push((c, *cmd, t, role, f));
+                    }
+                }
+            }
+        }
+    }
     let chunks: Vec<_> = jobs.chunks(jobs.len().div_ceil(4).max(1)).collect();
     std::thread::scope(|scope| {
         for chunk in chunks {

@@ -389,3 +389,48 @@ fn assume_out_writes_a_private_file_and_never_follows_a_link() {
     assert_eq!(out.code, 3, "{}", out.all());
     assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep");
 }
+
+#[test]
+fn a_silent_instance_metadata_or_container_endpoint_is_bounded() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent = format!("http://{}", listener.local_addr().expect("addr"));
+    for (name, vars) in [
+        (
+            "IMDS",
+            vec![
+                ("AWS_EC2_METADATA_DISABLED", "false".to_string()),
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", silent.clone()),
+            ],
+        ),
+        (
+            "container",
+            vec![(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                format!("{silent}/creds"),
+            )],
+        ),
+    ] {
+        let mut c = atlas_iam();
+        for (k, v) in &vars {
+            c = c.env(k, v);
+        }
+        let started = Instant::now();
+        let out = c
+            .args(["whoami", "--timeout", "2", "--format", "json"])
+            .run();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{name}: took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(out.code, 3, "{name}: {}", out.all());
+        assert_eq!(
+            common::failure(&out.json()).0,
+            "credentials",
+            "{name}: {}",
+            out.stdout
+        );
+    }
+    drop(listener);
+}

@@ -96,10 +96,10 @@ pub async fn credentials_stages(
             }
             detail.push_str(&format!("; region {}", r.region));
             let warnings = r.warnings.clone();
-            Ok(Passed::new(r, detail).warn(warnings))
+            let creds = r.creds.clone();
+            Ok(Passed::new(r, detail).warn(warnings).learn(&creds))
         })
         .await?;
-    resolved.add_to(&mut runner.scrubber);
 
     let Some(role) = &cfg.role else {
         let in_use = InUse {
@@ -117,10 +117,10 @@ pub async fn credentials_stages(
             if let Some(exp) = a.expiration {
                 detail.push_str(&format!(", expires {}", rfc3339(exp)));
             }
-            Ok(Passed::new(a, detail))
+            let creds = a.creds.clone();
+            Ok(Passed::new(a, detail).learn(&creds))
         })
         .await?;
-    credentials::add_credentials(&mut runner.scrubber, &assumed.creds);
     let in_use = InUse {
         creds: assumed.creds.clone(),
         source: Source::AssumedRole {

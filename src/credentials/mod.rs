@@ -162,18 +162,6 @@ impl Resolved {
     pub fn masked_key_id(&self) -> String {
         mask_key_id(self.creds.access_key_id())
     }
-
-    pub fn add_to(&self, scrubber: &mut Scrubber) {
-        add_credentials(scrubber, &self.creds);
-    }
-}
-
-pub fn add_credentials(scrubber: &mut Scrubber, creds: &Credentials) {
-    scrubber.add_key_id(creds.access_key_id());
-    scrubber.add_secret(creds.secret_access_key());
-    if let Some(t) = creds.session_token() {
-        scrubber.add_secret(t);
-    }
 }
 
 pub fn rfc3339(t: SystemTime) -> String {
