@@ -155,6 +155,16 @@ impl<'p> Runner<'p> {
                         self.scrubber.add_secret(&secret);
                     }
                 }
+                let mut warnings = warnings;
+                let took = started.elapsed();
+                if diagnosis::slow_threshold(stage).is_some_and(|limit| took > limit) {
+                    warnings.push(format!(
+                        "slow: {} took {} ms (drivers wait up to 10 s to connect and 30 s to \
+                         select a server by default, so this works, slowly)",
+                        stage.name(),
+                        took.as_millis()
+                    ));
+                }
                 (Ok(Passed::new((), detail).warn(warnings)), Some(value))
             }
             Ok(Err(d)) => (Err(d), None),

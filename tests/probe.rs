@@ -736,3 +736,73 @@ fn repeat_needs_time_within_the_timeout() {
     assert_eq!(out.code, 3, "{}", out.all());
     assert!(out.stdout.contains("raise --timeout"), "{}", out.stdout);
 }
+
+// ---------------------------------------------------------------- verdicts that never cry wolf
+
+#[test]
+fn sts_unreachable_from_here_with_static_keys_is_a_warning_and_atlas_decides() {
+    let s = plain();
+    let k = client(&s);
+    s.set_db_user(
+        &user_arn("atlas-client"),
+        vec![Role::ReadWrite("test".into())],
+    );
+    // nothing listens there: this machine has no route to STS; Atlas (the local one) has
+    let out = Test::new(|| {
+        cli(&s)
+            .keys(&k)
+            .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+    })
+    .args(["ping", "--uri", &s.uri()])
+    .passes()
+    .says("STS not reached from here")
+    .hides(&secrets(&k))
+    .run();
+    let identity = out.stage(Stage::Identity);
+    assert_eq!(identity["status"], "warning", "{identity}");
+    assert!(
+        identity["warnings"].to_string().contains("sts_unreachable"),
+        "{identity}"
+    );
+    // whoami's answer is STS itself: there it fails
+    Test::new(|| {
+        cli(&s)
+            .keys(&k)
+            .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+    })
+    .args(["whoami"])
+    .fails_at(Stage::Identity, "sts_unreachable")
+    .exit(4)
+    .says("cannot reach STS")
+    .run();
+    // and when Atlas refuses, the diagnosis says the identity could not be checked
+    s.remove_db_user(&user_arn("atlas-client"));
+    Test::new(|| {
+        cli(&s)
+            .keys(&k)
+            .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+    })
+    .args(["ping", "--uri", &s.uri()])
+    .fails_at(Stage::Auth, "authentication_failed")
+    .exit(6)
+    .says("STS could not be reached from here")
+    .run();
+}
+
+#[test]
+fn a_slow_but_working_cluster_passes_with_warnings() {
+    let s = with_fault(Fault::Slow(1200), false);
+    let out = Test::new(keyed(&s))
+        .args(["ping", "--uri", &s.uri(), "--timeout", "25"])
+        .passes()
+        .says("slow:")
+        .hides(&secrets(&client(&s)))
+        .run();
+    let slow: Vec<String> = out
+        .statuses()
+        .into_iter()
+        .filter(|(_, st)| st == "warning")
+        .map(|(name, _)| name)
+        .collect();
+    assert!(slow.contains(&"auth".to_string()), "{slow:?}");
+}

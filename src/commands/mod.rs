@@ -10,7 +10,7 @@ use aws_credential_types::Credentials;
 
 use crate::config::{Config, Env, Target};
 use crate::credentials::{self, rfc3339, Resolved, Source};
-use crate::diagnosis::Stage;
+use crate::diagnosis::{Kind, Stage};
 use crate::identity::{caller_kind, identity_of, CallerKind};
 use crate::probe::auth::{IdentityFacts, SKEW_SUSPECT_SECS};
 use crate::report::CredentialInfo;
@@ -142,6 +142,18 @@ pub fn credential_info(in_use: &InUse) -> CredentialInfo {
     }
 }
 
+/// What the identity stage is for: the answer itself (`whoami`), or a preflight that explains
+/// while Atlas decides (the probe without a role: the driver signs locally and Atlas calls STS,
+/// so an STS this machine cannot reach does not stop the run).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum IdentityMode {
+    Answer,
+    Preflight,
+}
+
+/// How long a preflight waits for STS before it goes on without it.
+pub const PREFLIGHT_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// GetCallerIdentity with the credentials in use: the ARN Atlas will see, the database user it
 /// maps to, and the clock offset from STS's Date header.
 pub async fn identity_stage(
@@ -149,20 +161,47 @@ pub async fn identity_stage(
     cfg: &Config,
     resolved: &Resolved,
     in_use: &InUse,
+    mode: IdentityMode,
 ) -> Option<IdentityFacts> {
-    let budget = runner.remaining();
+    let budget = match mode {
+        IdentityMode::Answer => runner.remaining(),
+        IdentityMode::Preflight => runner.remaining().min(PREFLIGHT_BUDGET),
+    };
     let db = cfg.db.clone();
-    let (identity, offset) = runner
+    let found = runner
         .stage(Stage::Identity, async {
             let sdk = credentials::sdk_config(resolved, in_use.creds.clone(), budget).await;
-            let who = credentials::caller_identity(&sdk).await.map_err(|f| {
-                credentials::classify(
-                    &f,
-                    &credentials::KeyFacts::of(&in_use.creds, &in_use.source),
-                    "GetCallerIdentity",
-                    &credentials::sts_endpoint(&cfg.env, &resolved.region),
-                )
-            })?;
+            let asked = tokio::time::timeout(budget, credentials::caller_identity(&sdk)).await;
+            let asked = asked.unwrap_or_else(|_| {
+                Err(credentials::StsFailure {
+                    timeout: true,
+                    ..Default::default()
+                })
+            });
+            let who = match asked {
+                Ok(who) => who,
+                Err(f) => {
+                    let d = credentials::classify(
+                        &f,
+                        &credentials::KeyFacts::of(&in_use.creds, &in_use.source),
+                        "GetCallerIdentity",
+                        &credentials::sts_endpoint(&cfg.env, &resolved.region),
+                    );
+                    let unreached = matches!(d.kind, Kind::StsUnreachable | Kind::StsTimeout);
+                    if mode == IdentityMode::Preflight && unreached {
+                        return Ok(
+                            Passed::new(None, "STS not reached from here").warn([format!(
+                                "{} ({}): the run goes on, since the driver signs locally and \
+                             Atlas calls STS itself; the identity and the clock could not be \
+                             checked",
+                                d.cause,
+                                d.kind.name()
+                            )]),
+                        );
+                    }
+                    return Err(d);
+                }
+            };
             let identity = identity_of(&who.arn, &who.account, &db, who.user_id.clone());
             let mut detail = match &identity.atlas_user {
                 Some(u) => format!("{} -> Atlas user {} ({})", who.arn, u.arn, u.iam_type),
@@ -184,9 +223,12 @@ pub async fn identity_stage(
                     ));
                 }
             }
-            Ok(Passed::new((identity, who.clock_offset), detail).warn(warnings))
+            Ok(Passed::new(Some((identity, who.clock_offset)), detail).warn(warnings))
         })
         .await?;
+    let Some((identity, offset)) = found else {
+        return Some(IdentityFacts::default());
+    };
     let facts = IdentityFacts {
         caller_arn: Some(identity.arn.clone()),
         atlas_user_arn: identity.atlas_user.as_ref().map(|u| u.arn.clone()),

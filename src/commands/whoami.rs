@@ -1,6 +1,6 @@
 //! `whoami`: config, credentials, assume (with a role), identity.
 
-use super::{credential_info, credentials_stages, identity_stage};
+use super::{credential_info, credentials_stages, identity_stage, IdentityMode};
 use crate::config::Config;
 use crate::diagnosis::Stage;
 use crate::runner::Runner;
@@ -11,5 +11,5 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config) {
         return;
     };
     runner.report.credentials = Some(credential_info(&in_use));
-    identity_stage(runner, cfg, &resolved, &in_use).await;
+    identity_stage(runner, cfg, &resolved, &in_use, IdentityMode::Answer).await;
 }

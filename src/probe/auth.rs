@@ -117,6 +117,18 @@ fn missing_user(looked_up: Option<&str>, facts: &IdentityFacts, how: &str) -> Di
         .map(str::to_string)
         .or_else(|| facts.atlas_user_arn.clone());
     let Some(arn) = arn else {
+        if facts.caller_arn.is_none() {
+            // the identity preflight could not reach STS
+            return Diagnosis::new(
+                Kind::AuthenticationFailed,
+                format!(
+                    "{how}; which identity Atlas looked up is unknown, since STS could not be \
+                     reached from here to ask"
+                ),
+                "run `atlas-iam whoami` where STS is reachable (or with AWS_ENDPOINT_URL_STS \
+                 set to a VPC endpoint) and check that its Atlas user exists",
+            );
+        }
         return Diagnosis::new(
             Kind::AuthenticationFailed,
             format!(

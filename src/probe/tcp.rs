@@ -9,6 +9,10 @@ use super::HostPort;
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::runner::Passed;
 
+/// Once one host passed, how long the others still get before they are reported as not
+/// answering (a dead member must not eat the time the driver needs).
+pub const STRAGGLER_GRACE: Duration = Duration::from_secs(2);
+
 /// Runs `check` on every host concurrently; fails when every host fails, warns when some do.
 pub(crate) async fn each_host<F, Fut>(hosts: &[HostPort], check: F) -> Result<Passed<()>, Diagnosis>
 where
@@ -21,9 +25,39 @@ where
         set.spawn(async move { (i, fut.await) });
     }
     let mut results: Vec<(usize, Result<String, Diagnosis>)> = Vec::new();
-    while let Some(r) = set.join_next().await {
+    let mut grace_until: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match grace_until {
+            None => set.join_next().await,
+            Some(until) => match tokio::time::timeout_at(until, set.join_next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let Some(r) = next else { break };
         if let Ok(r) = r {
+            if r.1.is_ok() && grace_until.is_none() {
+                grace_until = Some(tokio::time::Instant::now() + STRAGGLER_GRACE);
+            }
             results.push(r);
+        }
+    }
+    // Hosts still under way after the grace: reported, not waited for.
+    let done: Vec<usize> = results.iter().map(|(i, _)| *i).collect();
+    set.abort_all();
+    for (i, h) in hosts.iter().enumerate() {
+        if !done.contains(&i) {
+            results.push((
+                i,
+                Err(Diagnosis::new(
+                    Kind::TcpTimeout,
+                    format!(
+                        "{h} had not answered {} s after another member did",
+                        STRAGGLER_GRACE.as_secs()
+                    ),
+                    "check that member",
+                )),
+            ));
         }
     }
     results.sort_by_key(|(i, _)| *i);
