@@ -152,6 +152,10 @@ pub enum Kind {
     CredentialsError,
     CredentialsTimeout,
     CredentialsExpired,
+    WebIdentityError,
+    ContainerCredentialsError,
+    ImdsHopLimit,
+    ImdsNoRole,
     // STS
     AssumeRoleDenied,
     RoleNotFound,
@@ -209,9 +213,22 @@ impl Kind {
     pub fn family(self) -> Family {
         use Kind::*;
         match self {
-            InvalidConfig | EnvFile | InvalidUri | UriPitfall | InvalidArn | MissingTarget
-            | UnknownProfile | ProfileError | NoCredentials | CredentialsError
-            | CredentialsTimeout | CredentialsExpired => Family::Config,
+            InvalidConfig
+            | EnvFile
+            | InvalidUri
+            | UriPitfall
+            | InvalidArn
+            | MissingTarget
+            | UnknownProfile
+            | ProfileError
+            | NoCredentials
+            | CredentialsError
+            | CredentialsTimeout
+            | CredentialsExpired
+            | WebIdentityError
+            | ContainerCredentialsError
+            | ImdsHopLimit
+            | ImdsNoRole => Family::Config,
             AssumeRoleDenied | RoleNotFound | DurationTooLong | InvalidKey
             | MissingSessionToken | SignatureMismatch | ExpiredToken | ClockSkew
             | StsUnreachable | StsTimeout | StsError => Family::Sts,

@@ -12,6 +12,20 @@ use crate::probe::roundtrip::{self, Cleanup, Probe, CLEANUP_BUDGET};
 use crate::report::{Leftover, Status};
 use crate::runner::{Passed, Runner};
 
+/// The drivers' default connectTimeoutMS.
+const DRIVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Kept back from the run's deadline so that a stage's own bound fires first and names the
+/// cause precisely.
+const MARGIN: Duration = Duration::from_millis(300);
+
+fn connection_budget(runner: &Runner<'_>) -> Duration {
+    runner
+        .remaining()
+        .saturating_sub(MARGIN)
+        .min(DRIVER_CONNECT_TIMEOUT)
+}
+
 /// ping, list-collections, roundtrip: every stage; returns None where a stage failed.
 pub async fn run(
     runner: &mut Runner<'_>,
@@ -58,27 +72,29 @@ pub async fn run(
     };
     let facts = identity_stage(runner, cfg, &resolved, &in_use, mode).await?;
 
-    // Every stage may use what is left of --timeout: no fixed shares, so that a slow cluster
-    // the drivers' defaults reach is never failed (slow stages get a warning with their time).
-    let budget = runner.remaining();
+    // No fixed shares of --timeout: a connection gets what the drivers give it by default
+    // (connectTimeoutMS, 10 s, for the connection, the TLS handshake and the hello), so that a
+    // slow cluster the drivers reach is never failed (slow stages get a warning with their
+    // time), and a silent one is named by its stage before the run's deadline.
+    let budget = connection_budget(runner);
     let hosts = runner
         .stage(
             Stage::Dns,
             probe::dns::stage(&target, cfg.dns_server, budget),
         )
         .await?;
-    let budget = runner.remaining();
+    let budget = connection_budget(runner);
     runner
         .stage(Stage::Tcp, probe::tcp::tcp_stage(&hosts.hosts, budget))
         .await?;
-    let budget = runner.remaining();
+    let budget = connection_budget(runner);
     runner
         .stage(
             Stage::Tls,
             probe::tls::tls_stage(&hosts.hosts, target.tls, target.ca_file.as_deref(), budget),
         )
         .await?;
-    let budget = runner.remaining();
+    let budget = runner.remaining().saturating_sub(MARGIN);
     let started = StdInstant::now();
     let session = runner
         .stage(

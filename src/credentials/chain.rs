@@ -12,7 +12,7 @@ use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
 use aws_types::os_shim_internal::{Env as SdkEnv, Fs};
 
-use super::{env_scrubber, error_text, rfc3339, ProfileKind, Resolved, RoleVia, Source};
+use super::{env_scrubber, error_text, rfc3339, sources, ProfileKind, Resolved, RoleVia, Source};
 use crate::config::{Config, Env};
 use crate::diagnosis::{texts, Diagnosis, Kind};
 
@@ -147,6 +147,7 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
     macro_rules! attempt {
         ($source:expr, $provider:expr) => {{
             let source: Source = $source;
+            sources::precheck(&source, env)?;
             match $provider.provide_credentials().await {
                 Ok(creds) => Some((creds, source)),
                 Err(e @ CredentialsError::CredentialsNotLoaded(_)) => {
@@ -154,6 +155,11 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
                         .trim_start_matches(texts::SDK_PROVIDER_NOT_ENABLED)
                         .trim_start_matches(": ")
                         .to_string();
+                    if source == Source::Imds {
+                        if let Some(d) = sources::explain(&source, env, &why).await {
+                            return Err(d);
+                        }
+                    }
                     let why = if why.is_empty() {
                         "nothing configured".to_string()
                     } else {
@@ -163,6 +169,10 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
                     None
                 }
                 Err(e) => {
+                    let text = excerpt(&env_scrubber(env).scrub(&error_text(&e)));
+                    if let Some(d) = sources::explain(&source, env, &text).await {
+                        return Err(d);
+                    }
                     let kind = if matches!(e, CredentialsError::ProviderTimedOut(_)) {
                         Kind::CredentialsTimeout
                     } else {
@@ -228,7 +238,7 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
         found
     };
 
-    let Some((creds, source)) = found else {
+    let Some((mut creds, source)) = found else {
         let scrub = env_scrubber(env);
         let tried: Vec<String> = tried.iter().map(|t| scrub.scrub(t)).collect();
         return Err(Diagnosis::new(
@@ -240,6 +250,31 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
         ));
     };
 
+    if source == Source::Environment {
+        warnings.extend(sources::shadowed(&source, env));
+        // The SDK's environment provider does not read AWS_CREDENTIAL_EXPIRATION: atlas-iam does.
+        if let Some(at) = env.get("AWS_CREDENTIAL_EXPIRATION") {
+            let parsed = aws_smithy_types::DateTime::from_str(
+                at.trim(),
+                aws_smithy_types::date_time::Format::DateTime,
+            )
+            .ok()
+            .and_then(|t| SystemTime::try_from(t).ok());
+            match parsed {
+                Some(expiry) => {
+                    creds = Credentials::new(
+                        creds.access_key_id(),
+                        creds.secret_access_key(),
+                        creds.session_token().map(str::to_string),
+                        Some(expiry),
+                        "Environment",
+                    )
+                }
+                None => warnings
+                    .push("AWS_CREDENTIAL_EXPIRATION is not an RFC 3339 time: ignored".to_string()),
+            }
+        }
+    }
     if let Some(expiry) = creds.expiry() {
         if expiry <= SystemTime::now() {
             return Err(Diagnosis::new(

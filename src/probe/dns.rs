@@ -121,10 +121,31 @@ pub async fn stage(
     server: Option<SocketAddr>,
     budget: Duration,
 ) -> Result<Passed<Seedlist>, Diagnosis> {
-    match &target.srv {
-        Some(srv) => srv_stage(srv, server, budget).await,
-        None => hosts_stage(&target.hosts).await,
-    }
+    let via = which(server);
+    let lookup = async {
+        match &target.srv {
+            Some(srv) => srv_stage(srv, server, budget).await,
+            None => hosts_stage(&target.hosts).await,
+        }
+    };
+    // The stage's own bound, so that a silent resolver is named as such.
+    tokio::time::timeout(budget, lookup)
+        .await
+        .unwrap_or_else(|_| {
+            let what = match &target.srv {
+                Some(srv) => format!("the SRV query for _mongodb._tcp.{srv}"),
+                None => "the host names".to_string(),
+            };
+            Err(Diagnosis::new(
+                Kind::DnsTimeout,
+                format!(
+                    "{via} did not answer {what} within {} ms",
+                    budget.as_millis()
+                ),
+                "give a resolver that answers SRV queries with --dns-server IP (e.g. 1.1.1.1), or \
+             use the cluster's standard (mongodb://) connection string from Atlas",
+            ))
+        })
 }
 
 async fn hosts_stage(hosts: &[HostPort]) -> Result<Passed<Seedlist>, Diagnosis> {

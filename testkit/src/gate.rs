@@ -24,6 +24,8 @@ pub const MAX_SKEW_SECS: i64 = 15 * 60;
 pub struct GateState {
     expired_tokens: Mutex<HashSet<String>>,
     inactive_keys: Mutex<HashSet<String>>,
+    /// Keys that may assume roles on behalf of web identities (see `web_identity`).
+    web_identity: Mutex<Option<(String, String)>>,
 }
 
 pub struct Gate {
@@ -55,6 +57,15 @@ impl Gate {
     }
 
     /// STS answers InvalidClientTokenId for this access key id from now on.
+    /// Answers AssumeRoleWithWebIdentity (which moto cannot serve while it enforces signatures:
+    /// the request is unsigned) with an AssumeRole made with these keys: the session is then a
+    /// real moto session of the requested role, which STS and the local Atlas accept.
+    pub fn trust_web_identity(&self, key_id: &str, secret: &str) {
+        if let Ok(mut w) = self.state.web_identity.lock() {
+            *w = Some((key_id.to_string(), secret.to_string()));
+        }
+    }
+
     pub fn deactivate_key(&self, key_id: &str) {
         if let Ok(mut s) = self.state.inactive_keys.lock() {
             s.insert(key_id.to_string());
@@ -263,6 +274,9 @@ async fn handle(
     }
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     let key = header("authorization").and_then(key_id_of);
+    if key.is_none() && body_text.contains("Action=AssumeRoleWithWebIdentity") {
+        return Ok(web_identity(&body_text, upstream, &state).await);
+    }
     if let Some((code, message)) = check(
         header("x-amz-date"),
         key,
@@ -279,6 +293,123 @@ async fn handle(
             &format!("gate: upstream failed: {e}"),
         )
     }))
+}
+
+/// A form-encoded request body's field.
+fn form_field(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            let v = v.replace('+', " ");
+            let mut out = Vec::new();
+            let b = v.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' && i + 2 < b.len() + 1 {
+                    if let Ok(n) = u8::from_str_radix(v.get(i + 1..i + 3).unwrap_or(""), 16) {
+                        out.push(n);
+                        i += 3;
+                        continue;
+                    }
+                }
+                out.push(b[i]);
+                i += 1;
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    })
+}
+
+/// AssumeRoleWithWebIdentity: the token's exp is honoured, then the role is assumed with the
+/// keys given to `trust_web_identity` and the answer shaped as STS shapes it.
+async fn web_identity(
+    body: &str,
+    upstream: SocketAddr,
+    state: &GateState,
+) -> Response<Full<Bytes>> {
+    let keys = state.web_identity.lock().ok().and_then(|k| k.clone());
+    let (Some((id, secret)), Some(role), Some(token)) = (
+        keys,
+        form_field(body, "RoleArn"),
+        form_field(body, "WebIdentityToken"),
+    ) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidIdentityToken",
+            "the gate has no web identity trust configured, or the request lacks RoleArn or WebIdentityToken",
+        );
+    };
+    let session = form_field(body, "RoleSessionName").unwrap_or_else(|| "web-identity".into());
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let Some(claims) = claims else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidIdentityToken",
+            "Couldn't parse the token",
+        );
+    };
+    if claims["exp"].as_i64().is_some_and(|exp| exp <= now_secs()) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "ExpiredTokenException",
+            "Token expired: current date/time must be before the expiration date/time",
+        );
+    }
+    let conf = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://{upstream}"))
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            &id, &secret, None, None, "gate",
+        ))
+        .build();
+    let out = aws_sdk_sts::Client::from_conf(conf)
+        .assume_role()
+        .role_arn(&role)
+        .role_session_name(&session)
+        .send()
+        .await;
+    let (Ok(out), Some(sub)) = (out, claims["sub"].as_str()) else {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+        );
+    };
+    let (Some(c), Some(user)) = (out.credentials(), out.assumed_role_user()) else {
+        return refuse(StatusCode::FORBIDDEN, "AccessDenied", "no credentials");
+    };
+    let expiration = c
+        .expiration()
+        .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_default();
+    let xml = format!(
+        "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+         <AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>{}</AccessKeyId>\
+         <SecretAccessKey>{}</SecretAccessKey><SessionToken>{}</SessionToken>\
+         <Expiration>{expiration}</Expiration></Credentials><AssumedRoleUser><Arn>{}</Arn>\
+         <AssumedRoleId>{}</AssumedRoleId></AssumedRoleUser>\
+         <SubjectFromWebIdentityToken>{sub}</SubjectFromWebIdentityToken>\
+         </AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>00000000-0000-4000-8000-0000webident</RequestId>\
+         </ResponseMetadata></AssumeRoleWithWebIdentityResponse>",
+        c.access_key_id(),
+        c.secret_access_key(),
+        c.session_token(),
+        user.arn(),
+        user.assumed_role_id()
+    );
+    let mut r = text(StatusCode::OK, &xml);
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/xml"),
+    );
+    r
 }
 
 async fn forward(

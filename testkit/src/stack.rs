@@ -88,6 +88,7 @@ impl Stack {
                 let upstream = format!("127.0.0.1:{}", moto.port).parse()?;
                 let gate = rt.block_on(Gate::start(upstream))?;
                 let account = rt.block_on(provision(&moto))?;
+                gate.trust_web_identity(&account.client.id, &account.client.secret);
                 moto.enforce()?;
                 let endpoint = gate.endpoint.clone();
                 (Some(moto), Some(gate), Some(account), endpoint)

@@ -1,0 +1,267 @@
+//! What the SDK's providers do not say about where applications run: checks made before a
+//! source is asked (a web identity token file that is missing or expired, a container token file
+//! that cannot be read), explanations after it failed (the IMDSv2 hop limit, an instance without
+//! a role, a container endpoint that refuses), and which configured sources a winner shadowed.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::Source;
+use crate::config::Env;
+use crate::diagnosis::{Diagnosis, Kind};
+use crate::files::{read_regular_text, MAX_FILE_BYTES};
+
+/// Before the provider of `source` is asked: what can be told from here.
+pub fn precheck(source: &Source, env: &Env) -> Result<(), Diagnosis> {
+    match source {
+        Source::WebIdentity => web_identity(env),
+        Source::Container => container_token_file(env),
+        _ => Ok(()),
+    }
+}
+
+fn web_identity(env: &Env) -> Result<(), Diagnosis> {
+    let Some(file) = env.get("AWS_WEB_IDENTITY_TOKEN_FILE") else {
+        return Ok(());
+    };
+    if env.get("AWS_ROLE_ARN").is_none() {
+        return Err(Diagnosis::new(
+            Kind::WebIdentityError,
+            "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not: web identity needs both",
+            "on EKS, annotate the service account with eks.amazonaws.com/role-arn (IRSA sets \
+             both); elsewhere set AWS_ROLE_ARN to the role the token may assume",
+        ));
+    }
+    let token = read_regular_text(std::path::Path::new(&file), MAX_FILE_BYTES).map_err(|why| {
+        Diagnosis::new(
+            Kind::WebIdentityError,
+            format!("the web identity token file {file} cannot be read: {why}"),
+            "on EKS the token is mounted by the pod identity webhook: check the pod's service \
+             account and that the volume is mounted; elsewhere check AWS_WEB_IDENTITY_TOKEN_FILE",
+        )
+    })?;
+    if let Some(exp) = jwt_expiry(token.trim()) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        if exp <= now {
+            return Err(Diagnosis::new(
+                Kind::WebIdentityError,
+                format!(
+                    "the web identity token in {file} expired {} minutes ago (its exp claim)",
+                    (now - exp) / 60
+                ),
+                "the token is refreshed by whoever mounts it (kubelet on EKS): a stale copy or a \
+                 token file copied out of a pod does not refresh; point \
+                 AWS_WEB_IDENTITY_TOKEN_FILE at the projected token",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `exp` claim of a JWT (seconds since the epoch), when the token is one.
+pub fn jwt_expiry(token: &str) -> Option<i64> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_i64()
+}
+
+fn container_token_file(env: &Env) -> Result<(), Diagnosis> {
+    let Some(file) = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") else {
+        return Ok(());
+    };
+    read_regular_text(std::path::Path::new(&file), MAX_FILE_BYTES)
+        .map(|_| ())
+        .map_err(|why| {
+            Diagnosis::new(
+                Kind::ContainerCredentialsError,
+                format!("the container authorization token file {file} cannot be read: {why}"),
+                "EKS Pod Identity mounts it: check that the pod identity association exists \
+                 for this service account and that the agent is running",
+            )
+        })
+}
+
+/// After `source` failed (or gave nothing) with `text`: a precise diagnosis, when one can be
+/// made.
+pub async fn explain(source: &Source, env: &Env, text: &str) -> Option<Diagnosis> {
+    let lower = text.to_ascii_lowercase();
+    match source {
+        Source::Imds if lower.contains("timeout") || lower.contains("timed out") => {
+            let endpoint = env
+                .get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                .unwrap_or_else(|| "http://169.254.169.254".to_string());
+            let answers = metadata_answers(&endpoint).await?;
+            Some(Diagnosis::new(
+                Kind::ImdsHopLimit,
+                format!(
+                    "instance metadata at {endpoint} answers GET /latest/meta-data/ (HTTP \
+                     {answers}) but never answered the IMDSv2 token request PUT /latest/api/token: \
+                     the instance's HttpPutResponseHopLimit is 1, and the answer dies one hop \
+                     short of a container"
+                ),
+                "raise the hop limit to 2: `aws ec2 modify-instance-metadata-options \
+                 --instance-id ID --http-put-response-hop-limit 2 --http-endpoint enabled` (or \
+                 in the launch template); better, give the container its own role (ECS task \
+                 role, EKS IRSA or Pod Identity)",
+            ))
+        }
+        Source::Imds if lower.contains("404") || lower.contains("not found") => {
+            Some(Diagnosis::new(
+                Kind::ImdsNoRole,
+                "instance metadata answers, but this instance has no IAM role (no instance \
+                 profile is attached)",
+                "attach one: `aws ec2 associate-iam-instance-profile --instance-id ID \
+                 --iam-instance-profile Name=PROFILE`, or give credentials another way",
+            ))
+        }
+        Source::Container if lower.contains("403") || lower.contains("401") => {
+            let uri = env
+                .get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+                .or_else(|| {
+                    env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                        .map(|r| format!("http://169.254.170.2{r}"))
+                })
+                .unwrap_or_default();
+            Some(Diagnosis::new(
+                Kind::ContainerCredentialsError,
+                format!("the container credentials endpoint {uri} refused: {text}"),
+                "EKS Pod Identity: check AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE and the pod \
+                 identity association; ECS: check the task role, and that nothing rewrote \
+                 AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            ))
+        }
+        Source::WebIdentity => Some(Diagnosis::new(
+            Kind::WebIdentityError,
+            format!("STS refused AssumeRoleWithWebIdentity: {text}"),
+            "the role's trust policy must trust the cluster's OIDC provider \
+             (Federated: arn:aws:iam::ACCT:oidc-provider/…) with sts:AssumeRoleWithWebIdentity, \
+             and its sub condition must name this service account",
+        )),
+        _ => None,
+    }
+}
+
+/// The HTTP status of `GET /latest/meta-data/` within a second, if anything answers.
+async fn metadata_answers(endpoint: &str) -> Option<u16> {
+    let authority = endpoint
+        .trim_start_matches("http://")
+        .split('/')
+        .next()?
+        .to_string();
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(authority.as_str())
+            .await
+            .ok()?;
+        let request = format!(
+            "GET /latest/meta-data/ HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 64];
+        let n = s.read(&mut head).await.ok()?;
+        let line = String::from_utf8_lossy(&head[..n]).to_string();
+        line.split_whitespace().nth(1)?.parse::<u16>().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(1), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The sources configured in the environment that `won` hid: a leftover key hiding a pod's
+/// web identity is the classic.
+pub fn shadowed(won: &Source, env: &Env) -> Vec<String> {
+    if *won != Source::Environment {
+        return Vec::new();
+    }
+    let mut hidden = Vec::new();
+    if env.is_set("AWS_WEB_IDENTITY_TOKEN_FILE") {
+        hidden.push("web identity (AWS_WEB_IDENTITY_TOKEN_FILE: EKS IRSA)");
+    }
+    if env.is_set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        || env.is_set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+    {
+        hidden.push("the container endpoint (AWS_CONTAINER_CREDENTIALS_*: ECS, Pod Identity)");
+    }
+    if env.is_set("AWS_PROFILE") {
+        hidden.push("the profile named by AWS_PROFILE");
+    }
+    hidden
+        .into_iter()
+        .map(|h| {
+            format!(
+                "AWS_ACCESS_KEY_ID in the environment won, and shadowed {h}: an application \
+                 using the default chain uses these keys, not that role; unset them if they \
+                 are a leftover"
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(exp: i64) -> String {
+        let e = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        format!(
+            "{}.{}.sig",
+            e(r#"{"alg":"RS256"}"#),
+            e(&format!(
+                r#"{{"sub":"system:serviceaccount:a:b","exp":{exp}}}"#
+            ))
+        )
+    }
+
+    #[test]
+    fn jwt_expiry_is_read() {
+        assert_eq!(jwt_expiry(&jwt(1_700_000_000)), Some(1_700_000_000));
+        assert_eq!(jwt_expiry("not-a-jwt"), None);
+    }
+
+    #[test]
+    fn web_identity_prechecks() {
+        let dir = tempfile::tempdir().expect("dir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, jwt(1_000)).expect("write");
+        let t = token.display().to_string();
+        let env = Env::from_pairs([("AWS_WEB_IDENTITY_TOKEN_FILE", t.as_str())]);
+        assert!(web_identity(&env)
+            .expect_err("no role")
+            .cause
+            .contains("AWS_ROLE_ARN"));
+        let env = Env::from_pairs([
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", t.as_str()),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r"),
+        ]);
+        assert!(web_identity(&env)
+            .expect_err("expired")
+            .cause
+            .contains("expired"));
+        std::fs::write(&token, jwt(4_000_000_000)).expect("write");
+        assert!(web_identity(&env).is_ok());
+        let env = Env::from_pairs([
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent/token"),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r"),
+        ]);
+        assert!(web_identity(&env)
+            .expect_err("missing")
+            .cause
+            .contains("cannot be read"));
+    }
+
+    #[test]
+    fn leftover_keys_shadow_the_pod_role() {
+        let env = Env::from_pairs([("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token")]);
+        let w = shadowed(&Source::Environment, &env);
+        assert!(w.len() == 1 && w[0].contains("IRSA"), "{w:?}");
+        assert!(shadowed(&Source::WebIdentity, &env).is_empty());
+    }
+}

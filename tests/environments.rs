@@ -1,0 +1,224 @@
+//! Where applications run: credentials from instance metadata (IMDSv2), the container endpoint
+//! and web identity, against stand-ins on 127.0.0.1; the failures each has in the field (the
+//! IMDSv2 hop limit, no role attached, a refusing endpoint, an expired token) and the successes
+//! (a probe that authenticates with those credentials at the local Atlas).
+
+mod common;
+
+use atlas_iam_testkit::metadata::{MetadataFault, MetadataServer};
+use atlas_iam_testkit::stack::SessionKeys;
+use atlas_iam_testkit::{Stack, StackOptions};
+use base64::Engine;
+use common::{atlas_iam, Cli, Stage, Test};
+
+fn stack() -> Stack {
+    Stack::start(StackOptions::default()).expect("local Atlas stack (moto from `bash .ci/setup`)")
+}
+
+/// The binary pointed at the stack's STS, with no keys of its own.
+fn cli(s: &Stack) -> Cli {
+    let mut c = atlas_iam();
+    for (k, v) in s.env() {
+        if !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET") {
+            c = c.env(&k, v);
+        }
+    }
+    c
+}
+
+fn session(s: &Stack) -> SessionKeys {
+    let account = s.account.clone().expect("account");
+    s.assume(&account.client, &account.role_arn, "where-it-runs")
+        .expect("assume")
+}
+
+fn metadata(s: &Stack, fault: Option<MetadataFault>, auth: Option<&str>) -> MetadataServer {
+    s.block_on(MetadataServer::start(
+        session(s),
+        fault,
+        auth.map(str::to_string),
+    ))
+    .expect("metadata server")
+}
+
+fn jwt(exp: i64) -> String {
+    let e = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!(
+        "{}.{}.c2ln",
+        e(r#"{"alg":"RS256","typ":"JWT"}"#),
+        e(&format!(
+            r#"{{"iss":"https://oidc.eks.local","sub":"system:serviceaccount:app:api","aud":"sts.amazonaws.com","exp":{exp}}}"#
+        ))
+    )
+}
+
+#[test]
+fn a_probe_authenticates_with_instance_metadata_credentials() {
+    let s = stack();
+    let imds = metadata(&s, None, None);
+    let k = session(&s);
+    let out = Test::new(|| {
+        cli(&s)
+            .env("AWS_EC2_METADATA_DISABLED", "false")
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url())
+    })
+    .args(["ping", "--uri", &s.uri()])
+    .passes()
+    .says("instance metadata (IMDS)")
+    .hides(&[&k.secret, &k.token])
+    .run();
+    assert_eq!(
+        out.json()["credentials"]["source"],
+        "instance metadata (IMDS)"
+    );
+}
+
+#[test]
+fn the_imdsv2_hop_limit_is_named_with_its_fix() {
+    let s = stack();
+    let imds = metadata(&s, Some(MetadataFault::HoldToken), None);
+    Test::new(|| {
+        cli(&s)
+            .env("AWS_EC2_METADATA_DISABLED", "false")
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url())
+    })
+    .args(["whoami", "--timeout", "25"])
+    .fails_at(Stage::Credentials, "imds_hop_limit")
+    .exit(3)
+    .says("http-put-response-hop-limit 2")
+    .run();
+}
+
+#[test]
+fn an_instance_without_a_role_is_named() {
+    let s = stack();
+    let imds = metadata(&s, Some(MetadataFault::NoRole), None);
+    Test::new(|| {
+        cli(&s)
+            .env("AWS_EC2_METADATA_DISABLED", "false")
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url())
+    })
+    .args(["whoami", "--timeout", "25"])
+    .fails_at(Stage::Credentials, "imds_no_role")
+    .exit(3)
+    .says("no IAM role")
+    .run();
+}
+
+#[test]
+fn a_probe_authenticates_with_container_credentials_and_a_refusal_is_named() {
+    let s = stack();
+    let server = metadata(&s, None, Some("pod-identity-token"));
+    let k = session(&s);
+    let full_uri = format!("{}/creds", server.url());
+    Test::new(|| {
+        cli(&s)
+            .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &full_uri)
+            .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "pod-identity-token")
+    })
+    .args(["ping", "--uri", &s.uri()])
+    .passes()
+    .says("container (ECS)")
+    .hides(&[&k.secret, &k.token])
+    .run();
+
+    // a wrong token: the endpoint refuses, and the diagnosis says where to look
+    Test::new(|| {
+        cli(&s)
+            .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &full_uri)
+            .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "stale-token")
+    })
+    .args(["whoami"])
+    .fails_at(Stage::Credentials, "container_credentials_error")
+    .exit(3)
+    .says("refused")
+    .run();
+
+    // a token file that is not there
+    Test::new(|| {
+        cli(&s)
+            .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &full_uri)
+            .env(
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                "/nonexistent/eks-pod-identity-token",
+            )
+    })
+    .args(["whoami"])
+    .fails_at(Stage::Credentials, "container_credentials_error")
+    .exit(3)
+    .says("cannot be read")
+    .run();
+}
+
+#[test]
+fn web_identity_authenticates_and_an_expired_token_is_named() {
+    let s = stack();
+    let role = s.account.clone().expect("account").role_arn;
+    let dir = tempfile::tempdir().expect("dir");
+    let fresh = dir.path().join("fresh-token");
+    std::fs::write(&fresh, jwt(4_000_000_000)).expect("write");
+    let stale = dir.path().join("stale-token");
+    std::fs::write(&stale, jwt(1_700_000_000)).expect("write");
+    let with_token = |file: &std::path::Path| {
+        cli(&s)
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", file)
+            .env("AWS_ROLE_ARN", &role)
+            .env("AWS_ROLE_SESSION_NAME", "pod")
+    };
+    let out = Test::new(|| with_token(&fresh))
+        .args(["ping", "--uri", &s.uri()])
+        .passes()
+        .says("web identity")
+        .run();
+    assert_eq!(out.json()["credentials"]["source"], "web identity");
+    Test::new(|| with_token(&stale))
+        .args(["whoami"])
+        .fails_at(Stage::Credentials, "web_identity_error")
+        .exit(3)
+        .says("expired")
+        .run();
+    // a role whose trust policy does not let this identity in
+    let untrusting = s.create_role("not-for-pods", &[]).expect("role");
+    Test::new(|| {
+        cli(&s)
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", &fresh)
+            .env("AWS_ROLE_ARN", &untrusting)
+    })
+    .args(["whoami"])
+    .fails_at(Stage::Credentials, "web_identity_error")
+    .exit(3)
+    .says("STS refused AssumeRoleWithWebIdentity")
+    .run();
+}
+
+#[test]
+fn leftover_keys_shadowing_the_pod_role_are_named_and_expiry_is_read() {
+    let s = stack();
+    let k = session(&s);
+    let with_keys = || {
+        cli(&s)
+            .env("AWS_ACCESS_KEY_ID", &k.id)
+            .env("AWS_SECRET_ACCESS_KEY", &k.secret)
+            .env("AWS_SESSION_TOKEN", &k.token)
+    };
+    let out = Test::new(|| {
+        with_keys()
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/eks/token")
+            .env("AWS_CREDENTIAL_EXPIRATION", "2099-01-01T00:00:00Z")
+    })
+    .args(["whoami"])
+    .passes()
+    .says("shadowed web identity")
+    .hides(&[&k.secret, &k.token])
+    .run();
+    assert_eq!(
+        out.json()["credentials"]["expiration"],
+        "2099-01-01T00:00:00Z"
+    );
+    Test::new(|| with_keys().env("AWS_CREDENTIAL_EXPIRATION", "2020-01-01T00:00:00Z"))
+        .args(["whoami"])
+        .fails_at(Stage::Credentials, "credentials_expired")
+        .exit(3)
+        .says("expired at 2020-01-01T00:00:00Z")
+        .run();
+}
