@@ -156,6 +156,7 @@ pub enum Kind {
     ContainerCredentialsError,
     ImdsHopLimit,
     ImdsNoRole,
+    SsoLoginNeeded,
     // STS
     AssumeRoleDenied,
     RoleNotFound,
@@ -193,6 +194,7 @@ pub enum Kind {
     AtlasUserMissing,
     AtlasStsRejected,
     ServerNonceMismatch,
+    MechanismUnavailable,
     AuthenticationFailed,
     // authorization or command
     NotAuthorized,
@@ -228,6 +230,7 @@ impl Kind {
             | WebIdentityError
             | ContainerCredentialsError
             | ImdsHopLimit
+            | SsoLoginNeeded
             | ImdsNoRole => Family::Config,
             AssumeRoleDenied | RoleNotFound | DurationTooLong | InvalidKey
             | MissingSessionToken | SignatureMismatch | ExpiredToken | ClockSkew
@@ -252,9 +255,8 @@ impl Kind {
             | ServerClosed
             | BadReply
             | ServerSelection => Family::Network,
-            AtlasUserMissing | AtlasStsRejected | ServerNonceMismatch | AuthenticationFailed => {
-                Family::Authentication
-            }
+            AtlasUserMissing | AtlasStsRejected | ServerNonceMismatch | MechanismUnavailable
+            | AuthenticationFailed => Family::Authentication,
             NotAuthorized | CommandFailed => Family::Authorization,
             Internal => Family::Internal,
         }
@@ -377,6 +379,9 @@ pub mod texts {
     pub const ATLAS_AUTHENTICATION_FAILED: i32 = 18;
     pub const ATLAS_UNAUTHORIZED: i32 = 13;
     pub const ATLAS_PROXY_ERROR: i32 = 8000;
+    /// A server without MONGODB-AWS: `Received authentication for mechanism MONGODB-AWS which
+    /// is not enabled` (code 334, MechanismUnavailable).
+    pub const MECHANISM_UNAVAILABLE: i32 = 334;
     /// The shared tier's proxy when STS refused the replayed request.
     pub const PROXY_STS_REFUSED: &str = "bad auth : aws sts call has response";
     /// The shared tier's proxy when no database user has the ARN: `bad auth : user ARN is not found`.

@@ -222,3 +222,46 @@ fn leftover_keys_shadowing_the_pod_role_are_named_and_expiry_is_read() {
         .says("expired at 2020-01-01T00:00:00Z")
         .run();
 }
+
+#[test]
+fn an_sso_profile_without_a_valid_login_says_aws_sso_login() {
+    const CONFIG: &str = "[profile dev]\nsso_session = corp\nsso_account_id = 123456789012\n\
+        sso_role_name = Dev\nregion = us-east-1\n\n[sso-session corp]\n\
+        sso_start_url = https://corp.awsapps.example/start\nsso_region = us-east-1\n\n\
+        [profile legacy]\nsso_start_url = https://corp.awsapps.example/start\n\
+        sso_region = us-east-1\nsso_account_id = 123456789012\nsso_role_name = Dev\n";
+    for (profile, expired) in [("dev", false), ("legacy", false), ("dev", true)] {
+        let c = atlas_iam();
+        let config = c.path("config");
+        let c = c.write("config", CONFIG).env("AWS_CONFIG_FILE", &config);
+        if expired {
+            // the SDK's cache file for the session `corp`: sha1("corp")
+            let cache = c.path(".aws/sso/cache");
+            std::fs::create_dir_all(&cache).expect("cache dir");
+            std::fs::write(
+                cache.join("ee0bfd2552fbd840c02cc48b6e823320543c450f.json"),
+                r#"{"accessToken":"expired-sso-token","expiresAt":"2020-01-01T00:00:00Z","region":"us-east-1","startUrl":"https://corp.awsapps.example/start"}"#,
+            )
+            .expect("cache file");
+        }
+        let out = c
+            .args(["whoami", "--profile", profile, "--format", "json"])
+            .run();
+        assert_eq!(out.code, 3, "{profile}: {}", out.all());
+        assert_eq!(
+            common::failure(&out.json()),
+            ("credentials".into(), "sso_login_needed".into()),
+            "{profile}"
+        );
+        assert!(
+            out.stdout
+                .contains(&format!("aws sso login --profile {profile}")),
+            "{}",
+            out.stdout
+        );
+        if expired {
+            assert!(out.stdout.contains("has expired"), "{}", out.stdout);
+        }
+        out.assert_absent(&["expired-sso-token"]);
+    }
+}

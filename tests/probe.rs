@@ -806,3 +806,57 @@ fn a_slow_but_working_cluster_passes_with_warnings() {
         .collect();
     assert!(slow.contains(&"auth".to_string()), "{slow:?}");
 }
+
+#[test]
+fn a_server_without_mongodb_aws_is_named() {
+    let s = with_fault(Fault::NoAwsMechanism, false);
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Auth, "mechanism_unavailable")
+        .exit(6)
+        .says("Community server or older than 4.4")
+        .hides(&secrets(&client(&s)))
+        .run();
+}
+
+#[test]
+fn a_certificate_for_another_host_or_an_expired_one_is_named() {
+    use atlas_iam_testkit::pki::CertFault;
+    for (fault, kind, says) in [
+        (
+            CertFault::OtherName,
+            "tls_hostname",
+            "not valid for the name 127.0.0.1",
+        ),
+        (CertFault::Expired, "tls_expired", "has expired"),
+    ] {
+        let s = stack(StackOptions {
+            tls: true,
+            cert_fault: fault,
+            ..Default::default()
+        });
+        let ca = s.pki.as_ref().expect("pki").ca_file.display().to_string();
+        Test::new(keyed(&s))
+            .args(["ping", "--uri", &s.uri(), "--tls-ca-file", &ca])
+            .fails_at(Stage::Tls, kind)
+            .exit(5)
+            .says(says)
+            .hides(&secrets(&client(&s)))
+            .run();
+    }
+}
+
+#[test]
+fn auth_source_admin_is_named_before_any_connection() {
+    let s = plain();
+    let uri = s
+        .uri()
+        .replace("authSource=%24external", "authSource=admin");
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &uri])
+        .fails_at(Stage::Config, "uri_pitfall")
+        .exit(3)
+        .says("IAM database users live in $external")
+        .hides(&secrets(&client(&s)))
+        .run();
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::Source;
+use super::{ProfileKind, Source};
 use crate::config::Env;
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::files::{read_regular_text, MAX_FILE_BYTES};
@@ -138,6 +138,17 @@ pub async fn explain(source: &Source, env: &Env, text: &str) -> Option<Diagnosis
                  AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
             ))
         }
+        Source::Profile {
+            name,
+            kind: ProfileKind::Sso,
+        } => Some(Diagnosis::new(
+            Kind::SsoLoginNeeded,
+            format!(
+                "profile {name} signs in with IAM Identity Center (SSO), and there is no valid \
+                 login: the cached token is missing or expired ({text})"
+            ),
+            format!("run `aws sso login --profile {name}`, then try again"),
+        )),
         Source::WebIdentity => Some(Diagnosis::new(
             Kind::WebIdentityError,
             format!("STS refused AssumeRoleWithWebIdentity: {text}"),

@@ -186,6 +186,12 @@ pub fn classify_auth(f: &DriverFailure, facts: &IdentityFacts) -> Diagnosis {
             let arn = m.trim_start_matches(PROXY_USER_PREFIX).trim_end_matches(PROXY_USER_SUFFIX);
             missing_user(Some(arn), facts, &format!("the shared tier answered `{m}`"))
         }
+        (FailureKind::Authentication, Some(MECHANISM_UNAVAILABLE), Some(m)) => Diagnosis::new(
+            Kind::MechanismUnavailable,
+            format!("the server does not offer MONGODB-AWS (`{m}`): it is a Community server or \
+                     older than 4.4; Atlas and Enterprise 4.4+ have it"),
+            "check the host in the connection string: it must be the Atlas cluster (AWS IAM \
+             authentication exists only in Atlas and MongoDB Enterprise)"),
         (FailureKind::Authentication, Some(code), Some(m)) => Diagnosis::new(Kind::AuthenticationFailed,
             format!("the server refused MONGODB-AWS (code {code}): {m}"),
             "check the database user for this identity in Atlas"),

@@ -72,7 +72,8 @@ fn binary(doc: &Document) -> Bson {
 
 pub fn sasl_start(body: &Document, db: &str, conn: &mut Conn, shared: &Shared) -> Document {
     let mechanism = body.get_str("mechanism").unwrap_or_default();
-    if mechanism != MECHANISM {
+    // A Community server, or one older than 4.4, has no MONGODB-AWS.
+    if mechanism != MECHANISM || shared.cfg.fault == Some(crate::server::Fault::NoAwsMechanism) {
         return error(
             334,
             "MechanismUnavailable",

@@ -20,9 +20,25 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// What is wrong with the server certificate, for the TLS faults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CertFault {
+    #[default]
+    None,
+    /// Valid only for another host name (not localhost, not 127.0.0.1).
+    OtherName,
+    /// Expired a year ago.
+    Expired,
+}
+
 impl Pki {
     /// A new CA, and a server certificate signed by it for `names` plus localhost and 127.0.0.1.
     pub fn generate(names: &[String]) -> anyhow::Result<Pki> {
+        Pki::generate_with(names, CertFault::None)
+    }
+
+    /// As `generate`, with a fault in the server certificate.
+    pub fn generate_with(names: &[String], fault: CertFault) -> anyhow::Result<Pki> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         // A name of its own, so that another CA is unknown to clients, not a namesake.
@@ -38,7 +54,14 @@ impl Pki {
 
         let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         sans.extend(names.iter().cloned());
+        if fault == CertFault::OtherName {
+            sans = vec!["cluster9.other.example.net".to_string()];
+        }
         let mut leaf = CertificateParams::new(sans)?;
+        if fault == CertFault::Expired {
+            leaf.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            leaf.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
         leaf.distinguished_name
             .push(DnType::CommonName, "local-atlas");
         let leaf_key = KeyPair::generate()?;

@@ -55,6 +55,8 @@ pub enum Fault {
     DropAfterInsert,
     /// Answers every delete with n: 0 and deletes nothing.
     IgnoreDelete,
+    /// Has no MONGODB-AWS (a Community server, or one older than 4.4).
+    NoAwsMechanism,
 }
 
 impl std::str::FromStr for Fault {
@@ -75,9 +77,10 @@ impl std::str::FromStr for Fault {
             ("hang-find", None) => Fault::HangFind,
             ("drop-after-insert", None) => Fault::DropAfterInsert,
             ("ignore-delete", None) => Fault::IgnoreDelete,
+            ("no-aws-mechanism", None) => Fault::NoAwsMechanism,
             _ => return Err(format!(
                 "unknown fault `{s}` (refuse, silent, close-after-accept, garbage, slow:MS, bad-nonce, \
-                 tls-alert, hang-find, drop-after-insert, ignore-delete)"
+                 tls-alert, hang-find, drop-after-insert, ignore-delete, no-aws-mechanism)"
             )),
         })
     }

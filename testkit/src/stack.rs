@@ -33,6 +33,8 @@ pub struct StackOptions {
     pub dns: bool,
     pub dns_fault: Option<DnsFault>,
     pub cluster: String,
+    /// With tls: what is wrong with the server certificate.
+    pub cert_fault: crate::pki::CertFault,
 }
 
 impl Default for StackOptions {
@@ -49,6 +51,7 @@ impl Default for StackOptions {
             dns: false,
             dns_fault: None,
             cluster: CLUSTER.to_string(),
+            cert_fault: crate::pki::CertFault::None,
         }
     }
 }
@@ -107,7 +110,10 @@ impl Stack {
             .unwrap_or_default();
         let member = format!("node0.{domain}");
         let pki = if options.tls {
-            Some(Pki::generate(std::slice::from_ref(&member))?)
+            Some(Pki::generate_with(
+                std::slice::from_ref(&member),
+                options.cert_fault,
+            )?)
         } else {
             None
         };

@@ -71,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         dns: args.dns,
         dns_fault: args.dns_fault,
         cluster: args.cluster,
+        cert_fault: Default::default(),
     })
     .context("local-atlas could not start")?;
     let mut out = std::io::stdout();
