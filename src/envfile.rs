@@ -81,11 +81,11 @@ pub fn load(explicit: Option<&Path>) -> EnvFile {
             p
         }
     };
-    let parsed = parse(&path).and_then(|vars| {
+    let parsed = read(&path).and_then(|text| {
         if explicit.is_none() {
-            refuse_substitution(&path)?;
+            refuse_substitution(&path, &text)?;
         }
-        Ok(vars)
+        parse_text(&path, &text)
     });
     match parsed {
         Ok(vars) => {
@@ -178,8 +178,7 @@ impl EnvFile {
 
 /// An implicit `.env` may not pull other variables into its values (`X=${AWS_SECRET_ACCESS_KEY}`
 /// would carry a secret into a connection string's options, and so to a server).
-fn refuse_substitution(path: &Path) -> Result<(), Diagnosis> {
-    let text = read_regular_text(path, MAX_FILE_BYTES).unwrap_or_default();
+fn refuse_substitution(path: &Path, text: &str) -> Result<(), Diagnosis> {
     for (i, line) in text.lines().enumerate() {
         let Some((_, value)) = line.split_once('=') else {
             continue;
@@ -209,16 +208,24 @@ fn refuse_substitution(path: &Path) -> Result<(), Diagnosis> {
     Ok(())
 }
 
-/// Parses the file without touching the environment.
-pub fn parse(path: &Path) -> Result<Vec<(String, String)>, Diagnosis> {
-    let shown = path.display();
-    let text = read_regular_text(path, MAX_FILE_BYTES).map_err(|e| {
+/// The file's text: a regular file under the size cap.
+fn read(path: &Path) -> Result<String, Diagnosis> {
+    read_regular_text(path, MAX_FILE_BYTES).map_err(|e| {
         Diagnosis::new(
             Kind::EnvFile,
-            format!("cannot read env file {shown}: {e}"),
+            format!("cannot read env file {}: {e}", path.display()),
             "give a readable file with --env-file, or remove the flag",
         )
-    })?;
+    })
+}
+
+/// Parses the file without touching the environment.
+pub fn parse(path: &Path) -> Result<Vec<(String, String)>, Diagnosis> {
+    parse_text(path, &read(path)?)
+}
+
+fn parse_text(path: &Path, text: &str) -> Result<Vec<(String, String)>, Diagnosis> {
+    let shown = path.display();
     let iter = dotenvy::from_read_iter(text.as_bytes());
     let mut vars = Vec::new();
     for item in iter {

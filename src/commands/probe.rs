@@ -110,7 +110,8 @@ pub async fn run(
         interval: Duration::from_secs_f64(repeat.interval),
     };
     let written = Probe::default();
-    let signals = Signals::install();
+    // Only a roundtrip has something to undo: only it takes over SIGINT and SIGTERM.
+    let signals = Signals::install(command == ProbeCommand::Roundtrip);
     let latency = runner
         .stage(
             Stage::Command,
@@ -133,19 +134,28 @@ pub async fn run(
 /// SIGINT and SIGTERM, caught while the command runs, so that a roundtrip interrupted after its
 /// insert still deletes its document.
 struct Signals {
+    on: bool,
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
-    fn install() -> Signals {
+    fn install(on: bool) -> Signals {
         Signals {
+            on,
             #[cfg(unix)]
-            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+            term: if on {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
+            } else {
+                None
+            },
         }
     }
 
     async fn received(mut self) -> &'static str {
+        if !self.on {
+            return std::future::pending().await;
+        }
         #[cfg(unix)]
         {
             let term = async {

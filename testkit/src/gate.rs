@@ -15,7 +15,6 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 
 /// AWS accepts 15 minutes of clock difference.
 pub const MAX_SKEW_SECS: i64 = 15 * 60;
@@ -40,7 +39,10 @@ impl Gate {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(GateState::default());
-        let task = tokio::spawn(serve(listener, upstream, state.clone()));
+        let shared = state.clone();
+        let task = tokio::spawn(crate::http::serve(listener, move |req| {
+            handle(req, upstream, shared.clone())
+        }));
         Ok(Gate {
             addr,
             endpoint: format!("http://{addr}"),
@@ -76,24 +78,6 @@ impl Gate {
 impl Drop for Gate {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-async fn serve(listener: TcpListener, upstream: SocketAddr, state: Arc<GateState>) {
-    let mut conns = JoinSet::new();
-    loop {
-        while conns.try_join_next().is_some() {}
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let state = state.clone();
-        conns.spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req| handle(req, upstream, state.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

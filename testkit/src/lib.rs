@@ -6,6 +6,7 @@ pub mod auth;
 pub mod commands;
 pub mod dns;
 pub mod gate;
+pub mod http;
 pub mod metadata;
 pub mod moto;
 pub mod pki;

@@ -12,9 +12,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 use crate::stack::SessionKeys;
 
@@ -64,29 +62,14 @@ impl MetadataServer {
             fault,
             authorization,
         });
-        let task = tokio::spawn(serve(listener, state));
+        let task = tokio::spawn(crate::http::serve(listener, move |req| {
+            handle(req, state.clone())
+        }));
         Ok(MetadataServer { addr, task })
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-}
-
-async fn serve(listener: TcpListener, state: Arc<State>) {
-    let mut conns = JoinSet::new();
-    loop {
-        while conns.try_join_next().is_some() {}
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let state = state.clone();
-        conns.spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 
