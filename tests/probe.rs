@@ -860,3 +860,23 @@ fn auth_source_admin_is_named_before_any_connection() {
         .hides(&secrets(&client(&s)))
         .run();
 }
+
+#[test]
+fn a_role_registered_with_its_path_is_named() {
+    let s = plain();
+    let k = s.create_iam_user("pathy", "*").expect("user");
+    let with_path = s
+        .create_role_at("/svc/", "pathed", &[user_arn("pathy")])
+        .expect("role");
+    assert!(with_path.ends_with(":role/svc/pathed"), "{with_path}");
+    s.set_db_user(&with_path, vec![Role::ReadWrite("test".into())]);
+    Test::new(|| cli(&s).keys(&k))
+        .args(["ping", "--uri", &s.uri(), "--role-arn", &with_path])
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .says(&format!(
+            "Atlas looks up arn:aws:iam::{ACCOUNT}:role/pathed, so register that ARN, not the one with the path"
+        ))
+        .hides(&secrets(&k))
+        .run();
+}

@@ -234,6 +234,11 @@ pub async fn identity_stage(
         atlas_user_arn: identity.atlas_user.as_ref().map(|u| u.arn.clone()),
         iam_type: identity.atlas_user.as_ref().map(|u| u.iam_type.clone()),
         assumed_role: matches!(caller_kind(&identity.arn), CallerKind::AssumedRole { .. }),
+        role_with_path: cfg
+            .role
+            .as_ref()
+            .map(|r| r.arn.arn.clone())
+            .filter(|arn| identity.atlas_user.as_ref().is_some_and(|u| u.arn != *arn)),
         clock_offset: offset,
     };
     runner.report.identity = Some(identity);

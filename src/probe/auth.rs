@@ -27,6 +27,9 @@ pub struct IdentityFacts {
     pub atlas_user_arn: Option<String>,
     pub iam_type: Option<String>,
     pub assumed_role: bool,
+    /// The role assumed with --role-arn when its ARN has a path (`role/PATH/NAME`), which Atlas
+    /// never looks up: STS session ARNs drop the path.
+    pub role_with_path: Option<String>,
     /// Local clock minus STS's clock, in seconds.
     pub clock_offset: Option<i64>,
 }
@@ -147,6 +150,16 @@ fn missing_user(looked_up: Option<&str>, facts: &IdentityFacts, how: &str) -> Di
          --role readWrite@DB` (Atlas: Database Access > Add New Database User > AWS IAM)"
     );
     if facts.assumed_role {
+        if let Some(with_path) = &facts.role_with_path {
+            hint = format!(
+                "the role {with_path} has a path, and STS session ARNs drop it: Atlas looks up \
+                 {arn}, so register that ARN, not the one with the path; {hint}"
+            );
+        } else {
+            hint.push_str(
+                "; a role created with a path (role/PATH/NAME) is still looked up without it",
+            );
+        }
         if let Some(caller) = &facts.caller_arn {
             hint.push_str(&format!(
                 "; if you registered the session ARN {caller} (arn:aws:sts::…:assumed-role/…), register \
@@ -318,6 +331,7 @@ pub(crate) mod tests {
             atlas_user_arn: Some("arn:aws:iam::123456789012:role/app".into()),
             iam_type: Some("ROLE".into()),
             assumed_role: true,
+            role_with_path: None,
             clock_offset: offset,
         }
     }

@@ -174,6 +174,16 @@ impl Moto {
 
     /// A role whose trust policy names these principals; returns its ARN.
     pub async fn create_role(&self, name: &str, trusted: &[String]) -> anyhow::Result<String> {
+        self.create_role_at("/", name, trusted).await
+    }
+
+    /// A role with an IAM path (`/svc/`): its ARN is `arn:aws:iam::ACCT:role/svc/NAME`.
+    pub async fn create_role_at(
+        &self,
+        path: &str,
+        name: &str,
+        trusted: &[String],
+    ) -> anyhow::Result<String> {
         let trust = serde_json::json!({
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Principal": {"AWS": trusted}, "Action": "sts:AssumeRole"}]
@@ -182,6 +192,7 @@ impl Moto {
             .iam()
             .create_role()
             .role_name(name)
+            .path(path)
             .assume_role_policy_document(trust.to_string())
             .send()
             .await

@@ -262,9 +262,19 @@ impl Stack {
 
     /// Another role, trusting these principals.
     pub fn create_role(&self, name: &str, trusted: &[String]) -> anyhow::Result<String> {
+        self.create_role_at("/", name, trusted)
+    }
+
+    /// A role with an IAM path (`/svc/`).
+    pub fn create_role_at(
+        &self,
+        path: &str,
+        name: &str,
+        trusted: &[String],
+    ) -> anyhow::Result<String> {
         let moto = self.moto()?;
         moto.open()?;
-        let arn = self.rt.block_on(moto.create_role(name, trusted));
+        let arn = self.rt.block_on(moto.create_role_at(path, name, trusted));
         moto.enforce()?;
         arn
     }
