@@ -176,23 +176,13 @@ impl<'p> Runner<'p> {
 
     /// Fails the config stage after the fact (a command's own precondition).
     pub fn fail_config(&mut self, d: Diagnosis) {
-        let d = self.scrub_diagnosis(d);
-        if let Some(stage) = self.report.stage_mut(Stage::Config) {
-            stage.status = Status::Failed;
-            stage.diagnosis = Some(d);
-        }
+        self.fail_stage(Stage::Config, d);
     }
 
     /// Adds warnings to the config stage after the fact.
     pub fn warn_config(&mut self, warnings: Vec<String>) {
-        let warnings: Vec<String> = warnings.iter().map(|w| self.scrubber.scrub(w)).collect();
-        if let Some(stage) = self.report.stage_mut(Stage::Config) {
-            if !warnings.is_empty() {
-                if stage.status == Status::Passed {
-                    stage.status = Status::Warning;
-                }
-                stage.warnings.extend(warnings);
-            }
+        for w in warnings {
+            self.warn_stage(Stage::Config, w);
         }
     }
 

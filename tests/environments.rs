@@ -119,7 +119,7 @@ fn a_probe_authenticates_with_container_credentials_and_a_refusal_is_named() {
     .args(["ping", "--uri", &s.uri()])
     .passes()
     .says("container (ECS)")
-    .hides(&[&k.secret, &k.token])
+    .hides(&[&k.secret, &k.token, "pod-identity-token"])
     .run();
 
     // a wrong token: the endpoint refuses, and the diagnosis says where to look
@@ -132,6 +132,7 @@ fn a_probe_authenticates_with_container_credentials_and_a_refusal_is_named() {
     .fails_at(Stage::Credentials, "container_credentials_error")
     .exit(3)
     .says("refused")
+    .hides(&["stale-token"])
     .run();
 
     // a token file that is not there

@@ -177,7 +177,11 @@ pub fn env_scrubber(env: &Env) -> Scrubber {
     if let Some(id) = env.get("AWS_ACCESS_KEY_ID") {
         s.add_key_id(&id);
     }
-    for name in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+    for name in [
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    ] {
         if let Some(v) = env.get(name) {
             s.add_secret(&v);
         }
