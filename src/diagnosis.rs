@@ -154,6 +154,7 @@ pub enum Kind {
     CredentialsExpired,
     WebIdentityError,
     ContainerCredentialsError,
+    CredentialSourceError,
     ImdsHopLimit,
     ImdsNoRole,
     SsoLoginNeeded,
@@ -229,6 +230,7 @@ impl Kind {
             | CredentialsExpired
             | WebIdentityError
             | ContainerCredentialsError
+            | CredentialSourceError
             | ImdsHopLimit
             | SsoLoginNeeded
             | ImdsNoRole => Family::Config,

@@ -266,3 +266,95 @@ fn an_sso_profile_without_a_valid_login_says_aws_sso_login() {
         out.assert_absent(&["expired-sso-token"]);
     }
 }
+
+/// `role_arn` with `credential_source`: the role is assumed from the named source, and a source
+/// that gives nothing, a misspelt source, or one beside `source_profile` is named as such.
+#[test]
+fn credential_source_profiles_assume_their_role_and_name_their_source() {
+    let s = stack();
+    let account = s.account.clone().expect("account");
+    let imds = metadata(&s, Some(MetadataFault::HoldToken), None);
+    let config = format!(
+        "[profile app]\nrole_arn = {role}\ncredential_source = Environment\nregion = us-east-1\n\n\
+         [profile typo]\nrole_arn = {role}\ncredential_source = Ec2Instance\n\n\
+         [profile both]\nrole_arn = {role}\ncredential_source = Environment\nsource_profile = app\n\n\
+         [profile instance]\nrole_arn = {role}\ncredential_source = Ec2InstanceMetadata\n\n\
+         [profile task]\nrole_arn = {role}\ncredential_source = EcsContainer\n",
+        role = account.role_arn
+    );
+    let with_config = || {
+        let c = cli(&s);
+        let path = c.path("config");
+        c.write("config", &config).env("AWS_CONFIG_FILE", &path)
+    };
+    let out = Test::new(|| {
+        with_config()
+            .env("AWS_ACCESS_KEY_ID", &account.client.id)
+            .env("AWS_SECRET_ACCESS_KEY", &account.client.secret)
+    })
+    .args(["ping", "--profile", "app", "--uri", &s.uri()])
+    .passes()
+    .says("credential_source Environment")
+    .hides(&[&account.client.secret])
+    .run();
+    let json = out.json();
+    assert!(
+        json["identity"]["arn"]
+            .as_str()
+            .is_some_and(|a| a.contains(":assumed-role/")),
+        "{json}"
+    );
+    assert!(
+        !out.all().contains("AWS_ACCESS_KEY_ID is set too"),
+        "the profile draws on those keys: no shadowing warning\n{}",
+        out.all()
+    );
+
+    // keys in the environment win over AWS_PROFILE in the default chain: a broken profile that
+    // the application would never ask is no failure
+    Test::new(|| {
+        with_config()
+            .env("AWS_PROFILE", "typo")
+            .env("AWS_ACCESS_KEY_ID", &account.client.id)
+            .env("AWS_SECRET_ACCESS_KEY", &account.client.secret)
+    })
+    .args(["whoami"])
+    .passes()
+    .says("shadowed the profile named by AWS_PROFILE")
+    .run();
+
+    Test::new(with_config)
+        .args(["whoami", "--profile", "app"])
+        .fails_at(Stage::Credentials, "credential_source_error")
+        .exit(3)
+        .says("AWS_ACCESS_KEY_ID")
+        .run();
+    Test::new(with_config)
+        .args(["whoami", "--profile", "typo"])
+        .fails_at(Stage::Credentials, "credential_source_error")
+        .exit(3)
+        .says("Ec2InstanceMetadata")
+        .run();
+    Test::new(with_config)
+        .args(["whoami", "--profile", "both"])
+        .fails_at(Stage::Credentials, "credential_source_error")
+        .exit(3)
+        .says("source_profile")
+        .run();
+    Test::new(|| {
+        with_config()
+            .env("AWS_EC2_METADATA_DISABLED", "false")
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url())
+    })
+    .args(["whoami", "--profile", "instance", "--timeout", "25"])
+    .fails_at(Stage::Credentials, "imds_hop_limit")
+    .exit(3)
+    .says("http-put-response-hop-limit 2")
+    .run();
+    Test::new(with_config)
+        .args(["whoami", "--profile", "task"])
+        .fails_at(Stage::Credentials, "credential_source_error")
+        .exit(3)
+        .says("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .run();
+}

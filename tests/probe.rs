@@ -879,4 +879,33 @@ fn a_role_registered_with_its_path_is_named() {
         ))
         .hides(&secrets(&k))
         .run();
+
+    // A session of that role, with no --role-arn to tell the path: iam:GetRole does, when the
+    // role may call it; otherwise the hint can only say that paths are dropped.
+    let session = s.assume(&k, &with_path, "in-a-lambda").expect("assume");
+    let as_session = || {
+        cli(&s)
+            .env("AWS_ACCESS_KEY_ID", &session.id)
+            .env("AWS_SECRET_ACCESS_KEY", &session.secret)
+            .env("AWS_SESSION_TOKEN", &session.token)
+    };
+    Test::new(as_session)
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .says("a role created with a path (role/PATH/NAME) is still looked up without it")
+        .hides(&[&session.secret, &session.token])
+        .run();
+    s.allow_role("pathed", &["iam:GetRole"])
+        .expect("role policy");
+    Test::new(as_session)
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .says(&format!(
+            "the role {with_path} has a path, and STS session ARNs drop it: Atlas looks up \
+             arn:aws:iam::{ACCOUNT}:role/pathed"
+        ))
+        .hides(&[&session.secret, &session.token])
+        .run();
 }

@@ -2,11 +2,13 @@
 
 use std::time::{Duration, Instant as StdInstant};
 
-use super::{credential_info, credentials_stages, identity_stage, IdentityMode};
+use super::{credential_info, credentials_stages, identity_stage, IdentityMode, InUse};
 use crate::cli::Repeat;
 use crate::config::Config;
+use crate::credentials;
 use crate::diagnosis::{Diagnosis, Kind, Stage};
 use crate::probe;
+use crate::probe::auth::IdentityFacts;
 use crate::probe::command::ProbeCommand;
 use crate::probe::roundtrip::{self, Cleanup, Probe, CLEANUP_BUDGET};
 use crate::report::{Leftover, Status};
@@ -96,10 +98,18 @@ pub async fn run(
         .await?;
     let budget = runner.remaining().saturating_sub(MARGIN);
     let started = StdInstant::now();
+    let role_path = role_path_lookup(&resolved, &in_use, &facts);
     let session = runner
         .stage(
             Stage::Auth,
-            probe::auth::auth_stage(&target, &hosts, in_use.creds.clone(), &facts, budget),
+            probe::auth::auth_stage(
+                &target,
+                &hosts,
+                in_use.creds.clone(),
+                &facts,
+                budget,
+                role_path,
+            ),
         )
         .await?;
     let cold = started.elapsed();
@@ -129,6 +139,23 @@ pub async fn run(
     // Close the driver's connections within the bound; what does not close is dropped.
     let _ = tokio::time::timeout(Duration::from_millis(500), session.client.shutdown()).await;
     Some(())
+}
+
+/// The caller's role with its IAM path, read with iam:GetRole (bounded by 3 s): asked only after
+/// Atlas found no user for an assumed role. Callers without iam:GetRole get None, and the hint
+/// says only that paths are dropped.
+async fn role_path_lookup(
+    resolved: &credentials::Resolved,
+    in_use: &InUse,
+    facts: &IdentityFacts,
+) -> Option<String> {
+    const LOOKUP_BUDGET: Duration = Duration::from_secs(3);
+    let role = facts.atlas_user_arn.clone()?;
+    let sdk = credentials::sdk_config(resolved, in_use.creds.clone(), LOOKUP_BUDGET).await;
+    tokio::time::timeout(LOOKUP_BUDGET, credentials::role_with_path(&sdk, &role))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// SIGINT and SIGTERM, caught while the command runs, so that a roundtrip interrupted after its

@@ -144,9 +144,15 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
     let mut warnings = Vec::new();
     let mut tried = Vec::new();
 
+    // `explain_as`: the source whose failures these are (a role profile's credential_source).
     macro_rules! attempt {
         ($source:expr, $provider:expr) => {{
             let source: Source = $source;
+            attempt!(source.clone(), $provider, &source)
+        }};
+        ($source:expr, $provider:expr, $explain_as:expr) => {{
+            let source: Source = $source;
+            let explain_as: &Source = $explain_as;
             sources::precheck(&source, env)?;
             match $provider.provide_credentials().await {
                 Ok(creds) => Some((creds, source)),
@@ -170,7 +176,7 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
                 }
                 Err(e) => {
                     let text = excerpt(&env_scrubber(env).scrub(&error_text(&e)));
-                    if let Some(d) = sources::explain(&source, env, &text).await {
+                    if let Some(d) = sources::explain(explain_as, env, &text).await {
                         return Err(d);
                     }
                     let kind = if matches!(e, CredentialsError::ProviderTimedOut(_)) {
@@ -198,14 +204,24 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
             .build()
     };
 
+    // A role profile may start from a `credential_source`, checked only when the profile is
+    // asked (keys in the environment win over a broken profile, as in the application).
+    let role_base = || sources::credential_source(&profile_name, &set, env);
+
     let found = if explicit {
-        if env.is_set("AWS_ACCESS_KEY_ID") {
+        let base = role_base()?;
+        if env.is_set("AWS_ACCESS_KEY_ID") && base != Some(Source::Environment) {
             warnings.push(format!(
                 "AWS_ACCESS_KEY_ID is set too: an application using the default chain would use \
                  those keys, not profile {profile_name}"
             ));
         }
-        attempt!(profile_source(&profile_name, &set), profile_provider())
+        let source = profile_source(&profile_name, &set);
+        attempt!(
+            source.clone(),
+            profile_provider(),
+            base.as_ref().unwrap_or(&source)
+        )
     } else {
         let mut found = attempt!(
             Source::Environment,
@@ -215,7 +231,13 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
             if named && set.get_profile(&profile_name).is_none() {
                 return Err(unknown_profile(&profile_name, &set, env));
             }
-            found = attempt!(profile_source(&profile_name, &set), profile_provider());
+            let base = role_base()?;
+            let source = profile_source(&profile_name, &set);
+            found = attempt!(
+                source.clone(),
+                profile_provider(),
+                base.as_ref().unwrap_or(&source)
+            );
         }
         if found.is_none() {
             let p = aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()

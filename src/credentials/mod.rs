@@ -19,7 +19,9 @@ use crate::secret::{mask_key_id, Scrubber};
 
 pub use chain::resolve;
 pub use classify::{classify, KeyFacts, StsFailure};
-pub use sts::{assume_role, caller_identity, sdk_config, sts_endpoint, Assumed, CallerIdentity};
+pub use sts::{
+    assume_role, caller_identity, role_with_path, sdk_config, sts_endpoint, Assumed, CallerIdentity,
+};
 pub use trust::{trust_verdict, TrustDecision, TrustVerdict};
 
 /// How a profile gets its credentials, from its settings.
@@ -123,6 +125,14 @@ impl Source {
             Some(ProfileKind::CredentialProcess) => {
                 "run the profile's credential_process by hand to see why it fails".to_string()
             }
+            Some(ProfileKind::RoleArn {
+                via: RoleVia::CredentialSource(src),
+                ..
+            }) => format!(
+                "the profile's role could not be assumed with the credentials from its \
+                 credential_source ({src}): check that the role's trust policy names that \
+                 identity (`atlas-iam whoami` there shows it)"
+            ),
             Some(ProfileKind::RoleArn { .. }) => {
                 "the profile's role could not be assumed: check the source profile's keys and the \
                  role's trust policy (try `atlas-iam assume --role-arn ROLE` with the source profile)"

@@ -89,6 +89,124 @@ fn container_token_file(env: &Env) -> Result<(), Diagnosis> {
         })
 }
 
+/// The sources a profile's `credential_source` may name (the SDK compares them ignoring case).
+const CREDENTIAL_SOURCES: [&str; 3] = ["Environment", "Ec2InstanceMetadata", "EcsContainer"];
+
+/// A profile whose role (perhaps through `source_profile` links) starts from a
+/// `credential_source`, checked before the SDK is asked: both keys in one profile, a misspelt
+/// source, or a source with nothing configured. Returns the source the chain starts from, so that
+/// its failure can be explained as that source's.
+pub fn credential_source(
+    name: &str,
+    set: &aws_config::profile::ProfileSet,
+    env: &Env,
+) -> Result<Option<Source>, Diagnosis> {
+    let mut current = name.to_string();
+    let mut visited = Vec::new();
+    let fail = |profile: &str, cause: String, fix: &str| {
+        Diagnosis::new(
+            Kind::CredentialSourceError,
+            format!("profile {profile}: {cause}"),
+            fix.to_string(),
+        )
+    };
+    loop {
+        let Some(p) = set.get_profile(&current) else {
+            return Ok(None);
+        };
+        if p.get("role_arn").is_none() || visited.contains(&current) {
+            return Ok(None);
+        }
+        visited.push(current.clone());
+        match (p.get("source_profile"), p.get("credential_source")) {
+            (Some(_), Some(_)) => {
+                return Err(fail(
+                    &current,
+                    "sets both source_profile and credential_source; a role profile takes its \
+                     starting credentials from one of them"
+                        .to_string(),
+                    "keep source_profile to start from another profile's keys, or \
+                     credential_source to start from the environment, the container endpoint or \
+                     instance metadata; remove the other",
+                ))
+            }
+            (Some(next), None) if next != current => current = next.to_string(),
+            (None, Some(src)) => return named_source(&current, src, env).map(Some),
+            _ => return Ok(None),
+        }
+    }
+}
+
+fn named_source(profile: &str, src: &str, env: &Env) -> Result<Source, Diagnosis> {
+    let fail = |cause: String, fix: &str| {
+        Diagnosis::new(
+            Kind::CredentialSourceError,
+            format!("profile {profile}: {cause}"),
+            fix.to_string(),
+        )
+    };
+    let Some(known) = CREDENTIAL_SOURCES
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(src.trim()))
+    else {
+        return Err(fail(
+            format!(
+                "credential_source = {} is not a source the AWS SDKs know",
+                crate::secret::sanitize_terminal(src)
+            ),
+            "use one of Environment, Ec2InstanceMetadata (an EC2 instance's role) or \
+             EcsContainer (an ECS task role or EKS Pod Identity)",
+        ));
+    };
+    match *known {
+        "Environment" => {
+            if !(env.is_set("AWS_ACCESS_KEY_ID") && env.is_set("AWS_SECRET_ACCESS_KEY")) {
+                return Err(fail(
+                    "credential_source = Environment, but AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY are not both set: there are no keys to assume the \
+                     role with"
+                        .to_string(),
+                    "export the keys the role should be assumed with (and AWS_SESSION_TOKEN for \
+                     temporary ones), or use source_profile to name a profile that has them",
+                ));
+            }
+            Ok(Source::Environment)
+        }
+        "EcsContainer" => {
+            if !env.is_set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                && !env.is_set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            {
+                return Err(fail(
+                    "credential_source = EcsContainer, but neither \
+                     AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor AWS_CONTAINER_CREDENTIALS_FULL_URI \
+                     is set: this is not running in an ECS task or a pod with Pod Identity"
+                        .to_string(),
+                    "run it where the container endpoint is configured (ECS sets the relative \
+                     URI for tasks with a task role; EKS Pod Identity sets the full URI), or use \
+                     another credential_source",
+                ));
+            }
+            container_token_file(env)?;
+            Ok(Source::Container)
+        }
+        _ => {
+            if env
+                .get("AWS_EC2_METADATA_DISABLED")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            {
+                return Err(fail(
+                    "credential_source = Ec2InstanceMetadata, but AWS_EC2_METADATA_DISABLED=true \
+                     turns instance metadata off"
+                        .to_string(),
+                    "unset AWS_EC2_METADATA_DISABLED on an EC2 instance, or use another \
+                     credential_source",
+                ));
+            }
+            Ok(Source::Imds)
+        }
+    }
+}
+
 /// After `source` failed (or gave nothing) with `text`: a precise diagnosis, when one can be
 /// made.
 pub async fn explain(source: &Source, env: &Env, text: &str) -> Option<Diagnosis> {
@@ -266,6 +384,50 @@ mod tests {
             .expect_err("missing")
             .cause
             .contains("cannot be read"));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_at_the_relative_container_uri_names_the_ecs_address() {
+        let env = Env::from_pairs([(
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "/v2/credentials/x",
+        )]);
+        let d = explain(&Source::Container, &env, "HTTP 403 Forbidden")
+            .await
+            .expect("a diagnosis");
+        assert_eq!(d.kind, Kind::ContainerCredentialsError);
+        assert!(
+            d.cause
+                .contains("http://169.254.170.2/v2/credentials/x refused"),
+            "{}",
+            d.cause
+        );
+    }
+
+    #[test]
+    fn credential_source_values_are_checked_before_the_sdk_is_asked() {
+        let env = Env::from_pairs([("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")]);
+        let err = |src: &str, env: &Env| named_source("p", src, env).expect_err(src).cause;
+        assert!(err("Ec2", &env).contains("not a source"));
+        assert!(err("Environment", &env).contains("AWS_SECRET_ACCESS_KEY"));
+        assert!(err("EcsContainer", &env).contains("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"));
+        let off = Env::from_pairs([("AWS_EC2_METADATA_DISABLED", "TRUE")]);
+        assert!(err("ec2instancemetadata", &off).contains("AWS_EC2_METADATA_DISABLED"));
+        // the SDK ignores case, and so does the check
+        assert_eq!(
+            named_source(
+                "p",
+                "ec2instancemetadata",
+                &Env::from_pairs::<&str, &str>([])
+            )
+            .ok(),
+            Some(Source::Imds)
+        );
+        let ecs = Env::from_pairs([("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/c")]);
+        assert_eq!(
+            named_source("p", "EcsContainer", &ecs).ok(),
+            Some(Source::Container)
+        );
     }
 
     #[test]

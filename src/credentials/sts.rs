@@ -212,6 +212,8 @@ pub(crate) async fn caller_arn(sdk: &SdkConfig, message: &str) -> Option<String>
 }
 
 pub(crate) struct RoleFacts {
+    pub arn: String,
+    pub path: String,
     pub trust_policy: Option<String>,
     pub max_session: Option<i32>,
 }
@@ -231,6 +233,8 @@ pub(crate) async fn get_role(sdk: &SdkConfig, role: &RoleArn) -> RoleLookup {
     match result {
         Ok(out) => match out.role() {
             Some(r) => RoleLookup::Found(RoleFacts {
+                arn: r.arn().to_string(),
+                path: r.path().to_string(),
                 trust_policy: r.assume_role_policy_document().map(|d| {
                     percent_encoding::percent_decode_str(d)
                         .decode_utf8_lossy()
@@ -252,6 +256,16 @@ pub(crate) async fn get_role(sdk: &SdkConfig, role: &RoleArn) -> RoleLookup {
                 None => RoleLookup::Unreadable(error_text(&e)),
             }
         }
+    }
+}
+
+/// The role's ARN with its IAM path, when it has one (`role/svc/app`): what a session ARN drops.
+/// None when the role has no path or iam:GetRole is not allowed.
+pub async fn role_with_path(sdk: &SdkConfig, role_arn: &str) -> Option<String> {
+    let role = RoleArn::parse(role_arn).ok()?;
+    match get_role(sdk, &role).await {
+        RoleLookup::Found(r) if r.path != "/" && !r.path.is_empty() => Some(r.arn),
+        _ => None,
     }
 }
 

@@ -27,8 +27,9 @@ pub struct IdentityFacts {
     pub atlas_user_arn: Option<String>,
     pub iam_type: Option<String>,
     pub assumed_role: bool,
-    /// The role assumed with --role-arn when its ARN has a path (`role/PATH/NAME`), which Atlas
-    /// never looks up: STS session ARNs drop the path.
+    /// The role assumed with --role-arn when its ARN has a path (`role/PATH/NAME`), or the
+    /// caller's role as iam:GetRole names it: Atlas never looks that ARN up, since STS session
+    /// ARNs drop the path.
     pub role_with_path: Option<String>,
     /// Local clock minus STS's clock, in seconds.
     pub clock_offset: Option<i64>,
@@ -262,12 +263,15 @@ pub fn driver_uri(target: &Destination, resolved: &Seedlist) -> String {
     uri
 }
 
+/// `role_path`: asked only when Atlas has no user for an assumed role whose path is not known
+/// (iam:GetRole, when the caller may), so that the hint names the path the session ARN dropped.
 pub async fn auth_stage(
     target: &Destination,
     resolved: &Seedlist,
     creds: Credentials,
     facts: &IdentityFacts,
     budget: Duration,
+    role_path: impl std::future::Future<Output = Option<String>>,
 ) -> Result<Passed<Session>, Diagnosis> {
     let uri = driver_uri(target, resolved);
     let mut options = ClientOptions::parse(&uri).await.map_err(|e| {
@@ -291,11 +295,30 @@ pub async fn auth_stage(
     })?;
     let started = Instant::now();
     // buildInfo needs no privileges: its success proves authentication alone.
-    let info = client
+    let info = match client
         .database("admin")
         .run_command(doc! {"buildInfo": 1})
         .await
-        .map_err(|e| classify_auth(&DriverFailure::of(&e), facts))?;
+    {
+        Ok(info) => info,
+        Err(e) => {
+            let failure = DriverFailure::of(&e);
+            let d = classify_auth(&failure, facts);
+            if d.kind == Kind::AtlasUserMissing
+                && facts.assumed_role
+                && facts.role_with_path.is_none()
+            {
+                if let Some(with_path) = role_path.await {
+                    let facts = IdentityFacts {
+                        role_with_path: Some(with_path),
+                        ..facts.clone()
+                    };
+                    return Err(classify_auth(&failure, &facts));
+                }
+            }
+            return Err(d);
+        }
+    };
     let version = info.get_str("version").unwrap_or("unknown");
     let who = facts
         .atlas_user_arn

@@ -172,6 +172,23 @@ impl Moto {
         })
     }
 
+    /// Lets sessions of the role `name` call `actions` on any resource.
+    pub async fn allow_role(&self, name: &str, actions: &[&str]) -> anyhow::Result<()> {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]
+        });
+        self.iam()
+            .put_role_policy()
+            .role_name(name)
+            .policy_name("local-atlas")
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .context("put role policy")?;
+        Ok(())
+    }
+
     /// A role whose trust policy names these principals; returns its ARN.
     pub async fn create_role(&self, name: &str, trusted: &[String]) -> anyhow::Result<String> {
         self.create_role_at("/", name, trusted).await

@@ -279,6 +279,15 @@ impl Stack {
         arn
     }
 
+    /// Lets sessions of the role `name` call `actions` (e.g. `iam:GetRole`).
+    pub fn allow_role(&self, name: &str, actions: &[&str]) -> anyhow::Result<()> {
+        let moto = self.moto()?;
+        moto.open()?;
+        let done = self.rt.block_on(moto.allow_role(name, actions));
+        moto.enforce()?;
+        done
+    }
+
     pub fn set_db_user(&self, arn: &str, roles: Vec<Role>) {
         self.atlas.set_user(arn, roles);
     }
