@@ -308,7 +308,9 @@ pub fn slow_threshold(stage: Stage) -> Option<std::time::Duration> {
         Stage::Tls | Stage::Assume | Stage::Identity | Stage::Command => {
             Some(Duration::from_secs(2))
         }
-        Stage::Auth => Some(Duration::from_secs(5)),
+        // four round trips: the monitor's hello, then the connection's hello, saslStart and
+        // saslContinue
+        Stage::Auth => Some(Duration::from_secs(4)),
         Stage::Config | Stage::Credentials => None,
     }
 }

@@ -48,6 +48,37 @@ impl<T> Passed<T> {
     }
 }
 
+/// A stage's outcome and how long its work took.
+pub type Timed<T> = (Result<Passed<T>, Diagnosis>, Duration);
+
+/// Runs `work`, timing it.
+pub async fn timed<T>(work: impl Future<Output = Result<Passed<T>, Diagnosis>>) -> Timed<T> {
+    let started = Instant::now();
+    let outcome = work.await;
+    (outcome, started.elapsed())
+}
+
+/// Work started ahead of its turn on the runtime, cancelled when dropped: a stage that fails
+/// earlier in the report ends the work of the later ones.
+pub struct Speculative<T>(tokio::task::JoinHandle<T>);
+
+impl<T: Send + 'static> Speculative<T> {
+    pub fn spawn(work: impl Future<Output = T> + Send + 'static) -> Self {
+        Speculative(tokio::spawn(work))
+    }
+
+    /// Its result; None when the work panicked or was cancelled.
+    pub async fn join(mut self) -> Option<T> {
+        (&mut self.0).await.ok()
+    }
+}
+
+impl<T> Drop for Speculative<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Told when a stage starts and ends; the binary shows it on a terminal. The library itself
 /// never writes to stdout or stderr.
 pub trait Progress: Sync {
@@ -135,13 +166,27 @@ impl<'p> Runner<'p> {
         stage: Stage,
         work: impl Future<Output = Result<Passed<T>, Diagnosis>>,
     ) -> Option<T> {
-        let started = Instant::now();
+        self.settle(stage, timed(work)).await
+    }
+
+    /// Records a stage whose work may have started earlier (speculatively, beside other stages):
+    /// `work` gives its outcome and how long the work itself took.
+    pub async fn settle<T>(
+        &mut self,
+        stage: Stage,
+        work: impl Future<Output = Timed<T>>,
+    ) -> Option<T> {
+        let waited = Instant::now();
         self.progress.started(stage);
         let outcome = tokio::time::timeout_at(self.deadline, work).await;
         self.progress.finished(stage);
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let (outcome, took) = match outcome {
+            Ok((outcome, took)) => (outcome, took),
+            Err(_) => (Err(diagnosis::timeout(stage)), waited.elapsed()),
+        };
+        let elapsed_ms = took.as_millis() as u64;
         let (outcome, value) = match outcome {
-            Ok(Ok(p)) => {
+            Ok(p) => {
                 let Passed {
                     value,
                     detail,
@@ -156,7 +201,6 @@ impl<'p> Runner<'p> {
                     }
                 }
                 let mut warnings = warnings;
-                let took = started.elapsed();
                 if diagnosis::slow_threshold(stage).is_some_and(|limit| took > limit) {
                     warnings.push(format!(
                         "slow: {} took {} ms (drivers wait up to 10 s to connect and 30 s to \
@@ -167,11 +211,15 @@ impl<'p> Runner<'p> {
                 }
                 (Ok(Passed::new((), detail).warn(warnings)), Some(value))
             }
-            Ok(Err(d)) => (Err(d), None),
-            Err(_) => (Err(diagnosis::timeout(stage)), None),
+            Err(d) => (Err(d), None),
         };
         self.record(stage, outcome, elapsed_ms);
         value
+    }
+
+    /// When the run ends.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
     }
 
     /// Fails the config stage after the fact (a command's own precondition).

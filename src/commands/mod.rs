@@ -64,6 +64,7 @@ pub fn describe(cfg: &Config) -> String {
 }
 
 /// The final credentials and how the report describes them.
+#[derive(Clone)]
 pub struct InUse {
     pub creds: Credentials,
     pub source: Source,
@@ -163,13 +164,37 @@ pub async fn identity_stage(
     in_use: &InUse,
     mode: IdentityMode,
 ) -> Option<IdentityFacts> {
+    let work = identity_work(
+        cfg.db.clone(),
+        cfg.env.clone(),
+        resolved.clone(),
+        in_use.clone(),
+        mode,
+        runner.remaining(),
+    );
+    identity_settle(runner, cfg, crate::runner::timed(work)).await
+}
+
+/// What GetCallerIdentity found: the identity and the clock offset, or nothing (a preflight
+/// that could not reach STS).
+pub type IdentityFound = Option<(crate::report::Identity, Option<i64>)>;
+
+/// The identity stage's work, owning what it needs so that it can run beside other stages.
+pub async fn identity_work(
+    db: String,
+    env: crate::config::Env,
+    resolved: Resolved,
+    in_use: InUse,
+    mode: IdentityMode,
+    remaining: std::time::Duration,
+) -> Result<Passed<IdentityFound>, crate::diagnosis::Diagnosis> {
     let budget = match mode {
-        IdentityMode::Answer => runner.remaining(),
-        IdentityMode::Preflight => runner.remaining().min(PREFLIGHT_BUDGET),
+        IdentityMode::Answer => remaining,
+        IdentityMode::Preflight => remaining.min(PREFLIGHT_BUDGET),
     };
-    let db = cfg.db.clone();
-    let found = runner
-        .stage(Stage::Identity, async {
+    let (resolved, in_use) = (&resolved, &in_use);
+    {
+        {
             let sdk = credentials::sdk_config(resolved, in_use.creds.clone(), budget).await;
             let asked = tokio::time::timeout(budget, credentials::caller_identity(&sdk)).await;
             let asked = asked.unwrap_or_else(|_| {
@@ -185,7 +210,7 @@ pub async fn identity_stage(
                         &f,
                         &credentials::KeyFacts::of(&in_use.creds, &in_use.source),
                         "GetCallerIdentity",
-                        &credentials::sts_endpoint(&cfg.env, &resolved.region),
+                        &credentials::sts_endpoint(&env, &resolved.region),
                     );
                     let unreached = matches!(d.kind, Kind::StsUnreachable | Kind::StsTimeout);
                     if mode == IdentityMode::Preflight && unreached {
@@ -224,8 +249,18 @@ pub async fn identity_stage(
                 }
             }
             Ok(Passed::new(Some((identity, who.clock_offset)), detail).warn(warnings))
-        })
-        .await?;
+        }
+    }
+}
+
+/// Records the identity stage from its work (run now or earlier), and what it learned for the
+/// auth diagnosis.
+pub async fn identity_settle(
+    runner: &mut Runner<'_>,
+    cfg: &Config,
+    work: impl std::future::Future<Output = crate::runner::Timed<IdentityFound>>,
+) -> Option<IdentityFacts> {
+    let found = runner.settle(Stage::Identity, work).await?;
     let Some((identity, offset)) = found else {
         return Some(IdentityFacts::default());
     };

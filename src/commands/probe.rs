@@ -1,18 +1,26 @@
 //! ping, list-collections, roundtrip: every stage, config to command.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant as StdInstant};
 
-use super::{credential_info, credentials_stages, identity_stage, IdentityMode, InUse};
+use tokio::sync::oneshot;
+
+use super::{
+    credential_info, credentials_stages, identity_settle, identity_work, IdentityFound,
+    IdentityMode, InUse,
+};
 use crate::cli::Repeat;
 use crate::config::Config;
 use crate::credentials;
 use crate::diagnosis::{Diagnosis, Kind, Stage};
 use crate::probe;
-use crate::probe::auth::IdentityFacts;
-use crate::probe::command::ProbeCommand;
+use crate::probe::auth::{IdentityFacts, ReadyAt, Session};
+use crate::probe::command::{CommandFailure, ProbeCommand};
+use crate::probe::dns::Seedlist;
 use crate::probe::roundtrip::{self, Cleanup, Probe, CLEANUP_BUDGET};
+use crate::probe::Destination;
 use crate::report::{Leftover, Status};
-use crate::runner::{Passed, Runner};
+use crate::runner::{timed, Passed, Runner, Speculative, Timed};
 
 /// The drivers' default connectTimeoutMS.
 const DRIVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,13 +28,6 @@ const DRIVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Kept back from the run's deadline so that a stage's own bound fires first and names the
 /// cause precisely.
 const MARGIN: Duration = Duration::from_millis(300);
-
-fn connection_budget(runner: &Runner<'_>) -> Duration {
-    runner
-        .remaining()
-        .saturating_sub(MARGIN)
-        .min(DRIVER_CONNECT_TIMEOUT)
-}
 
 /// ping, list-collections, roundtrip: every stage; returns None where a stage failed.
 pub async fn run(
@@ -72,47 +73,24 @@ pub async fn run(
     } else {
         IdentityMode::Preflight
     };
-    let facts = identity_stage(runner, cfg, &resolved, &in_use, mode).await?;
 
+    // Stages are a report order, not an execution order: the STS preflight, the network checks
+    // and the driver's own connection all start now; each stage is reported in turn, and the
+    // first that failed decides. Work not reported yet is cancelled when the run ends early
+    // (`Speculative` aborts on drop).
+    //
     // No fixed shares of --timeout: a connection gets what the drivers give it by default
     // (connectTimeoutMS, 10 s, for the connection, the TLS handshake and the hello), so that a
     // slow cluster the drivers reach is never failed (slow stages get a warning with their
     // time), and a silent one is named by its stage before the run's deadline.
-    let budget = connection_budget(runner);
-    let hosts = runner
-        .stage(
-            Stage::Dns,
-            probe::dns::stage(&target, cfg.dns_server, budget),
-        )
-        .await?;
-    let budget = connection_budget(runner);
-    runner
-        .stage(Stage::Tcp, probe::tcp::tcp_stage(&hosts.hosts, budget))
-        .await?;
-    let budget = connection_budget(runner);
-    runner
-        .stage(
-            Stage::Tls,
-            probe::tls::tls_stage(&hosts.hosts, target.tls, target.ca_file.as_deref(), budget),
-        )
-        .await?;
-    let budget = runner.remaining().saturating_sub(MARGIN);
-    let started = StdInstant::now();
-    let role_path = role_path_lookup(&resolved, &in_use, &facts);
-    let session = runner
-        .stage(
-            Stage::Auth,
-            probe::auth::auth_stage(
-                &target,
-                &hosts,
-                in_use.creds.clone(),
-                &facts,
-                budget,
-                role_path,
-            ),
-        )
-        .await?;
-    let cold = started.elapsed();
+    let identity = Speculative::spawn(timed(identity_work(
+        cfg.db.clone(),
+        cfg.env.clone(),
+        resolved.clone(),
+        in_use.clone(),
+        mode,
+        runner.remaining(),
+    )));
     let opts = probe::command::CommandOptions {
         command,
         collection: collection.to_string(),
@@ -120,24 +98,316 @@ pub async fn run(
         interval: Duration::from_secs_f64(repeat.interval),
     };
     let written = Probe::default();
+    let session_slot: Arc<OnceLock<Session>> = Arc::default();
+    let ready = ReadyAt::default();
+    let (tx, mut rx) = Channels::new();
+    let network = Speculative::spawn(network(
+        target.clone(),
+        cfg.dns_server,
+        in_use.creds.clone(),
+        runner.deadline(),
+        tx,
+        opts.clone(),
+        written.clone(),
+        session_slot.clone(),
+        ready.clone(),
+    ));
+
     // Only a roundtrip has something to undo: only it takes over SIGINT and SIGTERM.
     let signals = Signals::install(command == ProbeCommand::Roundtrip);
-    let latency = runner
-        .stage(
-            Stage::Command,
-            interruptible(
-                probe::command::command_stage(&session, &opts, cold, &facts, &written),
-                signals,
-            ),
+    let reported = report_in_order(
+        runner, cfg, &resolved, &in_use, identity, &mut rx, &opts, &ready, signals,
+    )
+    .await;
+    // Nothing runs past the report: the network checks and the driver's command end here
+    // (dropping a Speculative aborts it), before the cleanup reads what was written.
+    drop(network);
+    drop(rx);
+    if command == ProbeCommand::Roundtrip {
+        if let Some(session) = session_slot.get() {
+            let done = roundtrip::cleanup(session, collection, &written, CLEANUP_BUDGET).await;
+            report_cleanup(runner, &session.db, collection, done);
+        }
+    }
+    if let Some(session) = session_slot.get() {
+        // Close the driver's connections within the bound; what does not close is dropped.
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            session.client.clone().shutdown(),
         )
         .await;
-    runner.report.latency = latency;
-    if command == ProbeCommand::Roundtrip {
-        let done = roundtrip::cleanup(&session, collection, &written, CLEANUP_BUDGET).await;
-        report_cleanup(runner, &session.db, collection, done);
     }
-    // Close the driver's connections within the bound; what does not close is dropped.
-    let _ = tokio::time::timeout(Duration::from_millis(500), session.client.shutdown()).await;
+    reported
+}
+
+/// Each stage's outcome as its work ends, sent to the reporter.
+struct Channels {
+    dns: oneshot::Sender<Timed<Seedlist>>,
+    tcp: oneshot::Sender<Timed<()>>,
+    tls: oneshot::Sender<Timed<()>>,
+    driver: oneshot::Sender<Speculative<DriverRun>>,
+}
+
+struct Receivers {
+    dns: oneshot::Receiver<Timed<Seedlist>>,
+    tcp: oneshot::Receiver<Timed<()>>,
+    tls: oneshot::Receiver<Timed<()>>,
+    driver: oneshot::Receiver<Speculative<DriverRun>>,
+}
+
+impl Channels {
+    fn new() -> (Channels, Receivers) {
+        let (dns, dns_rx) = oneshot::channel();
+        let (tcp, tcp_rx) = oneshot::channel();
+        let (tls, tls_rx) = oneshot::channel();
+        let (driver, driver_rx) = oneshot::channel();
+        (
+            Channels {
+                dns,
+                tcp,
+                tls,
+                driver,
+            },
+            Receivers {
+                dns: dns_rx,
+                tcp: tcp_rx,
+                tls: tls_rx,
+                driver: driver_rx,
+            },
+        )
+    }
+}
+
+/// What the driver did: when it started, when its connection was authenticated, and how the
+/// command went.
+struct DriverRun {
+    started: StdInstant,
+    ready: Option<StdInstant>,
+    outcome: Result<Passed<crate::report::Latency>, CommandFailure>,
+    ended: Duration,
+}
+
+fn budget_until(deadline: tokio::time::Instant) -> Duration {
+    deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .saturating_sub(MARGIN)
+        .min(DRIVER_CONNECT_TIMEOUT)
+}
+
+/// dns; then, at once, the driver's connection and command beside the tcp and tls checks (whose
+/// connection is the one the tls stage uses: none is opened only to be closed).
+#[allow(clippy::too_many_arguments)]
+async fn network(
+    target: Destination,
+    dns_server: Option<std::net::SocketAddr>,
+    creds: aws_credential_types::Credentials,
+    deadline: tokio::time::Instant,
+    tx: Channels,
+    opts: probe::command::CommandOptions,
+    written: Probe,
+    session_slot: Arc<OnceLock<Session>>,
+    ready: ReadyAt,
+) {
+    let dns = timed(probe::dns::stage(
+        &target,
+        dns_server,
+        budget_until(deadline),
+    ))
+    .await;
+    let seedlist = match &dns.0 {
+        Ok(p) => p.value.clone(),
+        Err(_) => {
+            let _ = tx.dns.send(dns);
+            return;
+        }
+    };
+    let _ = tx.dns.send(dns);
+
+    let driver_budget = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .saturating_sub(MARGIN);
+    let driver = Speculative::spawn({
+        let target = target.clone();
+        let seedlist = seedlist.clone();
+        async move {
+            let started = StdInstant::now();
+            let session =
+                match probe::auth::open_client(&target, &seedlist, creds, driver_budget, &ready)
+                    .await
+                {
+                    Ok(opened) => opened,
+                    Err(d) => {
+                        return DriverRun {
+                            started,
+                            ready: None,
+                            outcome: Err(CommandFailure::Other(d)),
+                            ended: started.elapsed(),
+                        }
+                    }
+                };
+            let session = session_slot.get_or_init(|| session);
+            let outcome =
+                probe::command::command_stage(session, &opts, started, &ready, &written).await;
+            DriverRun {
+                started,
+                ready: ready.get(),
+                outcome,
+                ended: started.elapsed(),
+            }
+        }
+    });
+    if tx.driver.send(driver).is_err() {
+        return;
+    }
+
+    let tcp = timed(probe::tcp::tcp_stage(
+        &seedlist.hosts,
+        budget_until(deadline),
+    ))
+    .await;
+    let (tcp, connections) = match tcp {
+        (Ok(p), took) => {
+            let connections = p.value;
+            let passed = Passed::new((), p.detail).warn(p.warnings);
+            ((Ok(passed), took), Some(connections))
+        }
+        (Err(d), took) => ((Err(d), took), None),
+    };
+    let _ = tx.tcp.send(tcp);
+    let Some(connections) = connections else {
+        return;
+    };
+    let tls = timed(probe::tls::tls_stage(
+        connections,
+        target.tls,
+        target.ca_file.as_deref(),
+        budget_until(deadline),
+    ))
+    .await;
+    let _ = tx.tls.send(tls);
+}
+
+/// A stage's outcome from its channel; a closed channel (its work cancelled) is an internal
+/// fault, never a pass.
+async fn received<T>(rx: &mut oneshot::Receiver<Timed<T>>) -> Timed<T> {
+    match rx.await {
+        Ok(t) => t,
+        Err(_) => (
+            Err(Diagnosis::new(
+                Kind::Internal,
+                "the stage's work ended without an outcome",
+                "report this",
+            )),
+            Duration::ZERO,
+        ),
+    }
+}
+
+/// Reports identity, dns, tcp, tls, auth and command in that order; None at the first failure.
+#[allow(clippy::too_many_arguments)]
+async fn report_in_order(
+    runner: &mut Runner<'_>,
+    cfg: &Config,
+    resolved: &credentials::Resolved,
+    in_use: &InUse,
+    identity: Speculative<Timed<IdentityFound>>,
+    rx: &mut Receivers,
+    opts: &probe::command::CommandOptions,
+    ready: &ReadyAt,
+    signals: Signals,
+) -> Option<()> {
+    let identity = async {
+        identity.join().await.unwrap_or_else(|| {
+            (
+                Err(Diagnosis::new(
+                    Kind::Internal,
+                    "the identity check ended without an outcome",
+                    "report this",
+                )),
+                Duration::ZERO,
+            )
+        })
+    };
+    let facts = identity_settle(runner, cfg, identity).await?;
+    runner.settle(Stage::Dns, received(&mut rx.dns)).await?;
+    runner.settle(Stage::Tcp, received(&mut rx.tcp)).await?;
+    runner.settle(Stage::Tls, received(&mut rx.tls)).await?;
+
+    let Ok(driver) = (&mut rx.driver).await else {
+        runner.record(
+            Stage::Auth,
+            Err(Diagnosis::new(
+                Kind::Internal,
+                "the driver was not started",
+                "report this",
+            )),
+            0,
+        );
+        return None;
+    };
+    // The command runs until it ends, the deadline passes or a signal comes.
+    let deadline = runner.deadline();
+    let interrupted;
+    let run = tokio::select! {
+        run = tokio::time::timeout_at(deadline, driver.join()) => { interrupted = None; run.ok().flatten() }
+        name = signals.received() => { interrupted = Some(name); None }
+    };
+    let Some(run) = run else {
+        // Cut by the deadline or a signal: authentication passed if a connection was made
+        // ready; the command did not end.
+        let cut = |stage: Stage| match interrupted {
+            Some(name) => Diagnosis::new(
+                Kind::CommandFailed,
+                format!("interrupted by {name} while the {} stage ran", stage.name()),
+                "run it again; a roundtrip's probe document is deleted before atlas-iam exits",
+            ),
+            None => crate::diagnosis::timeout(stage),
+        };
+        let Some(at) = ready.get() else {
+            runner.record(Stage::Auth, Err(cut(Stage::Auth)), 0);
+            return None;
+        };
+        runner.record(
+            Stage::Auth,
+            Ok(Passed::new(
+                (),
+                format!("MONGODB-AWS in {} ms", at.elapsed().as_millis()),
+            )),
+            0,
+        );
+        runner.record(Stage::Command, Err(cut(Stage::Command)), 0);
+        return None;
+    };
+    let failure = match &run.outcome {
+        Err(CommandFailure::Driver(f)) if run.ready.is_none() => Some(f),
+        _ => None,
+    };
+    if let Err(CommandFailure::Other(d)) = &run.outcome {
+        if run.ready.is_none() {
+            runner.record(Stage::Auth, Err(d.clone()), run.ended.as_millis() as u64);
+            return None;
+        }
+    }
+    let role_path = role_path_lookup(resolved, in_use, &facts);
+    let auth = probe::auth::auth_outcome(
+        run.started,
+        run.ready,
+        failure,
+        run.ended,
+        &facts,
+        role_path,
+    )
+    .await;
+    runner.settle(Stage::Auth, async { auth }).await?;
+    let took = run.ready.map_or(run.ended, |r| {
+        run.ended
+            .saturating_sub(r.saturating_duration_since(run.started))
+    });
+    let outcome = run.outcome.map_err(|f| f.classify(opts, &cfg.db, &facts));
+    runner.report.latency = runner
+        .settle(Stage::Command, async { (outcome, took) })
+        .await;
+    runner.report.latency.as_ref()?;
     Some(())
 }
 
@@ -203,20 +473,6 @@ impl Signals {
             let _ = tokio::signal::ctrl_c().await;
             "Ctrl-C"
         }
-    }
-}
-
-async fn interruptible<T>(
-    work: impl std::future::Future<Output = Result<Passed<T>, Diagnosis>>,
-    signals: Signals,
-) -> Result<Passed<T>, Diagnosis> {
-    tokio::select! {
-        done = work => done,
-        name = signals.received() => Err(Diagnosis::new(
-            Kind::CommandFailed,
-            format!("interrupted by {name} while the command ran"),
-            "run it again; a roundtrip's probe document is deleted before atlas-iam exits",
-        )),
     }
 }
 

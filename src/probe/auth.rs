@@ -3,12 +3,14 @@
 //! to the hosts the dns stage found. Driver errors are classified by their typed kinds and
 //! server codes first; the shared tier's texts are decoded into the same causes.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
-use mongodb::bson::doc;
 use mongodb::error::{Error as DriverError, ErrorKind};
+use mongodb::event::cmap::CmapEvent;
+use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
 
 use super::dns::Seedlist;
@@ -263,16 +265,27 @@ pub fn driver_uri(target: &Destination, resolved: &Seedlist) -> String {
     uri
 }
 
-/// `role_path`: asked only when Atlas has no user for an assumed role whose path is not known
-/// (iam:GetRole, when the caller may), so that the hint names the path the session ARN dropped.
-pub async fn auth_stage(
+/// When the driver's first connection was established and authenticated (its CMAP
+/// ConnectionReady event): MONGODB-AWS passed then.
+#[derive(Clone, Default)]
+pub struct ReadyAt(Arc<OnceLock<Instant>>);
+
+impl ReadyAt {
+    pub fn get(&self) -> Option<Instant> {
+        self.0.get().copied()
+    }
+}
+
+/// The official driver's client for the resolved hosts, MONGODB-AWS with the credentials handed
+/// over through `aws_credential_provider`. It connects when the command runs: authentication is
+/// proven by the command itself (no extra round trip), and `ReadyAt` tells when it passed.
+pub async fn open_client(
     target: &Destination,
     resolved: &Seedlist,
     creds: Credentials,
-    facts: &IdentityFacts,
     budget: Duration,
-    role_path: impl std::future::Future<Output = Option<String>>,
-) -> Result<Passed<Session>, Diagnosis> {
+    ready: &ReadyAt,
+) -> Result<Session, Diagnosis> {
     let uri = driver_uri(target, resolved);
     let mut options = ClientOptions::parse(&uri).await.map_err(|e| {
         Diagnosis::new(
@@ -286,6 +299,12 @@ pub async fn auth_stage(
     if let Some(c) = options.credential.as_mut() {
         c.aws_credential_provider = Some(SharedCredentialsProvider::new(creds));
     }
+    let seen = ready.clone();
+    options.cmap_event_handler = Some(EventHandler::callback(move |e: CmapEvent| {
+        if matches!(e, CmapEvent::ConnectionReady(_)) {
+            let _ = seen.0.set(Instant::now());
+        }
+    }));
     let client = mongodb::Client::with_options(options).map_err(|e| {
         Diagnosis::new(
             Kind::InvalidUri,
@@ -293,49 +312,56 @@ pub async fn auth_stage(
             "check the connection string",
         )
     })?;
-    let started = Instant::now();
-    // buildInfo needs no privileges: its success proves authentication alone.
-    let info = match client
-        .database("admin")
-        .run_command(doc! {"buildInfo": 1})
-        .await
-    {
-        Ok(info) => info,
-        Err(e) => {
-            let failure = DriverFailure::of(&e);
-            let d = classify_auth(&failure, facts);
-            if d.kind == Kind::AtlasUserMissing
-                && facts.assumed_role
-                && facts.role_with_path.is_none()
-            {
-                if let Some(with_path) = role_path.await {
-                    let facts = IdentityFacts {
-                        role_with_path: Some(with_path),
-                        ..facts.clone()
-                    };
-                    return Err(classify_auth(&failure, &facts));
-                }
-            }
-            return Err(d);
-        }
-    };
-    let version = info.get_str("version").unwrap_or("unknown");
-    let who = facts
-        .atlas_user_arn
-        .clone()
-        .unwrap_or_else(|| "the resolved identity".into());
-    let detail = format!(
-        "MONGODB-AWS as {who} in {} ms; server {version}",
-        started.elapsed().as_millis()
-    );
-    Ok(Passed::new(
-        Session {
-            client,
-            db: target.db.clone(),
-        },
-        detail,
-    ))
+    Ok(Session {
+        client,
+        db: target.db.clone(),
+    })
 }
+
+/// The auth stage, told after the fact from the command's run: passed when a connection was
+/// authenticated; otherwise the command's failure, classified as an authentication failure
+/// (`role_path` is asked only when Atlas has no user for an assumed role whose path is not
+/// known, so that the hint names the path the session ARN dropped).
+pub async fn auth_outcome(
+    started: Instant,
+    ready: Option<Instant>,
+    failure: Option<&DriverFailure>,
+    failed_after: Duration,
+    facts: &IdentityFacts,
+    role_path: impl std::future::Future<Output = Option<String>>,
+) -> crate::runner::Timed<()> {
+    if let Some(at) = ready {
+        let took = at.saturating_duration_since(started);
+        let who = facts
+            .atlas_user_arn
+            .clone()
+            .unwrap_or_else(|| "the resolved identity".into());
+        let detail = format!("MONGODB-AWS as {who} in {} ms", took.as_millis());
+        return (Ok(Passed::new((), detail)), took);
+    }
+    let Some(failure) = failure else {
+        return (
+            Err(Diagnosis::new(
+                Kind::Internal,
+                "the command ended without a connection and without an error",
+                "report this",
+            )),
+            failed_after,
+        );
+    };
+    let d = classify_auth(failure, facts);
+    if d.kind == Kind::AtlasUserMissing && facts.assumed_role && facts.role_with_path.is_none() {
+        if let Some(with_path) = role_path.await {
+            let facts = IdentityFacts {
+                role_with_path: Some(with_path),
+                ..facts.clone()
+            };
+            return (Err(classify_auth(failure, &facts)), failed_after);
+        }
+    }
+    (Err(d), failed_after)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

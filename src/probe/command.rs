@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mongodb::bson::doc;
 use mongodb::error::Error as DriverError;
 
-use super::auth::{DriverFailure, IdentityFacts, Session};
+use super::auth::{DriverFailure, IdentityFacts, ReadyAt, Session};
 use super::roundtrip::{self, Probe};
 use crate::diagnosis::texts::*;
 use crate::diagnosis::{Diagnosis, Kind};
@@ -104,6 +104,7 @@ pub fn summarize(cold: Duration, samples: &[Duration], ops: Option<Operations>) 
     }
 }
 
+#[derive(Clone)]
 pub struct CommandOptions {
     pub command: ProbeCommand,
     pub collection: String,
@@ -116,24 +117,38 @@ pub struct CommandResult {
     pub latency: Latency,
 }
 
+/// Why the command did not pass: the driver's failure (classified later, with what the identity
+/// stage learned), or a diagnosis already made.
+pub enum CommandFailure {
+    Driver(DriverFailure),
+    Other(Diagnosis),
+}
+
+impl CommandFailure {
+    pub fn classify(self, opts: &CommandOptions, db: &str, facts: &IdentityFacts) -> Diagnosis {
+        match self {
+            CommandFailure::Driver(f) => {
+                classify_command(&f, opts.command.name(), db, &opts.collection, facts)
+            }
+            CommandFailure::Other(d) => d,
+        }
+    }
+}
+
+/// Runs the command `count` times over a client that has not connected yet: the first run
+/// connects and authenticates (its whole time is `cold`; its sample is the time from the
+/// connection being ready).
 pub async fn command_stage(
     session: &Session,
     opts: &CommandOptions,
-    cold: Duration,
-    facts: &IdentityFacts,
+    started: Instant,
+    ready: &ReadyAt,
     probe: &Probe,
-) -> Result<Passed<Latency>, Diagnosis> {
+) -> Result<Passed<Latency>, CommandFailure> {
     let db = session.client.database(&session.db);
-    let fail = |e: DriverError| {
-        classify_command(
-            &DriverFailure::of(&e),
-            opts.command.name(),
-            &session.db,
-            &opts.collection,
-            facts,
-        )
-    };
+    let fail = |e: DriverError| CommandFailure::Driver(DriverFailure::of(&e));
     let mut samples = Vec::new();
+    let mut cold = Duration::ZERO;
     let mut ops = None;
     let mut detail = String::new();
     let count = opts.count.max(1);
@@ -169,7 +184,11 @@ pub async fn command_stage(
                     Ok(done) => done,
                     Err(roundtrip::Failure::Driver(e)) => return Err(fail(e)),
                     Err(roundtrip::Failure::NotDeleted(id)) => {
-                        return Err(roundtrip::not_deleted(&session.db, &opts.collection, id))
+                        return Err(CommandFailure::Other(roundtrip::not_deleted(
+                            &session.db,
+                            &opts.collection,
+                            id,
+                        )))
                     }
                 };
                 detail = format!(
@@ -179,7 +198,13 @@ pub async fn command_stage(
                 ops = Some(o);
             }
         }
-        samples.push(t.elapsed());
+        if i == 0 {
+            cold = started.elapsed();
+            let from = ready.get().map_or(t, |r| r.max(t));
+            samples.push(from.elapsed());
+        } else {
+            samples.push(t.elapsed());
+        }
     }
     let latency = summarize(cold, &samples, ops);
     if count > 1 {

@@ -13,18 +13,26 @@ use crate::runner::Passed;
 /// answering (a dead member must not eat the time the driver needs).
 pub const STRAGGLER_GRACE: Duration = Duration::from_secs(2);
 
+/// A host's detail and what its check gave, or why it failed.
+type HostOutcome<T> = Result<(String, T), Diagnosis>;
+
 /// Runs `check` on every host concurrently; fails when every host fails, warns when some do.
-pub(crate) async fn each_host<F, Fut>(hosts: &[HostPort], check: F) -> Result<Passed<()>, Diagnosis>
+/// Hands on what the check gave for each host that passed.
+pub(crate) async fn each_host<F, Fut, T>(
+    hosts: &[HostPort],
+    check: F,
+) -> Result<Passed<Vec<(HostPort, T)>>, Diagnosis>
 where
     F: Fn(HostPort) -> Fut,
-    Fut: std::future::Future<Output = Result<String, Diagnosis>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<(String, T), Diagnosis>> + Send + 'static,
+    T: Send + 'static,
 {
     let mut set = JoinSet::new();
     for (i, h) in hosts.iter().enumerate() {
         let fut = check(h.clone());
         set.spawn(async move { (i, fut.await) });
     }
-    let mut results: Vec<(usize, Result<String, Diagnosis>)> = Vec::new();
+    let mut results: Vec<(usize, HostOutcome<T>)> = Vec::new();
     let mut grace_until: Option<tokio::time::Instant> = None;
     loop {
         let next = match grace_until {
@@ -62,7 +70,14 @@ where
     }
     results.sort_by_key(|(i, _)| *i);
     let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
-    let details: Vec<String> = ok.into_iter().filter_map(|(_, r)| r.ok()).collect();
+    let mut details = Vec::new();
+    let mut values = Vec::new();
+    for (i, r) in ok {
+        if let Ok((detail, value)) = r {
+            details.push(detail);
+            values.push((hosts[i].clone(), value));
+        }
+    }
     let mut failures: Vec<Diagnosis> = failed.into_iter().filter_map(|(_, r)| r.err()).collect();
     if details.is_empty() {
         return Err(if failures.is_empty() {
@@ -75,7 +90,7 @@ where
         .into_iter()
         .map(|d| format!("{} ({})", d.cause, d.kind.name()))
         .collect::<Vec<_>>();
-    Ok(Passed::new((), details.join("; ")).warn(warnings))
+    Ok(Passed::new(values, details.join("; ")).warn(warnings))
 }
 
 pub(crate) fn ms(since: Instant) -> u128 {
@@ -115,12 +130,17 @@ pub(crate) async fn connect(h: &HostPort, budget: Duration) -> Result<TcpStream,
     }
 }
 
-pub async fn tcp_stage(hosts: &[HostPort], budget: Duration) -> Result<Passed<()>, Diagnosis> {
+/// Connects to every host; the connections are handed on to the tls stage (none is opened only
+/// to be closed).
+pub async fn tcp_stage(
+    hosts: &[HostPort],
+    budget: Duration,
+) -> Result<Passed<Vec<(HostPort, TcpStream)>>, Diagnosis> {
     each_host(hosts, move |h| async move {
         let started = Instant::now();
         let s = connect(&h, budget).await?;
         let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-        Ok(format!("{h} ({peer}) in {} ms", ms(started)))
+        Ok((format!("{h} ({peer}) in {} ms", ms(started)), s))
     })
     .await
 }

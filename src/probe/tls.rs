@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
 
 use super::tcp::{connect, each_host, ms};
 use super::wire::{hello, hello_failure, version_of, HelloError};
@@ -164,8 +165,9 @@ fn tls_failure(h: &HostPort, e: &std::io::Error, ca_file: Option<&Path>) -> Diag
     }
 }
 
+/// TLS and a hello over the connections the tcp stage opened.
 pub async fn tls_stage(
-    hosts: &[HostPort],
+    connections: Vec<(HostPort, TcpStream)>,
     tls: bool,
     ca_file: Option<&Path>,
     budget: Duration,
@@ -176,12 +178,21 @@ pub async fn tls_stage(
         None
     };
     let ca = ca_file.map(Path::to_path_buf);
-    each_host(hosts, move |h| {
+    let hosts: Vec<HostPort> = connections.iter().map(|(h, _)| h.clone()).collect();
+    let streams = std::sync::Mutex::new(connections);
+    each_host(&hosts, move |h| {
         let config = config.clone();
         let ca = ca.clone();
+        let tcp = streams.lock().ok().and_then(|mut all| {
+            let at = all.iter().position(|(host, _)| *host == h)?;
+            Some(all.swap_remove(at).1)
+        });
         async move {
             let started = Instant::now();
-            let tcp = connect(&h, budget).await?;
+            let tcp = match tcp {
+                Some(tcp) => tcp,
+                None => connect(&h, budget).await?,
+            };
             match config {
                 Some(config) => {
                     let name = server_name(&h)?;
@@ -196,12 +207,12 @@ pub async fn tls_stage(
                     let version = stream.get_ref().1.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
                     let handshake = ms(started);
                     let doc = hello(&mut stream, budget).await.map_err(|e| hello_failure(&h, e, " over TLS", budget))?;
-                    Ok(format!("{h}: {version} in {handshake} ms, certificate valid for {}; {}", h.host, version_of(&doc)))
+                    Ok((format!("{h}: {version} in {handshake} ms, certificate valid for {}; {}", h.host, version_of(&doc)), ()))
                 }
                 None => {
                     let mut tcp = tcp;
                     match hello(&mut tcp, budget).await {
-                        Ok(doc) => Ok(format!("{h}: TLS off; {}", version_of(&doc))),
+                        Ok(doc) => Ok((format!("{h}: TLS off; {}", version_of(&doc)), ())),
                         Err(HelloError::Closed(e)) => {
                             if speaks_tls(&h, budget).await {
                                 return Err(Diagnosis::new(Kind::PlaintextToTlsPort,
@@ -219,6 +230,7 @@ pub async fn tls_stage(
     })
     .await
     .map(|passed| {
+        let passed = Passed::new((), passed.detail).warn(passed.warnings);
         if tls {
             passed
         } else {

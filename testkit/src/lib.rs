@@ -7,6 +7,7 @@ pub mod commands;
 pub mod dns;
 pub mod gate;
 pub mod http;
+pub mod latency;
 pub mod metadata;
 pub mod moto;
 pub mod pki;

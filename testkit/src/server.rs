@@ -176,6 +176,9 @@ pub struct Shared {
     pub next_id: AtomicI64,
     /// Whether the drop-after-insert fault has dropped its connection.
     pub dropped: std::sync::atomic::AtomicBool,
+    /// Connections accepted and requests read (each a round trip), for benchmarks.
+    pub connections: std::sync::atomic::AtomicU64,
+    pub requests: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -201,6 +204,8 @@ impl LocalAtlas {
             store: Mutex::new(Store::default()),
             next_id: AtomicI64::new(1),
             dropped: std::sync::atomic::AtomicBool::new(false),
+            connections: Default::default(),
+            requests: Default::default(),
         });
         if shared.cfg.fault == Some(Fault::Refuse) {
             drop(listener); // the port is closed: connections are refused
@@ -230,6 +235,14 @@ impl LocalAtlas {
         if let Ok(mut users) = self.shared.users.write() {
             users.remove(arn);
         }
+    }
+
+    /// Connections accepted and requests served so far: (connections, requests).
+    pub fn counters(&self) -> (u64, u64) {
+        (
+            self.shared.connections.load(Ordering::Relaxed),
+            self.shared.requests.load(Ordering::Relaxed),
+        )
     }
 
     /// How many documents a collection holds, and whether it exists.
@@ -266,6 +279,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
+        shared.connections.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         conns.spawn(async move {
             if let Err(e) = handle(stream, shared).await {
@@ -341,6 +355,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(());
         };
         let request = wire::parse(header, &body)?;
+        shared.requests.fetch_add(1, Ordering::Relaxed);
         if shared.cfg.fault == Some(Fault::Garbage) {
             let mut junk = [0u8; 64];
             rand::rng().fill_bytes(&mut junk);

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::dns::{Dns, DnsConfig, DnsFault};
 use crate::gate::Gate;
+use crate::latency::LatencyProxy;
 use crate::moto::{self, Keys, Moto};
 use crate::pki::Pki;
 use crate::server::{AtlasConfig, Fault, LocalAtlas, Mode, ReplicaSet, Role};
@@ -35,6 +36,9 @@ pub struct StackOptions {
     pub cluster: String,
     /// With tls: what is wrong with the server certificate.
     pub cert_fault: crate::pki::CertFault,
+    /// A round trip added by a proxy in front of the Atlas port (as `uri()` names it) and the STS
+    /// endpoint given to clients (`env()`); Atlas's own calls to STS are not delayed.
+    pub latency: Option<std::time::Duration>,
 }
 
 impl Default for StackOptions {
@@ -52,6 +56,7 @@ impl Default for StackOptions {
             dns_fault: None,
             cluster: CLUSTER.to_string(),
             cert_fault: crate::pki::CertFault::None,
+            latency: None,
         }
     }
 }
@@ -67,6 +72,9 @@ pub struct Account {
 
 pub struct Stack {
     pub atlas: LocalAtlas,
+    /// With `latency`: the proxies in front of the Atlas port and of STS.
+    pub atlas_proxy: Option<LatencyProxy>,
+    pub sts_proxy: Option<LatencyProxy>,
     pub dns: Option<Dns>,
     pub gate: Option<Gate>,
     pub pki: Option<Pki>,
@@ -163,8 +171,24 @@ impl Stack {
         } else {
             None
         };
+        let (atlas_proxy, sts_proxy) = match options.latency {
+            Some(rtt) => {
+                let sts_addr = sts_endpoint
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .parse()
+                    .context("the STS endpoint is not http://IP:PORT")?;
+                (
+                    Some(rt.block_on(LatencyProxy::start(atlas.addr, rtt))?),
+                    Some(rt.block_on(LatencyProxy::start(sts_addr, rtt))?),
+                )
+            }
+            None => (None, None),
+        };
         Ok(Stack {
             atlas,
+            atlas_proxy,
+            sts_proxy,
             dns,
             gate,
             pki,
@@ -182,10 +206,11 @@ impl Stack {
 
     /// The credential-free connection string to 127.0.0.1 (TLS options when TLS is on).
     pub fn uri(&self) -> String {
-        let mut uri = format!(
-            "mongodb://{}/?authSource=%24external&authMechanism=MONGODB-AWS",
-            self.atlas.addr
-        );
+        let addr = self
+            .atlas_proxy
+            .as_ref()
+            .map_or(self.atlas.addr, |p| p.addr);
+        let mut uri = format!("mongodb://{addr}/?authSource=%24external&authMechanism=MONGODB-AWS");
         if self.options.dns {
             uri.push_str("&directConnection=true");
         }
@@ -206,22 +231,25 @@ impl Stack {
 
     /// The AWS environment of the provisioned IAM user, pointed at the gate.
     pub fn env(&self) -> Vec<(String, String)> {
+        let sts = self.client_sts_endpoint();
         let mut env = vec![
             ("AWS_REGION".to_string(), "us-east-1".to_string()),
-            (
-                "AWS_ENDPOINT_URL_STS".to_string(),
-                self.sts_endpoint.clone(),
-            ),
-            (
-                "AWS_ENDPOINT_URL_IAM".to_string(),
-                self.sts_endpoint.clone(),
-            ),
+            ("AWS_ENDPOINT_URL_STS".to_string(), sts.clone()),
+            ("AWS_ENDPOINT_URL_IAM".to_string(), sts),
         ];
         if let Some(a) = &self.account {
             env.push(("AWS_ACCESS_KEY_ID".to_string(), a.client.id.clone()));
             env.push(("AWS_SECRET_ACCESS_KEY".to_string(), a.client.secret.clone()));
         }
         env
+    }
+
+    /// The STS endpoint clients use: through the latency proxy when there is one.
+    pub fn client_sts_endpoint(&self) -> String {
+        match &self.sts_proxy {
+            Some(p) => format!("http://{}", p.addr),
+            None => self.sts_endpoint.clone(),
+        }
     }
 
     /// The one JSON line `local-atlas` prints.
@@ -232,9 +260,10 @@ impl Stack {
             "uri": self.uri(),
             "srv_uri": self.srv_uri(),
             "host": self.atlas.addr.ip().to_string(),
-            "port": self.atlas.addr.port(),
+            "port": self.atlas_proxy.as_ref().map_or(self.atlas.addr, |p| p.addr).port(),
             "tls_ca_file": self.pki.as_ref().map(|p| p.ca_file.display().to_string()),
-            "sts_endpoint": self.sts_endpoint,
+            "sts_endpoint": self.client_sts_endpoint(),
+            "latency_ms": self.options.latency.map(|d| d.as_millis() as u64),
             "dns_server": self.dns.as_ref().map(|d| d.addr.to_string()),
             "cluster": self.options.dns.then(|| self.options.cluster.clone()),
             "role_arn": self.account.as_ref().map(|a| a.role_arn.clone()),

@@ -47,6 +47,10 @@ struct Args {
     /// The cluster name served by --dns
     #[arg(long, default_value = atlas_iam_testkit::stack::CLUSTER)]
     cluster: String,
+    /// Add this round trip (milliseconds) to the Atlas port in `uri` and to the STS endpoint
+    /// clients are given, with a proxy on 127.0.0.1 (for benchmarks; not with --dns)
+    #[arg(long, value_name = "MS", conflicts_with = "dns")]
+    latency: Option<u64>,
 }
 
 fn parse_user(s: &str) -> Result<(String, Vec<Role>), String> {
@@ -72,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         dns_fault: args.dns_fault,
         cluster: args.cluster,
         cert_fault: Default::default(),
+        latency: args.latency.map(std::time::Duration::from_millis),
     })
     .context("local-atlas could not start")?;
     let mut out = std::io::stdout();

@@ -1,0 +1,273 @@
+//! atlas-iam-bench: atlas-iam against the Node driver and pymongo, side by side, at several round
+//! trip times (a latency proxy in front of the local Atlas and of STS). Prints tables of median
+//! wall times, connections and requests as the local Atlas counted them, peak RSS, and how far
+//! each client is from the physical limit of a ping. Run by `bench/run`; never a test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use atlas_iam_testkit::{Stack, StackOptions};
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(name = "atlas-iam-bench", about)]
+struct Args {
+    /// The atlas-iam binary to measure (a release build)
+    #[arg(long)]
+    atlas_iam: PathBuf,
+    /// Round trip times to measure at, in milliseconds
+    #[arg(long, value_delimiter = ',', default_value = "0,20,50")]
+    rtt: Vec<u64>,
+    /// Runs per measurement (the median is shown)
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// The directory of the client scripts
+    #[arg(long, default_value = "bench/clients")]
+    clients: PathBuf,
+    /// The Python with pymongo[aws]
+    #[arg(long, default_value = ".venv/bin/python")]
+    python: PathBuf,
+    /// Node.js
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+}
+
+/// TCP 1 + TLS 1 + hello 1 + saslStart 1 + saslContinue 1 + ping 1.
+const PING_LIMIT_RTTS: f64 = 6.0;
+
+struct Run {
+    wall: Duration,
+    rss_kb: i64,
+}
+
+struct Figures {
+    wall_ms: f64,
+    rss_mb: f64,
+    connections: f64,
+    requests: f64,
+}
+
+/// Runs the command under GNU time (`/usr/bin/time`, Debian package `time`) for its peak RSS.
+fn run_once(cmd: &mut Command) -> anyhow::Result<Run> {
+    let rss_file = tempfile::NamedTempFile::new()?;
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(rss_file.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    timed.env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            timed.env(k, v);
+        }
+    }
+    let started = Instant::now();
+    let out = timed
+        .output()
+        .context("run /usr/bin/time (install the Debian package `time`)")?;
+    let wall = started.elapsed();
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rss_kb = std::fs::read_to_string(rss_file.path())?
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .context("no peak RSS from /usr/bin/time")?;
+    Ok(Run { wall, rss_kb })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return 0.0;
+    }
+    if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    }
+}
+
+fn measure(
+    stack: &Stack,
+    runs: usize,
+    mut make: impl FnMut() -> Command,
+) -> anyhow::Result<Figures> {
+    let mut walls = Vec::new();
+    let mut rss = Vec::new();
+    let mut conns = Vec::new();
+    let mut reqs = Vec::new();
+    for _ in 0..runs {
+        let (c0, r0) = stack.atlas.counters();
+        let run = run_once(&mut make())?;
+        let (c1, r1) = stack.atlas.counters();
+        walls.push(run.wall.as_secs_f64() * 1000.0);
+        rss.push(run.rss_kb as f64 / 1024.0);
+        conns.push((c1 - c0) as f64);
+        reqs.push((r1 - r0) as f64);
+    }
+    Ok(Figures {
+        wall_ms: median(walls),
+        rss_mb: median(rss),
+        connections: median(conns),
+        requests: median(reqs),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let atlas_iam = std::fs::canonicalize(&args.atlas_iam).with_context(|| {
+        format!(
+            "{} (build it: cargo build --release)",
+            args.atlas_iam.display()
+        )
+    })?;
+    let clients = std::fs::canonicalize(&args.clients).context("the client scripts")?;
+    let runs = args.runs.max(1);
+    let machine = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("# atlas-iam-bench: median of {runs} runs; {machine}, {cpus} CPUs");
+
+    startup(&atlas_iam, runs)?;
+    for rtt in &args.rtt {
+        at_rtt(
+            &args,
+            &atlas_iam,
+            &clients,
+            runs,
+            Duration::from_millis(*rtt),
+        )?;
+    }
+    Ok(())
+}
+
+fn startup(atlas_iam: &Path, runs: usize) -> anyhow::Result<()> {
+    let uri = "mongodb://127.0.0.1:27017/?authSource=%24external&authMechanism=MONGODB-AWS";
+    let mut lines = Vec::new();
+    for (name, argv) in [
+        ("--version", vec!["--version"]),
+        ("uri", vec!["uri", "--uri", uri]),
+    ] {
+        let mut walls = Vec::new();
+        let mut rss = Vec::new();
+        for _ in 0..runs {
+            let mut c = Command::new(atlas_iam);
+            c.args(&argv).env_clear().env("PATH", "/usr/bin:/bin");
+            let run = run_once(&mut c)?;
+            walls.push(run.wall.as_secs_f64() * 1000.0);
+            rss.push(run.rss_kb as f64 / 1024.0);
+        }
+        lines.push(format!(
+            "| atlas-iam {name} | {:.1} ms | {:.1} MB |",
+            median(walls),
+            median(rss)
+        ));
+    }
+    println!("\n## start-up (no network)\n");
+    println!("| command | wall | peak RSS |\n|---|---|---|");
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
+
+fn at_rtt(
+    args: &Args,
+    atlas_iam: &Path,
+    clients: &Path,
+    runs: usize,
+    rtt: Duration,
+) -> anyhow::Result<()> {
+    let stack = Stack::start(StackOptions {
+        tls: true,
+        latency: (!rtt.is_zero()).then_some(rtt),
+        ..Default::default()
+    })
+    .context("the local Atlas (moto from `bash .ci/setup`)")?;
+    let uri = stack.uri();
+    let env = stack.env();
+    let with_env = |mut c: Command| {
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .env("MONGODB_URI", &uri)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        c
+    };
+    let rtt_ms = rtt.as_secs_f64() * 1000.0;
+    println!(
+        "\n## {} ms round trip (TLS; the physical limit of a ping: {} round trips = {:.0} ms)\n",
+        rtt.as_millis(),
+        PING_LIMIT_RTTS,
+        PING_LIMIT_RTTS * rtt_ms
+    );
+    println!(
+        "| command | client | wall | vs Node | round trips (wall / RTT) | connections | requests | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (command, node_script, py_arg) in [
+        ("ping", "node_ping.js", "ping"),
+        ("list-collections", "node_list.js", "list"),
+        ("roundtrip", "node_roundtrip.js", "roundtrip"),
+    ] {
+        let node = measure(&stack, runs, || {
+            let mut c = with_env(Command::new(&args.node));
+            c.arg(clients.join(node_script));
+            c
+        })?;
+        let pymongo = measure(&stack, runs, || {
+            let mut c = with_env(Command::new(&args.python));
+            c.arg(clients.join("pymongo_client.py")).arg(py_arg);
+            c
+        })?;
+        let ours = measure(&stack, runs, || {
+            let mut c = with_env(Command::new(atlas_iam));
+            c.args([command, "--uri", &uri, "--format", "json"]);
+            c
+        })?;
+        for (client, f) in [
+            ("atlas-iam", &ours),
+            ("Node 6", &node),
+            ("pymongo", &pymongo),
+        ] {
+            let trips = if rtt.is_zero() {
+                "-".to_string()
+            } else {
+                let n = f.wall_ms / rtt_ms;
+                if command == "ping" {
+                    format!("{n:.1} ({:+.1} from the limit)", n - PING_LIMIT_RTTS)
+                } else {
+                    format!("{n:.1}")
+                }
+            };
+            println!(
+                "| {command} | {client} | {:.0} ms | {:.2} | {trips} | {:.0} | {:.0} | {:.1} MB |",
+                f.wall_ms,
+                f.wall_ms / node.wall_ms,
+                f.connections,
+                f.requests,
+                f.rss_mb
+            );
+        }
+    }
+    Ok(())
+}
