@@ -909,3 +909,32 @@ fn a_role_registered_with_its_path_is_named() {
         .hides(&[&session.secret, &session.token])
         .run();
 }
+
+/// Speed by construction: no connection is opened only to be closed (the tls stage uses the tcp
+/// stage's), and no command proves authentication beside the command itself. A ping opens the
+/// driver's own two connections (monitor and pool) plus the one the checks share, and sends one
+/// ping. The figures themselves are `bench/run`'s.
+#[test]
+fn a_ping_opens_the_drivers_connections_plus_one_and_sends_no_extra_command() {
+    let s = stack(StackOptions {
+        tls: true,
+        ..Default::default()
+    });
+    s.set_db_user(&user_arn("atlas-client"), vec![Role::Read("test".into())]);
+    let (connections, _) = s.atlas.counters();
+    assert_eq!(connections, 0);
+    let out = keyed(&s)().args(["ping", "--uri", &s.uri()]).run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    let (connections, _) = s.atlas.counters();
+    let commands = s.atlas.commands();
+    assert!(connections <= 3, "{connections} connections: {commands:?}");
+    assert!(
+        !commands.iter().any(|c| c == "buildinfo"),
+        "an extra command round trip: {commands:?}"
+    );
+    assert_eq!(
+        commands.iter().filter(|c| *c == "ping").count(),
+        1,
+        "{commands:?}"
+    );
+}

@@ -179,6 +179,8 @@ pub struct Shared {
     /// Connections accepted and requests read (each a round trip), for benchmarks.
     pub connections: std::sync::atomic::AtomicU64,
     pub requests: std::sync::atomic::AtomicU64,
+    /// The name of every command received, in order (lower case).
+    pub commands: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -206,6 +208,7 @@ impl LocalAtlas {
             dropped: std::sync::atomic::AtomicBool::new(false),
             connections: Default::default(),
             requests: Default::default(),
+            commands: Mutex::new(Vec::new()),
         });
         if shared.cfg.fault == Some(Fault::Refuse) {
             drop(listener); // the port is closed: connections are refused
@@ -243,6 +246,15 @@ impl LocalAtlas {
             self.shared.connections.load(Ordering::Relaxed),
             self.shared.requests.load(Ordering::Relaxed),
         )
+    }
+
+    /// The names of the commands received so far, in order (lower case).
+    pub fn commands(&self) -> Vec<String> {
+        self.shared
+            .commands
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     /// How many documents a collection holds, and whether it exists.
@@ -372,6 +384,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             .next()
             .map(|k| k.to_ascii_lowercase())
             .unwrap_or_default();
+        if let Ok(mut log) = shared.commands.lock() {
+            log.push(command.clone());
+        }
         match (shared.cfg.fault, command.as_str()) {
             (Some(Fault::HangFind), "find") => std::future::pending::<()>().await,
             (Some(Fault::IgnoreDelete), "delete") => {
