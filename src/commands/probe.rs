@@ -129,14 +129,10 @@ pub async fn run(
             report_cleanup(runner, &session.db, collection, done);
         }
     }
-    if let Some(session) = session_slot.get() {
-        // Close the driver's connections within the bound; what does not close is dropped.
-        let _ = tokio::time::timeout(
-            Duration::from_millis(500),
-            session.client.clone().shutdown(),
-        )
-        .await;
-    }
+    // The client is dropped with its connections, not shut down: shutdown() would wait one more
+    // round trip for endSessions, and the server expires idle sessions by itself (after
+    // logicalSessionTimeoutMinutes), as it does for every short-lived process that exits.
+    drop(session_slot);
     reported
 }
 

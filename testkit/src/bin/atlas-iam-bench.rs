@@ -72,8 +72,11 @@ fn run_once(cmd: &mut Command) -> anyhow::Result<Run> {
         .context("run /usr/bin/time (install the Debian package `time`)")?;
     let wall = started.elapsed();
     if !out.status.success() {
+        // the program and its arguments only: the environment holds the keys
         bail!(
-            "{cmd:?} failed ({}): {}{}",
+            "{} {:?} failed ({}): {}{}",
+            cmd.get_program().to_string_lossy(),
+            cmd.get_args().collect::<Vec<_>>(),
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -202,6 +205,12 @@ fn at_rtt(
         ..Default::default()
     })
     .context("the local Atlas (moto from `bash .ci/setup`)")?;
+    // The clients use the IAM user's keys: it is a database user too.
+    let account = stack.account.clone().context("no provisioned account")?;
+    stack.set_db_user(
+        &account.client_arn,
+        vec![atlas_iam_testkit::Role::ReadWrite("test".into())],
+    );
     let uri = stack.uri();
     let env = stack.env();
     let with_env = |mut c: Command| {
