@@ -284,3 +284,57 @@ impl<'p> Runner<'p> {
         self.report
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn speculative_work_ends_when_dropped_and_is_reported_in_order() {
+        let finished = Arc::new(AtomicBool::new(false));
+        let flag = finished.clone();
+        let work = Speculative::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        drop(work);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(!finished.load(Ordering::SeqCst), "dropped work ran on");
+
+        // a later stage's work finished first; each is recorded with its own time, in order
+        let slow = Speculative::spawn(timed(async {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            Ok(Passed::new(1, "slow"))
+        }));
+        let fast = Speculative::spawn(timed(async { Ok(Passed::new(2, "fast")) }));
+        let mut runner = Runner::new(
+            CommandName::Ping,
+            Duration::from_secs(5),
+            Scrubber::new(),
+            &Silent,
+        );
+        let none = || {
+            (
+                Err(Diagnosis::new(crate::diagnosis::Kind::Internal, "gone", "")),
+                Duration::ZERO,
+            )
+        };
+        let a = runner
+            .settle(Stage::Dns, async { slow.join().await.unwrap_or_else(none) })
+            .await;
+        let b = runner
+            .settle(Stage::Tcp, async { fast.join().await.unwrap_or_else(none) })
+            .await;
+        assert_eq!((a, b), (Some(1), Some(2)));
+        let stages = &runner.report.stages;
+        assert_eq!(stages[0].stage, Stage::Dns);
+        assert!(stages[0].elapsed_ms >= 100, "{}", stages[0].elapsed_ms);
+        assert!(
+            stages[1].elapsed_ms < 50,
+            "its own time, not the wait: {}",
+            stages[1].elapsed_ms
+        );
+    }
+}

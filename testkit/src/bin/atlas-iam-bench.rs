@@ -149,9 +149,10 @@ fn main() -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("# atlas-iam-bench: median of {runs} runs; {machine}, {cpus} CPUs");
 
-    startup(&atlas_iam, runs)?;
+    let start = startup(&atlas_iam, runs)?;
+    let mut last = Vec::new();
     for rtt in &args.rtt {
-        at_rtt(
+        last = at_rtt(
             &args,
             &atlas_iam,
             &clients,
@@ -159,12 +160,61 @@ fn main() -> anyhow::Result<()> {
             Duration::from_millis(*rtt),
         )?;
     }
+    targets(&start, &last, args.rtt.last().copied().unwrap_or(0));
     Ok(())
 }
 
-fn startup(atlas_iam: &Path, runs: usize) -> anyhow::Result<()> {
+/// The targets, checked on the figures of the last round trip time: met, or missed by how much.
+fn targets(start: &[(&str, f64)], figures: &[(String, String, Figures)], rtt: u64) {
+    let get = |command: &str, client: &str| {
+        figures
+            .iter()
+            .find(|(c, k, _)| c == command && k == client)
+            .map(|(_, _, f)| f)
+    };
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut at_most = |what: String, value: f64, limit: f64, unit: &str| {
+        let shown = format!("{value:.2}{unit} (target <= {limit}{unit})");
+        let text = if value <= limit {
+            format!("{shown}: met")
+        } else {
+            format!("{shown}: missed by {:.0}%", (value / limit - 1.0) * 100.0)
+        };
+        rows.push((what, text));
+    };
+    for command in ["ping", "roundtrip"] {
+        if let (Some(ours), Some(node)) = (get(command, "atlas-iam"), get(command, "Node 6")) {
+            at_most(
+                format!("{command} wall time / Node's, at {rtt} ms"),
+                ours.wall_ms / node.wall_ms,
+                0.6,
+                "",
+            );
+        }
+    }
+    if let (Some(ours), Some(node)) = (get("ping", "atlas-iam"), get("ping", "Node 6")) {
+        at_most(
+            "connections per ping (a driver's own + 1)".into(),
+            ours.connections,
+            node.connections + 1.0,
+            "",
+        );
+        at_most("peak RSS of ping".into(), ours.rss_mb, 15.0, " MB");
+    }
+    for (name, wall) in start {
+        let limit = if *name == "uri" { 10.0 } else { 5.0 };
+        at_most(format!("start-up of {name}"), *wall, limit, " ms");
+    }
+    println!("\n## targets\n\n| target | figure |\n|---|---|");
+    for (what, text) in rows {
+        println!("| {what} | {text} |");
+    }
+}
+
+fn startup(atlas_iam: &Path, runs: usize) -> anyhow::Result<Vec<(&'static str, f64)>> {
     let uri = "mongodb://127.0.0.1:27017/?authSource=%24external&authMechanism=MONGODB-AWS";
     let mut lines = Vec::new();
+    let mut medians = Vec::new();
     for (name, argv) in [
         ("--version", vec!["--version"]),
         ("uri", vec!["uri", "--uri", uri]),
@@ -178,9 +228,10 @@ fn startup(atlas_iam: &Path, runs: usize) -> anyhow::Result<()> {
             walls.push(run.wall.as_secs_f64() * 1000.0);
             rss.push(run.rss_kb as f64 / 1024.0);
         }
+        let wall = median(walls);
+        medians.push((name, wall));
         lines.push(format!(
-            "| atlas-iam {name} | {:.1} ms | {:.1} MB |",
-            median(walls),
+            "| atlas-iam {name} | {wall:.1} ms | {:.1} MB |",
             median(rss)
         ));
     }
@@ -189,7 +240,7 @@ fn startup(atlas_iam: &Path, runs: usize) -> anyhow::Result<()> {
     for l in lines {
         println!("{l}");
     }
-    Ok(())
+    Ok(medians)
 }
 
 fn at_rtt(
@@ -198,7 +249,7 @@ fn at_rtt(
     clients: &Path,
     runs: usize,
     rtt: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(String, String, Figures)>> {
     let stack = Stack::start(StackOptions {
         tls: true,
         latency: (!rtt.is_zero()).then_some(rtt),
@@ -233,6 +284,7 @@ fn at_rtt(
         "| command | client | wall | vs Node | round trips (wall / RTT) | connections | requests | peak RSS |"
     );
     println!("|---|---|---|---|---|---|---|---|");
+    let mut all = Vec::new();
     for (command, node_script, py_arg) in [
         ("ping", "node_ping.js", "ping"),
         ("list-collections", "node_list.js", "list"),
@@ -277,6 +329,9 @@ fn at_rtt(
                 f.rss_mb
             );
         }
+        for (client, f) in [("atlas-iam", ours), ("Node 6", node), ("pymongo", pymongo)] {
+            all.push((command.to_string(), client.to_string(), f));
+        }
     }
-    Ok(())
+    Ok(all)
 }
