@@ -83,6 +83,9 @@ pub async fn run(
     // (connectTimeoutMS, 10 s, for the connection, the TLS handshake and the hello), so that a
     // slow cluster the drivers reach is never failed (slow stages get a warning with their
     // time), and a silent one is named by its stage before the run's deadline.
+    // Only a roundtrip has something to undo: only it takes over SIGINT and SIGTERM, from
+    // before its speculative insert can start.
+    let signals = Signals::install(command == ProbeCommand::Roundtrip);
     let identity = Speculative::spawn(timed(identity_work(
         cfg.db.clone(),
         cfg.env.clone(),
@@ -113,8 +116,6 @@ pub async fn run(
         ready.clone(),
     ));
 
-    // Only a roundtrip has something to undo: only it takes over SIGINT and SIGTERM.
-    let signals = Signals::install(command == ProbeCommand::Roundtrip);
     let reported = report_in_order(
         runner, cfg, &resolved, &in_use, identity, &mut rx, &opts, &ready, signals,
     )
@@ -424,24 +425,33 @@ async fn role_path_lookup(
         .flatten()
 }
 
-/// SIGINT and SIGTERM, caught while the command runs, so that a roundtrip interrupted after its
-/// insert still deletes its document.
+/// SIGINT and SIGTERM, caught from before the driver's speculative work starts (its insert may
+/// come before the earlier stages are reported), so that a roundtrip interrupted after its insert
+/// still deletes its document.
 struct Signals {
     on: bool,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
     fn install(on: bool) -> Signals {
+        #[cfg(unix)]
+        let listen = |kind| {
+            if on {
+                tokio::signal::unix::signal(kind).ok()
+            } else {
+                None
+            }
+        };
         Signals {
             on,
             #[cfg(unix)]
-            term: if on {
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
-            } else {
-                None
-            },
+            int: listen(tokio::signal::unix::SignalKind::interrupt()),
+            #[cfg(unix)]
+            term: listen(tokio::signal::unix::SignalKind::terminate()),
         }
     }
 
@@ -451,17 +461,17 @@ impl Signals {
         }
         #[cfg(unix)]
         {
-            let term = async {
-                match self.term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
                     }
                     None => std::future::pending::<()>().await,
                 }
-            };
+            }
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = term => "SIGTERM",
+                _ = next(&mut self.int) => "SIGINT",
+                _ = next(&mut self.term) => "SIGTERM",
             }
         }
         #[cfg(not(unix))]
@@ -475,10 +485,14 @@ impl Signals {
 /// Says in the report what the cleanup did, and fails the command stage when a probe document
 /// may remain.
 fn report_cleanup(runner: &mut Runner<'_>, db: &str, coll: &str, done: Cleanup) {
-    let failed = runner
-        .report
-        .stage(Stage::Command)
-        .is_some_and(|s| s.status == Status::Failed);
+    // The command stage, or the earlier stage whose failure stopped the run before it (the
+    // driver's insert may have run speculatively all the same).
+    let failed_at = match runner.report.stage(Stage::Command) {
+        Some(s) if s.status != Status::Failed => None,
+        Some(_) => Some(Stage::Command),
+        None => runner.report.first_failure().map(|s| s.stage),
+    };
+    let failed = failed_at.is_some();
     if done.remaining.is_empty() {
         let mut notes = Vec::new();
         if failed && done.deleted > 0 {
@@ -511,8 +525,8 @@ fn report_cleanup(runner: &mut Runner<'_>, db: &str, coll: &str, done: Cleanup) 
         "a probe document may remain in {db}.{coll}, _id ObjectId(\"{}\"){why}",
         ids.join("\"), ObjectId(\"")
     );
-    if failed {
-        runner.warn_stage(Stage::Command, text);
+    if let Some(stage) = failed_at {
+        runner.warn_stage(stage, text);
     } else {
         runner.fail_stage(
             Stage::Command,
@@ -521,6 +535,74 @@ fn report_cleanup(runner: &mut Runner<'_>, db: &str, coll: &str, done: Cleanup) 
                 text,
                 format!("delete it by hand: db.{coll}.deleteMany({{atlas_iam_probe: {{$exists: true}}}})"),
             ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::CommandName;
+    use crate::runner::Silent;
+    use mongodb::bson::oid::ObjectId;
+
+    fn runner_failed_at(stage: Stage) -> Runner<'static> {
+        let mut r = Runner::new(
+            CommandName::Roundtrip,
+            Duration::from_secs(5),
+            crate::secret::Scrubber::new(),
+            &Silent,
+        );
+        r.record(Stage::Config, Ok(Passed::new((), "")), 0);
+        r.record(
+            stage,
+            Err(Diagnosis::new(Kind::TcpRefused, "refused", "check")),
+            0,
+        );
+        r
+    }
+
+    #[test]
+    fn a_document_left_by_speculative_work_is_reported_at_the_stage_that_failed() {
+        let mut r = runner_failed_at(Stage::Tcp);
+        let id = ObjectId::new();
+        let done = Cleanup {
+            remaining: vec![id],
+            deleted: 0,
+            dropped_collection: false,
+            error: Some("connection lost".into()),
+        };
+        report_cleanup(&mut r, "test", "atlas_iam_probe", done);
+        let tcp = r.report.stage(Stage::Tcp).expect("tcp");
+        assert_eq!(
+            tcp.status,
+            Status::Failed,
+            "the first failure still decides"
+        );
+        assert!(
+            tcp.warnings.iter().any(|w| w.contains(&id.to_hex())),
+            "{:?}",
+            tcp.warnings
+        );
+        assert_eq!(
+            r.report.leftover.as_ref().map(|l| l.ids.clone()),
+            Some(vec![id.to_hex()])
+        );
+
+        // deleted after the failure: said where the run stopped
+        let mut r = runner_failed_at(Stage::Identity);
+        let done = Cleanup {
+            remaining: vec![],
+            deleted: 1,
+            dropped_collection: false,
+            error: None,
+        };
+        report_cleanup(&mut r, "test", "atlas_iam_probe", done);
+        let identity = r.report.stage(Stage::Identity).expect("identity");
+        assert!(
+            identity.detail.contains("deleted after the failure"),
+            "{}",
+            identity.detail
         );
     }
 }
