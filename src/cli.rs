@@ -136,6 +136,55 @@ pub enum Command {
         #[command(flatten)]
         repeat: Repeat,
     },
+    /// Print a shell completion script: bash, zsh, fish, powershell or elvish
+    ///
+    /// bash: `source <(atlas-iam completions bash)` in ~/.bashrc, or save it as
+    /// /usr/share/bash-completion/completions/atlas-iam. zsh: save it as `_atlas-iam` in a
+    /// directory of $fpath. fish: save it as ~/.config/fish/completions/atlas-iam.fish.
+    /// PowerShell: add `atlas-iam completions powershell | Out-String | Invoke-Expression` to
+    /// $PROFILE.
+    #[command(after_help = "Exit codes: 0 ok, 1 the script could not be written, 2 usage.")]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `atlas-iam man > atlas-iam.1 && man ./atlas-iam.1`
+    #[command(after_help = "Exit codes: 0 ok, 1 the page could not be written, 2 usage.")]
+    Man,
+}
+
+/// `completions` and `man`: printed from the clap definition, with no configuration, no
+/// environment and no report. None for every other command.
+pub fn print_generated(command: &Command) -> Option<std::io::Result<()>> {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "atlas-iam", &mut buf);
+            if *shell == clap_complete::Shell::Bash {
+                // clap_complete spells the state of a hyphenated binary's subcommands two ways
+                // (`atlas__iam__subcmd__ping` in the loop, `atlas__subcmd__iam__subcmd__ping` in
+                // the arms: clap-rs/clap#6421), so no subcommand option ever completes.
+                let text =
+                    String::from_utf8_lossy(&buf).replace("atlas__subcmd__iam", "atlas__iam");
+                buf = text.into_bytes();
+            }
+            Some(out.write_all(&buf).and_then(|()| out.flush()))
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            Some(
+                clap_mangen::Man::new(Cli::command())
+                    .render(&mut buf)
+                    .and_then(|()| out.write_all(&buf))
+                    .and_then(|()| out.flush()),
+            )
+        }
+        _ => None,
+    }
 }
 
 const PROBE_EXIT_CODES: &str = "Exit codes: 0 ok, 2 usage, 3 config or credentials, 4 STS, \
@@ -167,6 +216,8 @@ impl Command {
             Command::Ping { .. } => CommandName::Ping,
             Command::ListCollections => CommandName::ListCollections,
             Command::Roundtrip { .. } => CommandName::Roundtrip,
+            Command::Completions { .. } => CommandName::Completions,
+            Command::Man => CommandName::Man,
         }
     }
 }

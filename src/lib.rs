@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use crate::cli::{Cli, Command, Repeat};
 use crate::config::{Config, Env};
-use crate::diagnosis::Stage;
+use crate::diagnosis::{Diagnosis, Kind, Stage};
 use crate::envfile::EnvFile;
 use crate::probe::command::ProbeCommand;
 use crate::report::Report;
@@ -88,6 +88,11 @@ pub async fn run(cfg: &Config, command: &Command, progress: &dyn Progress) -> Re
             let c = ProbeCommand::Roundtrip;
             commands::probe::run(&mut runner, cfg, c, collection, repeat).await;
         }
+        Command::Completions { .. } | Command::Man => runner.fail_config(Diagnosis::new(
+            Kind::Internal,
+            "completions and man are printed from the command-line definition, not run",
+            "run `atlas-iam completions SHELL` or `atlas-iam man`",
+        )),
     }
     runner.finish()
 }

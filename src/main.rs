@@ -15,6 +15,17 @@ fn main() -> ExitCode {
     // First pass: only to learn --env-file; a command-line error is reported the same way by
     // the second pass, which also sees the file's values.
     let first = Cli::try_parse_from(&args).unwrap_or_else(|e| usage_error(e));
+    // completions and man: from the clap definition alone, before any env file is read
+    if let Some(printed) = atlas_iam::cli::print_generated(&first.command) {
+        return match printed {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("atlas-iam: cannot write to stdout: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let env_file = envfile::load(first.global.env_file.as_deref());
     let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| usage_error(e));
     let env = Env::from_process();

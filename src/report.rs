@@ -16,6 +16,9 @@ pub enum CommandName {
     Ping,
     ListCollections,
     Roundtrip,
+    /// Printed by the binary from the clap definition; never a report.
+    Completions,
+    Man,
 }
 
 impl CommandName {
@@ -27,6 +30,8 @@ impl CommandName {
             CommandName::Ping => "ping",
             CommandName::ListCollections => "list-collections",
             CommandName::Roundtrip => "roundtrip",
+            CommandName::Completions => "completions",
+            CommandName::Man => "man",
         }
     }
 }
