@@ -90,3 +90,117 @@ fn every_shell_gets_a_script_and_the_man_page_documents_every_command() {
         "global flags are documented"
     );
 }
+
+/// An example program as `cargo test` built it (target/debug/examples/NAME).
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: `cargo test --workspace` builds the examples (or `cargo build --example {name}`)",
+        path.display()
+    );
+    path
+}
+
+/// The cached client: one client across invocations; its provider keeps credentials until they
+/// near expiry and then fetches new ones, while the first credentials, fixed as a URI would fix
+/// them, are refused once expired (the STS gate expires session tokens as STS does).
+#[test]
+fn the_cached_client_example_refreshes_expiring_credentials_under_one_client() {
+    use atlas_iam_testkit::{Stack, StackOptions};
+    let s = Stack::start(StackOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .expect("local Atlas stack (moto from `bash .ci/setup`)");
+    let account = s.account.clone().expect("account");
+    let mut cmd = std::process::Command::new(example("cached_client"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(s.env())
+        // idle connections close after a second: each invocation authenticates anew
+        .env("MONGODB_URI", format!("{}&maxIdleTimeMS=1000", s.uri()))
+        .env("ROLE_ARN", &account.role_arn)
+        .env("SESSION_SECONDS", "6")
+        .env("REFRESH_BEFORE_SECONDS", "2")
+        .env("PAUSE_SECONDS", "3")
+        .env("INVOCATIONS", "3");
+    let out = cmd.output().expect("run the example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    let key = |line: &str| {
+        line.split("with key ")
+            .nth(1)
+            .and_then(|k| k.split(';').next())
+            .map(str::to_string)
+    };
+    assert!(lines[0].contains("fetched 1 time"), "{stdout}");
+    assert!(lines[1].contains("fetched 1 time"), "cached: {stdout}");
+    assert_eq!(key(lines[0]), key(lines[1]), "{stdout}");
+    assert!(lines[2].contains("fetched 2 time"), "refreshed: {stdout}");
+    assert_ne!(key(lines[0]), key(lines[2]), "{stdout}");
+    assert!(
+        lines[3].contains("refused") && lines[3].contains("Authentication failed."),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&account.client.secret));
+}
+
+#[test]
+fn the_assume_role_example_connects_as_the_role() {
+    use atlas_iam_testkit::{Stack, StackOptions};
+    let s = Stack::start(StackOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .expect("local Atlas stack (moto from `bash .ci/setup`)");
+    let account = s.account.clone().expect("account");
+    let run = |role: &str| {
+        std::process::Command::new(example("assume_role"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(s.env())
+            .env("MONGODB_URI", s.uri())
+            .env("ROLE_ARN", role)
+            .env("SESSION_NAME", "from-a-test")
+            .output()
+            .expect("run the example")
+    };
+    let out = run(&account.role_arn);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "connected as {} (session from-a-test): ping ok",
+            account.role_arn
+        )),
+        "{stdout}"
+    );
+    // a role this identity may not assume: the example fails, it does not hang or connect
+    let other = s.create_role("not-trusting", &[]).expect("role");
+    let out = run(&other);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

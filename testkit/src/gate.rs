@@ -22,6 +22,9 @@ pub const MAX_SKEW_SECS: i64 = 15 * 60;
 #[derive(Default)]
 pub struct GateState {
     expired_tokens: Mutex<HashSet<String>>,
+    /// The expiry (seconds since the epoch) of every session token STS issued through the gate:
+    /// moto does not enforce it, STS does.
+    token_expiry: Mutex<std::collections::HashMap<String, i64>>,
     inactive_keys: Mutex<HashSet<String>>,
     /// Keys that may assume roles on behalf of web identities (see `web_identity`).
     web_identity: Mutex<Option<(String, String)>>,
@@ -188,11 +191,18 @@ pub fn check(
         }
     }
     if let Some(t) = token {
-        if state
-            .expired_tokens
+        let past_expiry = state
+            .token_expiry
             .lock()
-            .map(|s| s.contains(t))
-            .unwrap_or(false)
+            .ok()
+            .and_then(|m| m.get(t).copied())
+            .is_some_and(|at| now >= at);
+        if past_expiry
+            || state
+                .expired_tokens
+                .lock()
+                .map(|s| s.contains(t))
+                .unwrap_or(false)
         {
             return Some((
                 "ExpiredToken",
@@ -271,12 +281,14 @@ async fn handle(
         let status = StatusCode::FORBIDDEN;
         return Ok(refuse(status, code, &message));
     }
-    Ok(forward(parts, body, upstream).await.unwrap_or_else(|e| {
-        text(
-            StatusCode::BAD_GATEWAY,
-            &format!("gate: upstream failed: {e}"),
-        )
-    }))
+    Ok(forward(parts, body, upstream, &state)
+        .await
+        .unwrap_or_else(|e| {
+            text(
+                StatusCode::BAD_GATEWAY,
+                &format!("gate: upstream failed: {e}"),
+            )
+        }))
 }
 
 /// A form-encoded request body's field.
@@ -400,6 +412,7 @@ async fn forward(
     parts: hyper::http::request::Parts,
     body: Bytes,
     upstream: SocketAddr,
+    state: &GateState,
 ) -> anyhow::Result<Response<Full<Bytes>>> {
     let stream = TcpStream::connect(upstream).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -423,9 +436,33 @@ async fn forward(
         }
         return Ok(r);
     }
+    // Credentials issued (AssumeRole): their token expires when the response says.
+    if parts.status.is_success() {
+        if let (Some(token), Some(at)) = (
+            tag(&text, "SessionToken"),
+            tag(&text, "Expiration").and_then(parse_rfc3339),
+        ) {
+            if let Ok(mut m) = state.token_expiry.lock() {
+                m.insert(token.to_string(), at);
+            }
+        }
+    }
     parts.headers.remove("content-length");
     parts.headers.remove("transfer-encoding");
     Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// `2026-11-23T14:25:03Z` or with fractional seconds, as seconds since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (date, time) = s.split_once('T')?;
+    let time = time.trim_end_matches('Z');
+    let time = time.split('.').next()?;
+    parse_amz_date(&format!(
+        "{}T{}Z",
+        date.replace('-', ""),
+        time.replace(':', "")
+    ))
 }
 
 #[cfg(test)]
@@ -468,6 +505,23 @@ mod tests {
         assert_eq!(
             check(None, Some("AKIA1"), None, &state, now).map(|c| c.0),
             Some("InvalidClientTokenId")
+        );
+    }
+
+    #[test]
+    fn a_session_token_expires_when_sts_said_it_would() {
+        let state = GateState::default();
+        let at = parse_rfc3339("2026-11-22T06:30:00.123Z").expect("rfc3339");
+        assert_eq!(Some(at), parse_amz_date("20261122T063000Z"));
+        state
+            .token_expiry
+            .lock()
+            .expect("lock")
+            .insert("short".into(), at);
+        assert!(check(None, None, Some("short"), &state, at - 1).is_none());
+        assert_eq!(
+            check(None, None, Some("short"), &state, at).map(|c| c.0),
+            Some("ExpiredToken")
         );
     }
 
