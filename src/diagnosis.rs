@@ -8,7 +8,9 @@ use std::fmt;
 use serde::Serialize;
 
 /// The stages of a run, in report order. Their names are part of the public interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Config,
@@ -67,7 +69,7 @@ impl Stage {
 }
 
 /// The exit codes: one table for every command and both output formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExitStatus {
     Ok = 0,
@@ -101,7 +103,7 @@ Exit codes:
 /// Where a kind of failure belongs. A kind's family is where it is usually found; a few kinds
 /// occur at stages of another family (`clock_skew` at identity or at auth), and then the stage
 /// decides the exit code: see [`exit_status`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
     Config,
@@ -136,7 +138,7 @@ pub fn exit_status(stage: Stage, kind: Kind) -> ExitStatus {
 }
 
 /// What went wrong, by family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     // config and credentials
@@ -265,7 +267,7 @@ impl Kind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Diagnosis {
     pub kind: Kind,
     pub cause: String,

@@ -48,7 +48,9 @@ pub fn configure(cli: &Cli, env_file: EnvFile, env: Env) -> Result<Config, Box<R
     }
 }
 
-/// Runs one command to its report. Never panics on bad input; every failure is a stage.
+/// Runs one command to its report. Never panics on bad input; every failure is a stage. Meant
+/// once per process: a probe's driver client is released with the process (its runtime), not
+/// shut down (see `commands::probe`).
 pub async fn run(cfg: &Config, command: &Command, progress: &dyn Progress) -> Report {
     let uri = match &cfg.target {
         config::Target::Uri(u) => Some(u.expose().as_str()),

@@ -7,7 +7,7 @@ use crate::diagnosis::{exit_status, Diagnosis, ExitStatus};
 use crate::secret::Secret;
 
 /// The command a report is about; its name is part of the public interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CommandName {
     Assume,
@@ -43,7 +43,7 @@ impl std::fmt::Display for CommandName {
 }
 
 /// Latencies of the command stage, in milliseconds.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Latency {
     /// The first connection: connect, TLS, hello, MONGODB-AWS and the first command (auth stage).
     pub cold_ms: f64,
@@ -57,14 +57,14 @@ pub struct Latency {
     pub operations: Option<Operations>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Operations {
     pub insert_ms: f64,
     pub find_ms: f64,
     pub delete_ms: f64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Passed,
@@ -73,7 +73,7 @@ pub enum Status {
     Skipped,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct StageResult {
     pub stage: Stage,
     pub status: Status,
@@ -85,7 +85,7 @@ pub struct StageResult {
 }
 
 /// Where the credentials in use came from, without the secrets.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct CredentialInfo {
     /// e.g. `environment`, `profile dev`, `assumed role arn:… (from environment)`
     pub source: String,
@@ -97,7 +97,7 @@ pub struct CredentialInfo {
 }
 
 /// The Atlas database user that Atlas will look up for an identity.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct AtlasUser {
     pub arn: String,
     /// `ROLE` or `USER`, as the Atlas CLI's `--awsIAMType` takes it.
@@ -106,7 +106,7 @@ pub struct AtlasUser {
     pub create_command: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Identity {
     pub account: String,
     pub arn: String,
@@ -116,7 +116,7 @@ pub struct Identity {
     pub notes: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Error,
@@ -124,7 +124,7 @@ pub enum Severity {
 }
 
 /// One pitfall found in a connection string.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     pub severity: Severity,
     pub code: String,
@@ -132,7 +132,7 @@ pub struct Finding {
     pub hint: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct UriReport {
     /// The connection string; redacted unless `--show-secrets`.
     pub uri: String,
@@ -147,15 +147,22 @@ pub struct UriReport {
 }
 
 /// Where roundtrip's probe documents may remain, and their `_id`s (hex).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Leftover {
     pub database: String,
     pub collection: String,
     pub ids: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// The version of the JSON report's shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The report of one run: what `--format json` prints, as one document, also on failure.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Report {
+    /// The version of this document's shape (schema/report.schema.json): raised when a field
+    /// changes meaning or goes away; fields may be added within a version.
+    pub schema_version: u32,
     pub command: CommandName,
     pub ok: bool,
     pub exit_code: i32,
@@ -181,6 +188,7 @@ pub struct Report {
 impl Report {
     pub fn new(command: CommandName) -> Self {
         Report {
+            schema_version: SCHEMA_VERSION,
             command,
             ok: true,
             exit_code: 0,

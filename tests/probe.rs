@@ -925,6 +925,11 @@ fn a_ping_opens_the_drivers_connections_plus_one_and_sends_no_extra_command() {
     assert_eq!(connections, 0);
     let out = keyed(&s)().args(["ping", "--uri", &s.uri()]).run();
     assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.all().contains("TLS 1.3 in") && !out.all().contains("TLSv1_3"),
+        "TLS versions as people write them: {}",
+        out.all()
+    );
     let (connections, _) = s.atlas.counters();
     let commands = s.atlas.commands();
     assert!(connections <= 3, "{connections} connections: {commands:?}");

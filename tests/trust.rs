@@ -283,13 +283,23 @@ fn a_hung_credential_process_is_killed_with_the_run() {
     assert!(started.elapsed() < Duration::from_secs(4), "{}", out.all());
     assert_eq!(out.code, 3, "{}", out.all());
     let pid = std::fs::read_to_string(&pidfile).expect("the process ran");
-    // gone, or a zombie waiting for init to reap it: either way no longer running
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
-    let running = status
-        .lines()
-        .find(|l| l.starts_with("State:"))
-        .is_some_and(|l| !l.contains("Z (zombie)") && !l.contains("X (dead)"));
+    // gone, or a zombie waiting for init to reap it: either way no longer running. The SIGKILL
+    // sent as the run ends may still be pending on a loaded machine: give it a moment.
+    let state = || {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+        let running = status
+            .lines()
+            .find(|l| l.starts_with("State:"))
+            .is_some_and(|l| !l.contains("Z (zombie)") && !l.contains("X (dead)"));
+        (running, status)
+    };
+    let waited = Instant::now();
+    let (mut running, mut status) = state();
+    while running && waited.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+        (running, status) = state();
+    }
     assert!(
         !running,
         "credential_process {} outlived the run: {status}",

@@ -330,8 +330,14 @@ pub async fn auth_outcome(
     facts: &IdentityFacts,
     role_path: impl std::future::Future<Output = Option<String>>,
 ) -> crate::runner::Timed<()> {
-    if let Some(at) = ready {
-        let took = at.saturating_duration_since(started);
+    // Authenticated when a connection was made ready, or (should its event not have come) when
+    // the command got an answer without an authentication failure.
+    let took = match (ready, failure) {
+        (Some(at), _) => Some(at.saturating_duration_since(started)),
+        (None, None) => Some(failed_after),
+        (None, Some(_)) => None,
+    };
+    if let Some(took) = took {
         let who = facts
             .atlas_user_arn
             .clone()
@@ -341,11 +347,7 @@ pub async fn auth_outcome(
     }
     let Some(failure) = failure else {
         return (
-            Err(Diagnosis::new(
-                Kind::Internal,
-                "the command ended without a connection and without an error",
-                "report this",
-            )),
+            Err(Diagnosis::new(Kind::Internal, "no outcome", "report this")),
             failed_after,
         );
     };

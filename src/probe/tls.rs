@@ -204,7 +204,7 @@ pub async fn tls_stage(
                         Ok(Err(e)) => return Err(tls_failure(&h, &e, ca.as_deref())),
                         Ok(Ok(s)) => s,
                     };
-                    let version = stream.get_ref().1.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
+                    let version = stream.get_ref().1.protocol_version().map(tls_version).unwrap_or_default();
                     let handshake = ms(started);
                     let doc = hello(&mut stream, budget).await.map_err(|e| hello_failure(&h, e, " over TLS", budget))?;
                     Ok((format!("{h}: {version} in {handshake} ms, certificate valid for {}; {}", h.host, version_of(&doc)), ()))
@@ -241,6 +241,17 @@ pub async fn tls_stage(
             ])
         }
     })
+}
+
+/// "TLS 1.3", as people write it (rustls says `TLSv1_3`).
+fn tls_version(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".to_string(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".to_string(),
+        other => format!("{other:?}")
+            .replace("TLSv1_", "TLS 1.")
+            .replace("TLSv", "TLS "),
+    }
 }
 
 /// Whether the port completes a TLS handshake (any certificate accepted: only for diagnosis).

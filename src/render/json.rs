@@ -5,8 +5,9 @@ pub fn render(report: &Report) -> String {
     match serde_json::to_string_pretty(report) {
         Ok(s) => format!("{s}\n"),
         Err(e) => format!(
-            "{{\"command\":{:?},\"ok\":false,\"exit_code\":1,\"error\":{:?}}}\n",
-            report.command,
+            "{{\"schema_version\":{},\"command\":{:?},\"ok\":false,\"exit_code\":1,\"error\":{:?}}}\n",
+            report.schema_version,
+            report.command.name(),
             e.to_string()
         ),
     }

@@ -79,19 +79,44 @@ pub struct Output {
     pub dir: tempfile::TempDir,
 }
 
+/// Every report a test parses is checked against the shipped schema (the JSON contract).
+fn conforms(report: serde_json::Value) -> serde_json::Value {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/report.schema.json");
+        let schema: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(path).expect("schema/report.schema.json"),
+        )
+        .expect("the schema is JSON");
+        jsonschema::validator_for(&schema).expect("a valid JSON Schema")
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the report does not conform to schema/report.schema.json: {errors:?}\n{report:#}"
+    );
+    report
+}
+
 impl Output {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+        conforms(serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not one JSON document ({e}):\n{}\n--- stderr\n{}",
                 self.stdout, self.stderr
             )
-        })
+        }))
     }
 
     pub fn json_stderr(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stderr)
-            .unwrap_or_else(|e| panic!("stderr is not one JSON document ({e}):\n{}", self.stderr))
+        conforms(
+            serde_json::from_str(&self.stderr).unwrap_or_else(|e| {
+                panic!("stderr is not one JSON document ({e}):\n{}", self.stderr)
+            }),
+        )
     }
 
     /// Neither stream holds any of these (secrets, full key ids), nor a panic: not raw, not
