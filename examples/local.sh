@@ -15,29 +15,9 @@ bash .ci/setup --no-node >/dev/null
 cargo build --quiet --locked -p atlas-iam-testkit --bin local-atlas
 cargo build --quiet --locked --example "$name"
 
-tmp=$(mktemp -d)
-atlas_pid=
-cleanup() {
-  if [ -n "$atlas_pid" ]; then kill "$atlas_pid" 2>/dev/null || true; wait "$atlas_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-target/debug/local-atlas --tls >"$tmp/atlas.json" 2>"$tmp/atlas.log" &
-atlas_pid=$!
-for _ in $(seq 1 600); do
-  [ -s "$tmp/atlas.json" ] && break
-  kill -0 "$atlas_pid" 2>/dev/null || { cat "$tmp/atlas.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -s "$tmp/atlas.json" ] || { echo "local-atlas did not start" >&2; exit 1; }
-
-while IFS='=' read -r k v; do export "$k=$v"; done < <(.venv/bin/python -c "
-import json; d=json.load(open('$tmp/atlas.json'))
-for k, v in d['env'].items(): print(f'{k}={v}')
+# shellcheck source=scripts/local-atlas.sh
+. scripts/local-atlas.sh
 # idle connections close after a second, so that each invocation authenticates anew
-print('MONGODB_URI=' + d['uri'] + '&maxIdleTimeMS=1000')
-print('ROLE_ARN=' + d['role_arn'])")
-export AWS_EC2_METADATA_DISABLED=true
+export MONGODB_URI="$LOCAL_ATLAS_URI&maxIdleTimeMS=1000" ROLE_ARN=$LOCAL_ATLAS_ROLE
 
 cargo run --quiet --locked --example "$name"

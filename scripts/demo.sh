@@ -12,32 +12,12 @@ bash .ci/setup --no-node >/dev/null
 echo "building (the first build of the AWS SDK and the MongoDB driver takes a few minutes)..."
 cargo build --workspace --quiet
 
-tmp=$(mktemp -d)
-atlas_pid=
-cleanup() {
-  if [ -n "$atlas_pid" ]; then kill "$atlas_pid" 2>/dev/null || true; wait "$atlas_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-target/debug/local-atlas --tls >"$tmp/atlas.json" 2>"$tmp/atlas.log" &
-atlas_pid=$!
-for _ in $(seq 1 600); do
-  [ -s "$tmp/atlas.json" ] && break
-  kill -0 "$atlas_pid" 2>/dev/null || { cat "$tmp/atlas.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -s "$tmp/atlas.json" ] || { echo "local-atlas did not start" >&2; exit 1; }
-
-field() { .venv/bin/python -c "import json,sys; d=json.load(open('$tmp/atlas.json')); print(d$1)"; }
-# The IAM user's keys and the STS endpoint (moto, behind the gate), as a shell would have them.
-while IFS='=' read -r k v; do export "$k=$v"; done < <(.venv/bin/python -c "
-import json; d=json.load(open('$tmp/atlas.json'))
-for k, v in d['env'].items(): print(f'{k}={v}')")
-export AWS_EC2_METADATA_DISABLED=true NO_COLOR=${NO_COLOR:-}
-ROLE=$(field "['role_arn']")
-URI=$(field "['uri']")
-echo "local Atlas on $(field "['host']"):$(field "['port']") (TLS), STS at $AWS_ENDPOINT_URL_STS, role $ROLE"
+# shellcheck source=scripts/local-atlas.sh
+. scripts/local-atlas.sh
+export NO_COLOR=${NO_COLOR:-}
+ROLE=$LOCAL_ATLAS_ROLE
+URI=$LOCAL_ATLAS_URI
+echo "local Atlas on $LOCAL_ATLAS_ADDR (TLS), STS at $AWS_ENDPOINT_URL_STS, role $ROLE"
 
 bin=target/debug/atlas-iam
 bold "atlas-iam whoami"

@@ -164,23 +164,37 @@ pub async fn identity_stage(
     in_use: &InUse,
     mode: IdentityMode,
 ) -> Option<IdentityFacts> {
-    let work = identity_work(
+    let work = identity_work(runner, cfg, resolved, in_use, mode);
+    identity_settle(runner, cfg, crate::runner::timed(work)).await
+}
+
+/// The identity stage's work for this run, owning what it needs, to run now or beside other
+/// stages.
+pub fn identity_work(
+    runner: &Runner<'_>,
+    cfg: &Config,
+    resolved: &Resolved,
+    in_use: &InUse,
+    mode: IdentityMode,
+) -> impl std::future::Future<Output = Result<Passed<IdentityFound>, crate::diagnosis::Diagnosis>>
+       + Send
+       + 'static {
+    ask_identity(
         cfg.db.clone(),
         cfg.env.clone(),
         resolved.clone(),
         in_use.clone(),
         mode,
         runner.remaining(),
-    );
-    identity_settle(runner, cfg, crate::runner::timed(work)).await
+    )
 }
 
 /// What GetCallerIdentity found: the identity and the clock offset, or nothing (a preflight
 /// that could not reach STS).
 pub type IdentityFound = Option<(crate::report::Identity, Option<i64>)>;
 
-/// The identity stage's work, owning what it needs so that it can run beside other stages.
-pub async fn identity_work(
+/// GetCallerIdentity and what it tells.
+async fn ask_identity(
     db: String,
     env: crate::config::Env,
     resolved: Resolved,
@@ -193,64 +207,60 @@ pub async fn identity_work(
         IdentityMode::Preflight => remaining.min(PREFLIGHT_BUDGET),
     };
     let (resolved, in_use) = (&resolved, &in_use);
-    {
-        {
-            let sdk = credentials::sdk_config(resolved, in_use.creds.clone(), budget).await;
-            let asked = tokio::time::timeout(budget, credentials::caller_identity(&sdk)).await;
-            let asked = asked.unwrap_or_else(|_| {
-                Err(credentials::StsFailure {
-                    timeout: true,
-                    ..Default::default()
-                })
-            });
-            let who = match asked {
-                Ok(who) => who,
-                Err(f) => {
-                    let d = credentials::classify(
-                        &f,
-                        &credentials::KeyFacts::of(&in_use.creds, &in_use.source),
-                        "GetCallerIdentity",
-                        &credentials::sts_endpoint(&env, &resolved.region),
-                    );
-                    let unreached = matches!(d.kind, Kind::StsUnreachable | Kind::StsTimeout);
-                    if mode == IdentityMode::Preflight && unreached {
-                        return Ok(
-                            Passed::new(None, "STS not reached from here").warn([format!(
-                                "{} ({}): the run goes on, since the driver signs locally and \
-                             Atlas calls STS itself; the identity and the clock could not be \
-                             checked",
-                                d.cause,
-                                d.kind.name()
-                            )]),
-                        );
-                    }
-                    return Err(d);
-                }
-            };
-            let identity = identity_of(&who.arn, &who.account, &db, who.user_id.clone());
-            let mut detail = match &identity.atlas_user {
-                Some(u) => format!("{} -> Atlas user {} ({})", who.arn, u.arn, u.iam_type),
-                None => who.arn.clone(),
-            };
-            let mut warnings = if identity.atlas_user.is_none() {
-                identity.notes.clone()
-            } else {
-                Vec::new()
-            };
-            if let Some(o) = who.clock_offset {
-                detail.push_str(&format!("; clock offset {o:+} s"));
-                if o.abs() >= SKEW_SUSPECT_SECS {
-                    let (mins, dir) = (o.abs() / 60, if o > 0 { "ahead of" } else { "behind" });
-                    warnings.push(format!(
-                        "this machine's clock is {mins} minutes {dir} STS's: the AWS SDK corrects \
-                         for it, but MONGODB-AWS signatures from drivers do not, and STS refuses \
-                         them beyond 15 minutes"
-                    ));
-                }
+    let sdk = credentials::sdk_config(resolved, in_use.creds.clone(), budget).await;
+    let asked = tokio::time::timeout(budget, credentials::caller_identity(&sdk)).await;
+    let asked = asked.unwrap_or_else(|_| {
+        Err(credentials::StsFailure {
+            timeout: true,
+            ..Default::default()
+        })
+    });
+    let who = match asked {
+        Ok(who) => who,
+        Err(f) => {
+            let d = credentials::classify(
+                &f,
+                &credentials::KeyFacts::of(&in_use.creds, &in_use.source),
+                "GetCallerIdentity",
+                &credentials::sts_endpoint(&env, &resolved.region),
+            );
+            let unreached = matches!(d.kind, Kind::StsUnreachable | Kind::StsTimeout);
+            if mode == IdentityMode::Preflight && unreached {
+                return Ok(
+                    Passed::new(None, "STS not reached from here").warn([format!(
+                        "{} ({}): the run goes on, since the driver signs locally and \
+                     Atlas calls STS itself; the identity and the clock could not be \
+                     checked",
+                        d.cause,
+                        d.kind.name()
+                    )]),
+                );
             }
-            Ok(Passed::new(Some((identity, who.clock_offset)), detail).warn(warnings))
+            return Err(d);
+        }
+    };
+    let identity = identity_of(&who.arn, &who.account, &db, who.user_id.clone());
+    let mut detail = match &identity.atlas_user {
+        Some(u) => format!("{} -> Atlas user {} ({})", who.arn, u.arn, u.iam_type),
+        None => who.arn.clone(),
+    };
+    let mut warnings = if identity.atlas_user.is_none() {
+        identity.notes.clone()
+    } else {
+        Vec::new()
+    };
+    if let Some(o) = who.clock_offset {
+        detail.push_str(&format!("; clock offset {o:+} s"));
+        if o.abs() >= SKEW_SUSPECT_SECS {
+            let (mins, dir) = (o.abs() / 60, if o > 0 { "ahead of" } else { "behind" });
+            warnings.push(format!(
+                "this machine's clock is {mins} minutes {dir} STS's: the AWS SDK corrects \
+                 for it, but MONGODB-AWS signatures from drivers do not, and STS refuses \
+                 them beyond 15 minutes"
+            ));
         }
     }
+    Ok(Passed::new(Some((identity, who.clock_offset)), detail).warn(warnings))
 }
 
 /// Records the identity stage from its work (run now or earlier), and what it learned for the

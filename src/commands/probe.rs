@@ -86,14 +86,7 @@ pub async fn run(
     // Only a roundtrip has something to undo: only it takes over SIGINT and SIGTERM, from
     // before its speculative insert can start.
     let signals = Signals::install(command == ProbeCommand::Roundtrip);
-    let identity = Speculative::spawn(timed(identity_work(
-        cfg.db.clone(),
-        cfg.env.clone(),
-        resolved.clone(),
-        in_use.clone(),
-        mode,
-        runner.remaining(),
-    )));
+    let identity = Speculative::spawn(timed(identity_work(runner, cfg, &resolved, &in_use, mode)));
     let opts = probe::command::CommandOptions {
         command,
         collection: collection.to_string(),
