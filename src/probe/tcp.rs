@@ -126,7 +126,12 @@ pub(crate) async fn connect(h: &HostPort, budget: Duration) -> Result<TcpStream,
             format!("cannot connect to {h}: {e}"),
             "check the network route to the host",
         )),
-        Ok(Ok(s)) => Ok(s),
+        Ok(Ok(s)) => {
+            // the hello after the TLS handshake is not held back waiting for an ACK (the
+            // drivers do the same)
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
     }
 }
 

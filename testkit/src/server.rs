@@ -292,6 +292,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             continue;
         };
         shared.connections.fetch_add(1, Ordering::Relaxed);
+        // As a server for a request/response protocol: a reply is not held back by Nagle's
+        // algorithm waiting for the ACK of its own first segment (a TLS flight is several).
+        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         conns.spawn(async move {
             if let Err(e) = handle(stream, shared).await {
