@@ -48,6 +48,34 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Whether process `pid` holds the socket listening on 127.0.0.1:`port` (Linux: /proc/net/tcp
+/// and /proc/PID/fd). Elsewhere, a connection that succeeds is taken as proof.
+fn listens(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true;
+    };
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
+                .then(|| f.get(9).map(|i| format!("socket:[{i}]")))
+                .flatten()
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .ok()
+            .and_then(|t| t.to_str().map(str::to_string))
+            .is_some_and(|t| inodes.contains(&t))
+    })
+}
+
 pub struct Moto {
     child: Child,
     pub port: u16,
@@ -70,7 +98,9 @@ impl Moto {
                 .with_context(|| format!("cannot start {}", exe.display()))?;
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // The port answers, and it is our child that listens on it: another test may
+                // have taken the port between free_port() and moto's bind.
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() && listens(child.id(), port) {
                     let moto = Moto {
                         child,
                         port,
@@ -239,4 +269,20 @@ pub fn user_arn(name: &str) -> String {
 
 pub fn role_arn(name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_is_ours_only_when_our_process_listens_on_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        assert!(listens(std::process::id(), port));
+        // pid 1 (init) does not listen on our port
+        assert!(!listens(1, port));
+        drop(listener);
+        assert!(!listens(std::process::id(), port));
+    }
 }
