@@ -107,25 +107,36 @@ fn example(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// The local Atlas with TLS.
+fn tls_stack() -> atlas_iam_testkit::Stack {
+    atlas_iam_testkit::Stack::start(atlas_iam_testkit::StackOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .expect("local Atlas stack (moto from `bash .ci/setup`)")
+}
+
+/// An example program with the stack's AWS environment (the IAM user's keys, the STS endpoint)
+/// and nothing else.
+fn example_command(s: &atlas_iam_testkit::Stack, name: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(example(name));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(s.env());
+    cmd
+}
+
 /// The cached client: one client across invocations; its provider keeps credentials until they
 /// near expiry and then fetches new ones, while the first credentials, fixed as a URI would fix
 /// them, are refused once expired (the STS gate expires session tokens as STS does).
 #[test]
 fn the_cached_client_example_refreshes_expiring_credentials_under_one_client() {
-    use atlas_iam_testkit::{Stack, StackOptions};
-    let s = Stack::start(StackOptions {
-        tls: true,
-        ..Default::default()
-    })
-    .expect("local Atlas stack (moto from `bash .ci/setup`)");
+    let s = tls_stack();
     let account = s.account.clone().expect("account");
-    let mut cmd = std::process::Command::new(example("cached_client"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::temp_dir())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .envs(s.env())
-        // idle connections close after a second: each invocation authenticates anew
+    let mut cmd = example_command(&s, "cached_client");
+    cmd // idle connections close after a second: each invocation authenticates anew
         .env("MONGODB_URI", format!("{}&maxIdleTimeMS=1000", s.uri()))
         .env("ROLE_ARN", &account.role_arn)
         .env("SESSION_SECONDS", "6")
@@ -161,20 +172,10 @@ fn the_cached_client_example_refreshes_expiring_credentials_under_one_client() {
 
 #[test]
 fn the_assume_role_example_connects_as_the_role() {
-    use atlas_iam_testkit::{Stack, StackOptions};
-    let s = Stack::start(StackOptions {
-        tls: true,
-        ..Default::default()
-    })
-    .expect("local Atlas stack (moto from `bash .ci/setup`)");
+    let s = tls_stack();
     let account = s.account.clone().expect("account");
     let run = |role: &str| {
-        std::process::Command::new(example("assume_role"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", std::env::temp_dir())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .envs(s.env())
+        example_command(&s, "assume_role")
             .env("MONGODB_URI", s.uri())
             .env("ROLE_ARN", role)
             .env("SESSION_NAME", "from-a-test")

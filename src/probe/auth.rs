@@ -332,24 +332,17 @@ pub async fn auth_outcome(
 ) -> crate::runner::Timed<()> {
     // Authenticated when a connection was made ready, or (should its event not have come) when
     // the command got an answer without an authentication failure.
-    let took = match (ready, failure) {
-        (Some(at), _) => Some(at.saturating_duration_since(started)),
-        (None, None) => Some(failed_after),
-        (None, Some(_)) => None,
-    };
-    if let Some(took) = took {
-        let who = facts
-            .atlas_user_arn
-            .clone()
-            .unwrap_or_else(|| "the resolved identity".into());
-        let detail = format!("MONGODB-AWS as {who} in {} ms", took.as_millis());
-        return (Ok(Passed::new((), detail)), took);
-    }
-    let Some(failure) = failure else {
-        return (
-            Err(Diagnosis::new(Kind::Internal, "no outcome", "report this")),
-            failed_after,
-        );
+    let failure = match (ready, failure) {
+        (None, Some(failure)) => failure,
+        (ready, _) => {
+            let took = ready.map_or(failed_after, |at| at.saturating_duration_since(started));
+            let who = facts
+                .atlas_user_arn
+                .clone()
+                .unwrap_or_else(|| "the resolved identity".into());
+            let detail = format!("MONGODB-AWS as {who} in {} ms", took.as_millis());
+            return (Ok(Passed::new((), detail)), took);
+        }
     };
     let d = classify_auth(failure, facts);
     if d.kind == Kind::AtlasUserMissing && facts.assumed_role && facts.role_with_path.is_none() {
