@@ -78,10 +78,167 @@ pub struct StageResult {
     pub stage: Stage,
     pub status: Status,
     pub elapsed_ms: u64,
+    /// For people; it may change wording. Scripts read `facts`.
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub diagnosis: Option<Diagnosis>,
+    /// What the stage found, as fields (present when the stage passed and found something).
+    #[serde(default, skip_serializing_if = "Facts::is_empty")]
+    pub facts: Facts,
+}
+
+/// What a stage found, as fields a CI job reads instead of `detail`. Each stage fills the
+/// fields that concern it; absent fields were not found (or do not concern the stage).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Facts {
+    /// identity: the caller's ARN as STS returns it; assume: the assumed role's session ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// identity: the AWS account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// identity: the ARN Atlas looks up as the database user (`$external`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub atlas_user_arn: Option<String>,
+    /// identity: STS's clock minus this machine's, in seconds (from STS's Date header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_offset_s: Option<i64>,
+    /// assume: when the assumed credentials expire (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<String>,
+    /// dns: the SRV name queried (mongodb+srv only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srv_name: Option<String>,
+    /// dns: the options the TXT record gave (mongodb+srv only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub txt_options: Vec<String>,
+    /// dns, tcp, tls: one entry per host that passed, in the order of the seed list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostFacts>,
+    /// auth: the authentication mechanism used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<String>,
+    /// auth: from the start of the driver's work to its first authenticated connection (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_ms: Option<f64>,
+    /// command: the command's database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// command: the median of the command's runs over the warm client (ms); the others are in
+    /// the report's `latency`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub median_ms: Option<f64>,
+}
+
+impl Facts {
+    pub fn is_empty(&self) -> bool {
+        *self == Facts::default()
+    }
+
+    /// Every text through `f` (the scrubber): hosts and names come from user input.
+    pub fn map_text(self, f: impl Fn(&str) -> String) -> Facts {
+        let opt = |o: Option<String>| o.map(|s| f(&s));
+        Facts {
+            arn: opt(self.arn),
+            account: opt(self.account),
+            atlas_user_arn: opt(self.atlas_user_arn),
+            clock_offset_s: self.clock_offset_s,
+            expiration: opt(self.expiration),
+            srv_name: opt(self.srv_name),
+            txt_options: self.txt_options.iter().map(|s| f(s)).collect(),
+            hosts: self.hosts.into_iter().map(|h| h.map_text(&f)).collect(),
+            mechanism: opt(self.mechanism),
+            ready_ms: self.ready_ms,
+            database: opt(self.database),
+            median_ms: self.median_ms,
+        }
+    }
+}
+
+/// One host's facts, from the stages that check hosts one by one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct HostFacts {
+    /// `host:port`, as the seed list names it.
+    pub host: String,
+    /// dns: the addresses the system resolver gave (empty when the host is an address, or for
+    /// SRV targets, which the driver resolves itself).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// tcp: the address connected to (`ip:port`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// tcp: time to connect (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<f64>,
+    /// tls: the protocol version, e.g. `"1.3"` (absent with TLS off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<String>,
+    /// tls: the cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher_suite: Option<String>,
+    /// tls: time of the handshake (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_ms: Option<f64>,
+    /// tls: the server's certificate (absent with TLS off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateFacts>,
+    /// tls: time of the hello exchange (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hello_ms: Option<f64>,
+    /// tls: `maxWireVersion` from the server's hello.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wire_version: Option<i32>,
+    /// tls: the server's version, from buildInfo (sent with the hello, before authentication).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// tls: the replica set's name, when the server is a member of one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_set: Option<String>,
+}
+
+impl HostFacts {
+    pub fn new(host: impl Into<String>) -> Self {
+        HostFacts {
+            host: host.into(),
+            ..Default::default()
+        }
+    }
+
+    fn map_text(self, f: &impl Fn(&str) -> String) -> HostFacts {
+        let opt = |o: Option<String>| o.map(|s| f(&s));
+        HostFacts {
+            host: f(&self.host),
+            addresses: self.addresses.iter().map(|s| f(s)).collect(),
+            address: opt(self.address),
+            tls_version: opt(self.tls_version),
+            cipher_suite: opt(self.cipher_suite),
+            certificate: self.certificate.map(|c| CertificateFacts {
+                subject: f(&c.subject),
+                issuer: f(&c.issuer),
+                not_before: f(&c.not_before),
+                not_after: f(&c.not_after),
+                dns_names: c.dns_names.iter().map(|s| f(s)).collect(),
+            }),
+            server_version: opt(self.server_version),
+            replica_set: opt(self.replica_set),
+            ..self
+        }
+    }
+}
+
+/// The server's (leaf) certificate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct CertificateFacts {
+    /// The subject's distinguished name, e.g. `CN=*.ab12c.mongodb.net`.
+    pub subject: String,
+    pub issuer: String,
+    /// RFC 3339.
+    pub not_before: String,
+    /// RFC 3339: when the certificate expires.
+    pub not_after: String,
+    /// The DNS names of its subject alternative names.
+    pub dns_names: Vec<String>,
 }
 
 /// Where the credentials in use came from, without the secrets.
@@ -246,6 +403,7 @@ mod tests {
             detail: String::new(),
             warnings: vec![],
             diagnosis: Some(Diagnosis::new(kind, "c", "h")),
+            facts: Default::default(),
         });
         r.conclude();
         r

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::diagnosis::{self, Diagnosis, Stage};
-use crate::report::{CommandName, Report, StageResult, Status};
+use crate::report::{CommandName, Facts, Report, StageResult, Status};
 use crate::secret::Scrubber;
 
 /// What a stage that passed hands on, and says about itself.
@@ -19,6 +19,8 @@ pub struct Passed<T> {
     /// Secrets the stage obtained, learnt by the scrubber before anything of the stage is
     /// stored: (value, whether it is an access key id, shown masked).
     pub secrets: Vec<(String, bool)>,
+    /// What the stage found, as fields.
+    pub facts: Facts,
 }
 
 impl<T> Passed<T> {
@@ -28,7 +30,32 @@ impl<T> Passed<T> {
             detail: detail.into(),
             warnings: Vec::new(),
             secrets: Vec::new(),
+            facts: Facts::default(),
         }
+    }
+
+    /// The value, and the rest of what the stage says (detail, warnings, secrets, facts).
+    pub fn split(self) -> (T, Passed<()>) {
+        let Passed {
+            value,
+            detail,
+            warnings,
+            secrets,
+            facts,
+        } = self;
+        let rest = Passed {
+            value: (),
+            detail,
+            warnings,
+            secrets,
+            facts,
+        };
+        (value, rest)
+    }
+
+    pub fn with_facts(mut self, facts: Facts) -> Self {
+        self.facts = facts;
+        self
     }
 
     /// The stage obtained these credentials: scrub them from everything from here on.
@@ -147,6 +174,7 @@ impl<'p> Runner<'p> {
                 detail: self.scrubber.scrub(&p.detail),
                 warnings: p.warnings.iter().map(|w| self.scrubber.scrub(w)).collect(),
                 diagnosis: None,
+                facts: p.facts.map_text(|t| self.scrubber.scrub(t)),
             },
             Err(d) => StageResult {
                 stage,
@@ -155,6 +183,7 @@ impl<'p> Runner<'p> {
                 detail: String::new(),
                 warnings: Vec::new(),
                 diagnosis: Some(self.scrub_diagnosis(d)),
+                facts: Facts::default(),
             },
         };
         self.report.stages.push(result);
@@ -192,6 +221,7 @@ impl<'p> Runner<'p> {
                     detail,
                     warnings,
                     secrets,
+                    facts,
                 } = p;
                 for (secret, key_id) in secrets {
                     if key_id {
@@ -209,7 +239,8 @@ impl<'p> Runner<'p> {
                         took.as_millis()
                     ));
                 }
-                (Ok(Passed::new((), detail).warn(warnings)), Some(value))
+                let passed = Passed::new((), detail).warn(warnings).with_facts(facts);
+                (Ok(passed), Some(value))
             }
             Err(d) => (Err(d), None),
         };
@@ -277,6 +308,7 @@ impl<'p> Runner<'p> {
                     detail: String::new(),
                     warnings: Vec::new(),
                     diagnosis: None,
+                    facts: Facts::default(),
                 });
             }
         }

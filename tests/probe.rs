@@ -671,6 +671,30 @@ fn ok_through_mongodb_srv_with_dns_server() {
             .is_some_and(|d| d.contains("replicaSet=atlas-ab12c-shard-0")),
         "{dns}"
     );
+    let facts = &dns["facts"];
+    assert_eq!(
+        facts["srv_name"], "_mongodb._tcp.cluster0.ab12c.example.test",
+        "{facts}"
+    );
+    assert!(
+        facts["txt_options"]
+            .as_array()
+            .is_some_and(|o| o.contains(&"replicaSet=atlas-ab12c-shard-0".into())),
+        "{facts}"
+    );
+    assert!(
+        facts["hosts"][0]["host"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("node0.ab12c.example.test:")),
+        "{facts}"
+    );
+    let tls = &out.stage(Stage::Tls)["facts"]["hosts"][0];
+    assert!(
+        tls["certificate"]["dns_names"]
+            .as_array()
+            .is_some_and(|n| n.contains(&"node0.ab12c.example.test".into())),
+        "{tls}"
+    );
 }
 
 #[test]
@@ -913,7 +937,8 @@ fn a_role_registered_with_its_path_is_named() {
 /// Speed by construction: no connection is opened only to be closed (the tls stage uses the tcp
 /// stage's), and no command proves authentication beside the command itself. A ping opens the
 /// driver's own two connections (monitor and pool) plus the one the checks share, and sends one
-/// ping. The figures themselves are `bench/run`'s.
+/// ping; the one buildInfo rides in the same flight as the checks' hello (no round trip of its
+/// own). The figures themselves are `bench/run`'s.
 #[test]
 fn a_ping_opens_the_drivers_connections_plus_one_and_sends_no_extra_command() {
     let s = stack(StackOptions {
@@ -933,13 +958,93 @@ fn a_ping_opens_the_drivers_connections_plus_one_and_sends_no_extra_command() {
     let (connections, _) = s.atlas.counters();
     let commands = s.atlas.commands();
     assert!(connections <= 3, "{connections} connections: {commands:?}");
-    assert!(
-        !commands.iter().any(|c| c == "buildinfo"),
-        "an extra command round trip: {commands:?}"
+    assert_eq!(
+        commands.iter().filter(|c| *c == "buildinfo").count(),
+        1,
+        "only the checks' buildInfo, beside their hello: {commands:?}"
     );
     assert_eq!(
         commands.iter().filter(|c| *c == "ping").count(),
         1,
         "{commands:?}"
     );
+}
+
+/// Each stage's facts as fields, beside its prose: what a CI job reads.
+#[test]
+fn stages_carry_their_facts_as_fields() {
+    let s = stack(StackOptions {
+        tls: true,
+        ..Default::default()
+    });
+    let arn = user_arn("atlas-client");
+    s.set_db_user(&arn, vec![Role::Read("test".into())]);
+    let out = keyed(&s)()
+        .args(["ping", "--uri", &s.uri(), "--format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = out.json();
+    let facts = |stage: Stage| out.stage(stage)["facts"].clone();
+    let identity = facts(Stage::Identity);
+    assert_eq!(identity["arn"], arn.as_str(), "{identity}");
+    assert_eq!(identity["atlas_user_arn"], arn.as_str(), "{identity}");
+    assert_eq!(identity["account"], ACCOUNT, "{identity}");
+    assert!(identity["clock_offset_s"].is_i64(), "{identity}");
+    let host = s.atlas.addr.to_string();
+    assert_eq!(facts(Stage::Dns)["hosts"][0]["host"], host.as_str());
+    let tcp = &facts(Stage::Tcp)["hosts"][0];
+    assert_eq!(tcp["host"], host.as_str(), "{tcp}");
+    assert!(
+        tcp["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{tcp}"
+    );
+    assert!(
+        tcp["connect_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{tcp}"
+    );
+    let tls = &facts(Stage::Tls)["hosts"][0];
+    assert_eq!(tls["tls_version"], "1.3", "{tls}");
+    assert!(
+        tls["cipher_suite"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("TLS13_")),
+        "{tls}"
+    );
+    assert_eq!(tls["certificate"]["subject"], "CN=local-atlas", "{tls}");
+    assert!(
+        tls["certificate"]["issuer"]
+            .as_str()
+            .is_some_and(|i| i.contains("test CA")),
+        "{tls}"
+    );
+    assert_eq!(
+        tls["certificate"]["not_after"], "4096-01-01T00:00:00Z",
+        "{tls}"
+    );
+    assert!(
+        tls["certificate"]["dns_names"]
+            .as_array()
+            .is_some_and(|n| n.contains(&"localhost".into())),
+        "{tls}"
+    );
+    assert_eq!(tls["wire_version"], 21, "{tls}");
+    assert_eq!(tls["server_version"], "7.0.12", "{tls}");
+    assert!(
+        tls["handshake_ms"].is_f64() && tls["hello_ms"].is_f64(),
+        "{tls}"
+    );
+    let auth = facts(Stage::Auth);
+    assert_eq!(auth["mechanism"], "MONGODB-AWS", "{auth}");
+    assert_eq!(auth["atlas_user_arn"], arn.as_str(), "{auth}");
+    assert!(
+        auth["ready_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{auth}"
+    );
+    let command = facts(Stage::Command);
+    assert_eq!(command["database"], "test", "{command}");
+    assert!(command["median_ms"].is_number(), "{command}");
+    // a stage that found nothing to say has no facts; a failed one neither
+    assert!(out.stage(Stage::Config).get("facts").is_none(), "{r}");
 }

@@ -119,7 +119,12 @@ pub async fn credentials_stages(
                 detail.push_str(&format!(", expires {}", rfc3339(exp)));
             }
             let creds = a.creds.clone();
-            Ok(Passed::new(a, detail).learn(&creds))
+            let facts = crate::report::Facts {
+                arn: Some(a.arn.clone()),
+                expiration: a.expiration.map(rfc3339),
+                ..Default::default()
+            };
+            Ok(Passed::new(a, detail).learn(&creds).with_facts(facts))
         })
         .await?;
     let in_use = InUse {
@@ -260,7 +265,16 @@ async fn ask_identity(
             ));
         }
     }
-    Ok(Passed::new(Some((identity, who.clock_offset)), detail).warn(warnings))
+    let facts = crate::report::Facts {
+        arn: Some(identity.arn.clone()),
+        account: Some(identity.account.clone()).filter(|a| !a.is_empty()),
+        atlas_user_arn: identity.atlas_user.as_ref().map(|u| u.arn.clone()),
+        clock_offset_s: who.clock_offset,
+        ..Default::default()
+    };
+    Ok(Passed::new(Some((identity, who.clock_offset)), detail)
+        .warn(warnings)
+        .with_facts(facts))
 }
 
 /// Records the identity stage from its work (run now or earlier), and what it learned for the

@@ -262,8 +262,7 @@ async fn network(
     .await;
     let (tcp, connections) = match tcp {
         (Ok(p), took) => {
-            let connections = p.value;
-            let passed = Passed::new((), p.detail).warn(p.warnings);
+            let (connections, passed) = p.split();
             ((Ok(passed), took), Some(connections))
         }
         (Err(d), took) => ((Err(d), took), None),

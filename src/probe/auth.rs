@@ -341,7 +341,13 @@ pub async fn auth_outcome(
                 .clone()
                 .unwrap_or_else(|| "the resolved identity".into());
             let detail = format!("MONGODB-AWS as {who} in {} ms", took.as_millis());
-            return (Ok(Passed::new((), detail)), took);
+            let found = crate::report::Facts {
+                mechanism: Some("MONGODB-AWS".into()),
+                atlas_user_arn: facts.atlas_user_arn.clone(),
+                ready_ms: ready.map(|_| (took.as_secs_f64() * 10_000.0).round() / 10.0),
+                ..Default::default()
+            };
+            return (Ok(Passed::new((), detail).with_facts(found)), took);
         }
     };
     let d = classify_auth(failure, facts);

@@ -213,7 +213,12 @@ pub async fn command_stage(
             latency.cold_ms, latency.min_ms, latency.median_ms, latency.max_ms
         ));
     }
-    Ok(Passed::new(latency, detail))
+    let facts = crate::report::Facts {
+        database: Some(session.db.clone()),
+        median_ms: Some(latency.median_ms),
+        ..Default::default()
+    };
+    Ok(Passed::new(latency, detail).with_facts(facts))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use hickory_resolver::Resolver;
 
 use super::{Destination, HostPort};
 use crate::diagnosis::{Diagnosis, Kind};
+use crate::report::{Facts, HostFacts};
 use crate::runner::Passed;
 
 /// What the dns stage hands on: the hosts to connect to and the options from TXT.
@@ -150,15 +151,21 @@ pub async fn stage(
 
 async fn hosts_stage(hosts: &[HostPort]) -> Result<Passed<Seedlist>, Diagnosis> {
     let mut details = Vec::new();
+    let mut facts = Facts::default();
     for h in hosts {
+        let mut host = HostFacts::new(h.to_string());
         if h.host.parse::<std::net::IpAddr>().is_ok() {
             details.push(format!("{} (an address)", h.host));
+            facts.hosts.push(host);
             continue;
         }
         match tokio::net::lookup_host((h.host.as_str(), h.port)).await {
             Ok(addrs) => {
-                let addrs: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+                let mut addrs: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+                addrs.dedup();
                 details.push(format!("{} -> {}", h.host, addrs.join(", ")));
+                host.addresses = addrs;
+                facts.hosts.push(host);
             }
             Err(e) => {
                 return Err(Diagnosis::new(
@@ -175,7 +182,8 @@ async fn hosts_stage(hosts: &[HostPort]) -> Result<Passed<Seedlist>, Diagnosis> 
             txt_options: Vec::new(),
         },
         details.join("; "),
-    ))
+    )
+    .with_facts(facts))
 }
 
 async fn srv_stage(
@@ -276,7 +284,16 @@ async fn srv_stage(
             .collect();
         detail.push_str(&format!("; TXT {}", t.join("&")));
     }
-    Ok(Passed::new(Seedlist { hosts, txt_options }, detail))
+    let facts = Facts {
+        srv_name: Some(name.trim_end_matches('.').to_string()),
+        txt_options: txt_options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+        hosts: shown.into_iter().map(HostFacts::new).collect(),
+        ..Default::default()
+    };
+    Ok(Passed::new(Seedlist { hosts, txt_options }, detail).with_facts(facts))
 }
 
 /// Tells a wrong cluster name from a resolver that cannot answer SRV: the same resolver is asked

@@ -7,6 +7,7 @@ use tokio::task::JoinSet;
 
 use super::HostPort;
 use crate::diagnosis::{Diagnosis, Kind};
+use crate::report::{Facts, HostFacts};
 use crate::runner::Passed;
 
 /// Once one host passed, how long the others still get before they are reported as not
@@ -141,11 +142,33 @@ pub async fn tcp_stage(
     hosts: &[HostPort],
     budget: Duration,
 ) -> Result<Passed<Vec<(HostPort, TcpStream)>>, Diagnosis> {
-    each_host(hosts, move |h| async move {
+    let passed = each_host(hosts, move |h| async move {
         let started = Instant::now();
         let s = connect(&h, budget).await?;
+        let took = ms_f64(started);
         let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-        Ok((format!("{h} ({peer}) in {} ms", ms(started)), s))
+        let mut facts = HostFacts::new(h.to_string());
+        facts.address = Some(peer.clone()).filter(|p| !p.is_empty());
+        facts.connect_ms = Some(took);
+        Ok((format!("{h} ({peer}) in {} ms", took.round()), (s, facts)))
     })
-    .await
+    .await?;
+    let (value, rest) = passed.split();
+    let (streams, hosts): (Vec<_>, Vec<_>) =
+        value.into_iter().map(|(h, (s, f))| ((h, s), f)).unzip();
+    let facts = Facts {
+        hosts,
+        ..Default::default()
+    };
+    let Passed {
+        detail, warnings, ..
+    } = rest;
+    Ok(Passed::new(streams, detail)
+        .warn(warnings)
+        .with_facts(facts))
+}
+
+/// Milliseconds since `since`, to the tenth: the facts' figures.
+pub(crate) fn ms_f64(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
 }

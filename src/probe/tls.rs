@@ -10,10 +10,11 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 
-use super::tcp::{connect, each_host, ms};
-use super::wire::{hello, hello_failure, version_of, HelloError};
+use super::tcp::{connect, each_host, ms, ms_f64};
+use super::wire::{hello_failure, hello_with_version, version_of, HelloError};
 use super::HostPort;
 use crate::diagnosis::{Diagnosis, Kind};
+use crate::report::{CertificateFacts, Facts, HostFacts};
 use crate::runner::Passed;
 
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Diagnosis> {
@@ -193,6 +194,7 @@ pub async fn tls_stage(
                 Some(tcp) => tcp,
                 None => connect(&h, budget).await?,
             };
+            let mut facts = HostFacts::new(h.to_string());
             match config {
                 Some(config) => {
                     let name = server_name(&h)?;
@@ -204,15 +206,26 @@ pub async fn tls_stage(
                         Ok(Err(e)) => return Err(tls_failure(&h, &e, ca.as_deref())),
                         Ok(Ok(s)) => s,
                     };
-                    let version = stream.get_ref().1.protocol_version().map(tls_version).unwrap_or_default();
-                    let handshake = ms(started);
-                    let doc = hello(&mut stream, budget).await.map_err(|e| hello_failure(&h, e, " over TLS", budget))?;
-                    Ok((format!("{h}: {version} in {handshake} ms, certificate valid for {}; {}", h.host, version_of(&doc)), ()))
+                    let session = stream.get_ref().1;
+                    let version = session.protocol_version().map(tls_version).unwrap_or_default();
+                    facts.tls_version = Some(version.trim_start_matches("TLS ").to_string()).filter(|v| !v.is_empty());
+                    facts.cipher_suite = session.negotiated_cipher_suite().and_then(|c| c.suite().as_str()).map(str::to_string);
+                    facts.certificate = session.peer_certificates().and_then(|chain| chain.first()).and_then(|c| certificate_facts(c));
+                    facts.handshake_ms = Some(ms_f64(started));
+                    let hello_started = Instant::now();
+                    let (doc, server_version) = hello_with_version(&mut stream, budget, true).await.map_err(|e| hello_failure(&h, e, " over TLS", budget))?;
+                    server_facts(&mut facts, &doc, server_version, hello_started);
+                    let expires = facts.certificate.as_ref().map(|c| format!(" until {}", c.not_after)).unwrap_or_default();
+                    Ok((format!("{h}: {version} in {} ms, certificate valid for {}{expires}; {}", ms(started), h.host, version_of(&doc)), facts))
                 }
                 None => {
                     let mut tcp = tcp;
-                    match hello(&mut tcp, budget).await {
-                        Ok(doc) => Ok((format!("{h}: TLS off; {}", version_of(&doc)), ())),
+                    let hello_started = Instant::now();
+                    match hello_with_version(&mut tcp, budget, true).await {
+                        Ok((doc, server_version)) => {
+                            server_facts(&mut facts, &doc, server_version, hello_started);
+                            Ok((format!("{h}: TLS off; {}", version_of(&doc)), facts))
+                        }
                         Err(HelloError::Closed(e)) => {
                             if speaks_tls(&h, budget).await {
                                 return Err(Diagnosis::new(Kind::PlaintextToTlsPort,
@@ -230,7 +243,13 @@ pub async fn tls_stage(
     })
     .await
     .map(|passed| {
-        let passed = Passed::new((), passed.detail).warn(passed.warnings);
+        let facts = Facts {
+            hosts: passed.value.into_iter().map(|(_, f)| f).collect(),
+            ..Default::default()
+        };
+        let passed = Passed::new((), passed.detail)
+            .warn(passed.warnings)
+            .with_facts(facts);
         if tls {
             passed
         } else {
@@ -240,6 +259,57 @@ pub async fn tls_stage(
                     .to_string(),
             ])
         }
+    })
+}
+
+/// The server's version facts from its hello (and buildInfo).
+fn server_facts(
+    facts: &mut HostFacts,
+    hello: &mongodb::bson::Document,
+    server_version: Option<String>,
+    started: Instant,
+) {
+    facts.hello_ms = Some(ms_f64(started));
+    facts.wire_version = hello.get_i32("maxWireVersion").ok();
+    facts.replica_set = hello
+        .get_str("setName")
+        .ok()
+        .filter(|n| n.len() <= 256)
+        .map(str::to_string);
+    facts.server_version = server_version;
+}
+
+/// The leaf certificate's subject, issuer, validity and DNS names; None when it does not parse
+/// (rustls accepted it, so that would be a parser's limit, not the server's fault).
+fn certificate_facts(der: &CertificateDer<'_>) -> Option<CertificateFacts> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let rfc3339 = |t: x509_parser::time::ASN1Time| {
+        t.to_datetime()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.to_string())
+    };
+    let dns_names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(CertificateFacts {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        not_before: rfc3339(cert.validity().not_before),
+        not_after: rfc3339(cert.validity().not_after),
+        dns_names,
     })
 }
 

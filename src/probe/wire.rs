@@ -13,18 +13,29 @@ use crate::diagnosis::{Diagnosis, Kind};
 const OP_REPLY: i32 = 1;
 const OP_MSG: i32 = 2013;
 const MAX_REPLY: usize = 48_000_000;
-fn hello_bytes() -> Vec<u8> {
-    let mut body = Vec::new();
-    let _ = doc! {"hello": 1, "helloOk": true, "$db": "admin", "client": {"application": {"name": "atlas-iam"}}}
-        .to_writer(&mut body);
+fn op_msg(body: &Document, request_id: i32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let _ = body.to_writer(&mut bytes);
     let mut payload = vec![0u8, 0, 0, 0, 0];
-    payload.extend(body);
+    payload.extend(bytes);
     let mut msg = Vec::new();
-    for v in [(16 + payload.len()) as i32, 1, 0, OP_MSG] {
+    for v in [(16 + payload.len()) as i32, request_id, 0, OP_MSG] {
         msg.extend_from_slice(&v.to_le_bytes());
     }
     msg.extend(payload);
     msg
+}
+
+fn hello_bytes() -> Vec<u8> {
+    op_msg(
+        &doc! {"hello": 1, "helloOk": true, "$db": "admin", "client": {"application": {"name": "atlas-iam"}}},
+        1,
+    )
+}
+
+/// buildInfo needs no authentication; sent right behind the hello, it costs no round trip.
+fn build_info_bytes() -> Vec<u8> {
+    op_msg(&doc! {"buildInfo": 1, "$db": "admin"}, 2)
 }
 
 #[derive(Debug)]
@@ -34,40 +45,71 @@ pub enum HelloError {
     BadReply(String),
 }
 
+async fn read_reply<S: AsyncRead + Unpin>(s: &mut S) -> Result<Document, HelloError> {
+    let mut head = [0u8; 16];
+    s.read_exact(&mut head).await.map_err(HelloError::Closed)?;
+    let int = |i: usize| i32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    let (len, op) = (int(0), int(12));
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|l| (21..=MAX_REPLY).contains(l))
+        .ok_or_else(|| HelloError::BadReply(format!("a message length of {len}")))?;
+    if op != OP_MSG && op != OP_REPLY {
+        return Err(HelloError::BadReply(format!("opcode {op}")));
+    }
+    let mut body = vec![0u8; len - 16];
+    s.read_exact(&mut body).await.map_err(HelloError::Closed)?;
+    let skip = if op == OP_MSG { 5 } else { 20 };
+    body.get(skip..)
+        .and_then(|b| Document::from_reader(b).ok())
+        .ok_or_else(|| HelloError::BadReply("a body that is not BSON".into()))
+}
+
 /// Sends a hello and reads the reply document.
 pub async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     budget: Duration,
 ) -> Result<Document, HelloError> {
-    let exchange = async {
-        s.write_all(&hello_bytes())
-            .await
-            .map_err(HelloError::Closed)?;
-        s.flush().await.map_err(HelloError::Closed)?;
-        let mut head = [0u8; 16];
-        s.read_exact(&mut head).await.map_err(HelloError::Closed)?;
-        let int = |i: usize| i32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-        let (len, op) = (int(0), int(12));
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|l| (21..=MAX_REPLY).contains(l))
-            .ok_or_else(|| HelloError::BadReply(format!("a message length of {len}")))?;
-        if op != OP_MSG && op != OP_REPLY {
-            return Err(HelloError::BadReply(format!("opcode {op}")));
-        }
-        let mut body = vec![0u8; len - 16];
-        s.read_exact(&mut body).await.map_err(HelloError::Closed)?;
-        let skip = if op == OP_MSG { 5 } else { 20 };
-        let doc = body
-            .get(skip..)
-            .and_then(|b| Document::from_reader(b).ok())
-            .ok_or_else(|| HelloError::BadReply("a body that is not BSON".into()))?;
-        Ok(doc)
-    };
-    tokio::time::timeout(budget, exchange)
-        .await
-        .map_err(|_| HelloError::Silent)?
+    Ok(hello_with_version(s, budget, false).await?.0)
 }
+
+/// A hello, and with `version` a buildInfo sent in the same flight: the hello's reply decides;
+/// the server's version is a fact read when the buildInfo's reply follows at once (a server
+/// that refuses or ignores it leaves the version unknown, nothing more).
+pub async fn hello_with_version<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    budget: Duration,
+    version: bool,
+) -> Result<(Document, Option<String>), HelloError> {
+    let exchange = async {
+        let mut flight = hello_bytes();
+        if version {
+            flight.extend(build_info_bytes());
+        }
+        s.write_all(&flight).await.map_err(HelloError::Closed)?;
+        s.flush().await.map_err(HelloError::Closed)?;
+        read_reply(s).await
+    };
+    let doc = tokio::time::timeout(budget, exchange)
+        .await
+        .map_err(|_| HelloError::Silent)??;
+    if !version {
+        return Ok((doc, None));
+    }
+    let info = tokio::time::timeout(BUILD_INFO_WAIT.min(budget), read_reply(s)).await;
+    let server_version = match info {
+        Ok(Ok(info)) => info
+            .get_str("version")
+            .ok()
+            .filter(|v| v.len() <= 64)
+            .map(str::to_string),
+        _ => None,
+    };
+    Ok((doc, server_version))
+}
+
+/// How long the buildInfo's reply may trail the hello's.
+const BUILD_INFO_WAIT: Duration = Duration::from_millis(500);
 
 pub(crate) fn hello_failure(
     h: &HostPort,

@@ -114,6 +114,7 @@ mod tests {
             detail: "detail text".into(),
             warnings: vec!["a warning".into()],
             diagnosis,
+            facts: Default::default(),
         }
     }
 
