@@ -14,7 +14,7 @@ local_atlas_stop() {
 }
 trap local_atlas_stop EXIT
 
-target/debug/local-atlas --tls >"$local_atlas_tmp/atlas.json" 2>"$local_atlas_tmp/atlas.log" &
+target/debug/local-atlas --tls ${LOCAL_ATLAS_ARGS:-} >"$local_atlas_tmp/atlas.json" 2>"$local_atlas_tmp/atlas.log" &
 local_atlas_pid=$!
 for _ in $(seq 1 600); do
   [ -s "$local_atlas_tmp/atlas.json" ] && break

@@ -362,6 +362,43 @@ pub struct GlobalArgs {
           value_parser = parse_mfa_token, help_heading = "Credentials")]
     pub mfa_token: Option<String>,
 
+    // ---- the Atlas Admin API ----
+    /// Cross-check with the Atlas Admin API, read-only: the project's AWS IAM database users
+    /// (ARN, type, roles, cluster scopes), the target's cluster (paused? version?) and the IP
+    /// access list. Needs a project id and an API key or a service account with Project Read
+    /// Only; the Atlas CLI's variables are read (MONGODB_ATLAS_PROJECT_ID,
+    /// MONGODB_ATLAS_PUBLIC_API_KEY + MONGODB_ATLAS_PRIVATE_API_KEY, or MONGODB_ATLAS_CLIENT_ID +
+    /// MONGODB_ATLAS_CLIENT_SECRET). Its own failures never stop a probe
+    #[arg(long, global = true, help_heading = "Atlas Admin API")]
+    pub atlas: bool,
+
+    /// Atlas project id (24 hex digits) [env: MONGODB_ATLAS_PROJECT_ID]
+    #[arg(long, global = true, value_name = "ID", help_heading = "Atlas Admin API")]
+    pub atlas_project_id: Option<String>,
+
+    /// Public part of a project API key (HTTP Digest) [env: MONGODB_ATLAS_PUBLIC_API_KEY]
+    #[arg(long, global = true, value_name = "KEY", help_heading = "Atlas Admin API")]
+    pub atlas_public_key: Option<String>,
+
+    /// Private part of that API key; prefer the variable (a flag shows in the process list)
+    /// [env: MONGODB_ATLAS_PRIVATE_API_KEY]
+    #[arg(long, global = true, value_name = "KEY", help_heading = "Atlas Admin API")]
+    pub atlas_private_key: Option<String>,
+
+    /// Client id of a service account (OAuth2 client credentials) [env: MONGODB_ATLAS_CLIENT_ID]
+    #[arg(long, global = true, value_name = "ID", help_heading = "Atlas Admin API")]
+    pub atlas_client_id: Option<String>,
+
+    /// Client secret of that service account; prefer the variable [env:
+    /// MONGODB_ATLAS_CLIENT_SECRET]
+    #[arg(long, global = true, value_name = "SECRET", help_heading = "Atlas Admin API")]
+    pub atlas_client_secret: Option<String>,
+
+    /// Where the Admin API is: https only, except on a loopback address (for tests)
+    /// [default: https://cloud.mongodb.com] [env: ATLAS_IAM_ATLAS_BASE_URL]
+    #[arg(long, global = true, value_name = "URL", help_heading = "Atlas Admin API")]
+    pub atlas_base_url: Option<String>,
+
     // ---- output ----
     /// Output format: human text, or one JSON document on stdout (also on failure)
     #[arg(long, global = true, value_enum, env = "ATLAS_IAM_FORMAT",

@@ -12,6 +12,7 @@ use crate::cli::GlobalArgs;
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::envfile::EnvFile;
 use crate::identity::RoleArn;
+use crate::atlas::api::{ApiAuth, ApiConfig};
 use crate::secret::Secret;
 
 /// Aliases read after the primary names that clap reads (ATLAS_IAM_CLUSTER, ATLAS_IAM_DB,
@@ -130,6 +131,9 @@ pub struct Config {
     pub env: Env,
     /// The env file loaded before the run, for the config stage's detail.
     pub env_file: EnvFile,
+    /// The Admin API cross-check: None without --atlas; with it, what to call, or why it
+    /// cannot be (diagnosed at the atlas stage, never at config).
+    pub atlas: Option<Result<ApiConfig, Diagnosis>>,
     /// Where each value came from, for the config stage's detail.
     pub notes: Vec<String>,
     /// Things that are allowed but probably not meant.
@@ -264,11 +268,112 @@ impl Config {
             role,
             timeout: Duration::from_secs(args.timeout),
             show_secrets: args.show_secrets,
+            atlas: args.atlas.then(|| atlas_config(args, env_ref)),
             env,
             env_file,
             notes,
             warnings,
         })
+    }
+}
+
+/// The Admin API's settings from the flags, else the Atlas CLI's variables.
+fn atlas_config(args: &GlobalArgs, env: &Env) -> Result<ApiConfig, Diagnosis> {
+    let pick = |flag: &Option<String>, var: &str| {
+        flag.clone()
+            .or_else(|| env.get(var))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let not_configured = |what: String, hint: &str| {
+        Diagnosis::new(Kind::AtlasApiNotConfigured, what, hint.to_string())
+    };
+    let project_id = pick(&args.atlas_project_id, "MONGODB_ATLAS_PROJECT_ID").ok_or_else(|| {
+        not_configured(
+            "--atlas needs a project id".into(),
+            "set MONGODB_ATLAS_PROJECT_ID (or --atlas-project-id): the 24-hex-digit id in the \
+             project's settings, or `atlas projects list`",
+        )
+    })?;
+    if project_id.len() != 24 || !project_id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(not_configured(
+            format!(
+                "the project id `{}` is not 24 hex digits",
+                project_id.chars().take(40).collect::<String>()
+            ),
+            "copy it from the project's settings (Atlas: Project Settings > Project ID), or \
+             `atlas projects list`",
+        ));
+    }
+    let public = pick(&args.atlas_public_key, "MONGODB_ATLAS_PUBLIC_API_KEY");
+    let private = pick(&args.atlas_private_key, "MONGODB_ATLAS_PRIVATE_API_KEY");
+    let client_id = pick(&args.atlas_client_id, "MONGODB_ATLAS_CLIENT_ID");
+    let client_secret = pick(&args.atlas_client_secret, "MONGODB_ATLAS_CLIENT_SECRET");
+    let auth = match (public, private, client_id, client_secret) {
+        (_, _, Some(client_id), Some(secret)) => ApiAuth::ServiceAccount {
+            client_id,
+            client_secret: Secret::new(secret),
+        },
+        (Some(public_key), Some(private), _, _) => ApiAuth::ApiKey {
+            public_key,
+            private_key: Secret::new(private),
+        },
+        (public, private, id, secret) => {
+            let half = match (public.is_some(), private.is_some(), id.is_some(), secret.is_some()) {
+                (true, false, _, _) => "a public API key without its private key",
+                (false, true, _, _) => "a private API key without its public key",
+                (_, _, true, false) => "a client id without its client secret",
+                (_, _, false, true) => "a client secret without its client id",
+                _ => "no API credentials",
+            };
+            return Err(not_configured(
+                format!("--atlas found {half}"),
+                "set MONGODB_ATLAS_PUBLIC_API_KEY and MONGODB_ATLAS_PRIVATE_API_KEY (a project API \
+                 key), or MONGODB_ATLAS_CLIENT_ID and MONGODB_ATLAS_CLIENT_SECRET (a service \
+                 account), with the Project Read Only role",
+            ));
+        }
+    };
+    let base_url = pick(&args.atlas_base_url, "ATLAS_IAM_ATLAS_BASE_URL")
+        .unwrap_or_else(|| crate::atlas::api::DEFAULT_BASE_URL.to_string());
+    check_base_url(&base_url).map_err(|why| {
+        not_configured(
+            format!("--atlas-base-url: {why}"),
+            "give https://cloud.mongodb.com (the default), or an http:// address on this machine \
+             for a test stand-in",
+        )
+    })?;
+    Ok(ApiConfig {
+        project_id,
+        auth,
+        base_url,
+    })
+}
+
+/// https anywhere, http only to a loopback address: a service account's secret is sent to the
+/// token endpoint.
+fn check_base_url(url: &str) -> Result<(), String> {
+    let shown = crate::secret::redact_url_userinfo(url);
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{shown}` is not a URL ({e})"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("a user name or password in the URL is not allowed".into());
+    }
+    let Some(host) = parsed.host_str() else {
+        return Err(format!("`{shown}` has no host"));
+    };
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "`{shown}` is plain http to another machine: API credentials would cross the network \
+             in the clear"
+        )),
+        other => Err(format!("`{shown}`: the scheme {other} is not http(s)")),
     }
 }
 

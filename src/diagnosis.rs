@@ -17,6 +17,7 @@ pub enum Stage {
     Credentials,
     Assume,
     Identity,
+    Atlas,
     Dns,
     Tcp,
     Tls,
@@ -25,11 +26,12 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Config,
         Stage::Credentials,
         Stage::Assume,
         Stage::Identity,
+        Stage::Atlas,
         Stage::Dns,
         Stage::Tcp,
         Stage::Tls,
@@ -43,6 +45,7 @@ impl Stage {
             Stage::Credentials => "credentials",
             Stage::Assume => "assume",
             Stage::Identity => "identity",
+            Stage::Atlas => "atlas",
             Stage::Dns => "dns",
             Stage::Tcp => "tcp",
             Stage::Tls => "tls",
@@ -61,6 +64,7 @@ impl Stage {
         match self {
             Stage::Config | Stage::Credentials => Family::Config,
             Stage::Assume | Stage::Identity => Family::Sts,
+            Stage::Atlas => Family::AtlasApi,
             Stage::Dns | Stage::Tcp | Stage::Tls => Family::Network,
             Stage::Auth => Family::Authentication,
             Stage::Command => Family::Authorization,
@@ -80,6 +84,7 @@ pub enum ExitStatus {
     Network = 5,
     Authentication = 6,
     Authorization = 7,
+    AtlasApi = 8,
 }
 
 impl ExitStatus {
@@ -98,7 +103,8 @@ Exit codes:
   4  STS: AssumeRole or GetCallerIdentity refused or unreachable
   5  network: dns, tcp, tls
   6  authentication: MONGODB-AWS refused
-  7  authorization or command: missing database role, command failed";
+  7  authorization or command: missing database role, command failed
+  8  Atlas Admin API (whoami --atlas): refused, unreachable, no such project";
 
 /// Where a kind of failure belongs. A kind's family is where it is usually found; a few kinds
 /// occur at stages of another family (`clock_skew` at identity or at auth), and then the stage
@@ -111,6 +117,7 @@ pub enum Family {
     Network,
     Authentication,
     Authorization,
+    AtlasApi,
     Internal,
 }
 
@@ -122,6 +129,7 @@ impl Family {
             Family::Network => ExitStatus::Network,
             Family::Authentication => ExitStatus::Authentication,
             Family::Authorization => ExitStatus::Authorization,
+            Family::AtlasApi => ExitStatus::AtlasApi,
             Family::Internal => ExitStatus::Internal,
         }
     }
@@ -132,6 +140,10 @@ impl Family {
 pub fn exit_status(stage: Stage, kind: Kind) -> ExitStatus {
     if kind == Kind::Internal {
         ExitStatus::Internal
+    } else if stage == Stage::Atlas {
+        // whoami --atlas: what the API found decides (a missing user is authentication's
+        // code), its own failures are the API's
+        kind.family().exit_status()
     } else {
         stage.family().exit_status()
     }
@@ -193,15 +205,27 @@ pub enum Kind {
     ServerClosed,
     BadReply,
     ServerSelection,
+    AtlasClusterPaused,
     // authentication
     AtlasUserMissing,
     AtlasStsRejected,
     ServerNonceMismatch,
     MechanismUnavailable,
     AuthenticationFailed,
+    AtlasUserWrongType,
+    AtlasUserOtherClusters,
+    AtlasVersionTooOld,
     // authorization or command
     NotAuthorized,
     CommandFailed,
+    // the Atlas Admin API
+    AtlasApiNotConfigured,
+    AtlasApiUnauthorized,
+    AtlasApiForbidden,
+    AtlasProjectNotFound,
+    AtlasApiUnreachable,
+    AtlasApiTimeout,
+    AtlasApiError,
     // internal
     Internal,
 }
@@ -258,10 +282,16 @@ impl Kind {
             | ServerSilent
             | ServerClosed
             | BadReply
+            | AtlasClusterPaused
             | ServerSelection => Family::Network,
             AtlasUserMissing | AtlasStsRejected | ServerNonceMismatch | MechanismUnavailable
-            | AuthenticationFailed => Family::Authentication,
+            | AuthenticationFailed | AtlasUserWrongType | AtlasUserOtherClusters
+            | AtlasVersionTooOld => Family::Authentication,
             NotAuthorized | CommandFailed => Family::Authorization,
+            AtlasApiNotConfigured | AtlasApiUnauthorized | AtlasApiForbidden
+            | AtlasProjectNotFound | AtlasApiUnreachable | AtlasApiTimeout | AtlasApiError => {
+                Family::AtlasApi
+            }
             Internal => Family::Internal,
         }
     }
@@ -307,7 +337,7 @@ pub fn slow_threshold(stage: Stage) -> Option<std::time::Duration> {
     use std::time::Duration;
     match stage {
         Stage::Dns | Stage::Tcp => Some(Duration::from_secs(1)),
-        Stage::Tls | Stage::Assume | Stage::Identity | Stage::Command => {
+        Stage::Tls | Stage::Assume | Stage::Identity | Stage::Atlas | Stage::Command => {
             Some(Duration::from_secs(2))
         }
         // four round trips: the monitor's hello, then the connection's hello, saslStart and
@@ -330,6 +360,11 @@ pub fn timeout(stage: Stage) -> Diagnosis {
             Kind::StsTimeout,
             "waiting for STS",
             "check the network path to STS, or raise --timeout",
+        ),
+        Stage::Atlas => (
+            Kind::AtlasApiTimeout,
+            "waiting for the Atlas Admin API",
+            "check the network path to cloud.mongodb.com, or raise --timeout",
         ),
         Stage::Dns => (
             Kind::DnsTimeout,

@@ -34,7 +34,7 @@ pub enum EnvFile {
 pub const DEFAULT_ENV_FILE: &str = ".env";
 
 /// What an implicit `.env` may set: the variables atlas-iam documents as data.
-pub const DATA_VARIABLES: [&str; 17] = [
+pub const DATA_VARIABLES: [&str; 22] = [
     "MONGODB_URI",
     "ATLAS_IAM_CLUSTER",
     "AWS_MONGO_CLUSTER_URL",
@@ -51,6 +51,11 @@ pub const DATA_VARIABLES: [&str; 17] = [
     "ATLAS_IAM_ROLE_ARN",
     "MONGODB_ACCESS_ROLE_ARN",
     "AWS_PROFILE",
+    "MONGODB_ATLAS_PROJECT_ID",
+    "MONGODB_ATLAS_PUBLIC_API_KEY",
+    "MONGODB_ATLAS_PRIVATE_API_KEY",
+    "MONGODB_ATLAS_CLIENT_ID",
+    "MONGODB_ATLAS_CLIENT_SECRET",
     "NO_COLOR",
 ];
 

@@ -4,6 +4,7 @@
 //! diagnosis, later stages are skipped, and the exit code follows the first failed stage. The
 //! library never writes to stdout or stderr; progress is a callback the caller supplies.
 
+pub mod atlas;
 pub mod children;
 pub mod cli;
 pub mod commands;
@@ -36,7 +37,13 @@ pub use crate::runner::{Passed, Progress, Silent};
 pub fn configure(cli: &Cli, env_file: EnvFile, env: Env) -> Result<Config, Box<Report>> {
     let started = Instant::now();
     let uri = cli.global.uri.as_deref();
-    let scrubber = commands::initial_scrubber(&env, uri);
+    let mut scrubber = commands::initial_scrubber(&env, uri);
+    for flag in [&cli.global.atlas_private_key, &cli.global.atlas_client_secret]
+        .into_iter()
+        .flatten()
+    {
+        scrubber.add_secret(flag.trim());
+    }
     match Config::from_args(&cli.global, env_file, env) {
         Ok(cfg) => Ok(cfg),
         Err(d) => {
@@ -56,7 +63,17 @@ pub async fn run(cfg: &Config, command: &Command, progress: &dyn Progress) -> Re
         config::Target::Uri(u) => Some(u.expose().as_str()),
         _ => None,
     };
-    let scrubber = commands::initial_scrubber(&cfg.env, uri);
+    let mut scrubber = commands::initial_scrubber(&cfg.env, uri);
+    if let Some(Ok(api)) = &cfg.atlas {
+        match &api.auth {
+            atlas::api::ApiAuth::ApiKey { private_key, .. } => {
+                scrubber.add_secret(private_key.expose())
+            }
+            atlas::api::ApiAuth::ServiceAccount { client_secret, .. } => {
+                scrubber.add_secret(client_secret.expose())
+            }
+        }
+    }
     let mut runner = Runner::new(command.name(), cfg.timeout, scrubber, progress);
     runner.report.target = commands::target_shown(cfg);
     let config_stage = Passed::new((), commands::describe(cfg)).warn(cfg.warnings.clone());

@@ -125,6 +125,9 @@ pub struct Facts {
     /// command: the command's database.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// atlas: what the Admin API shows of the project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub atlas: Option<AtlasFacts>,
     /// command: the median of the command's runs over the warm client (ms); the others are in
     /// the report's `latency`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,6 +154,7 @@ impl Facts {
             mechanism: opt(self.mechanism),
             ready_ms: self.ready_ms,
             database: opt(self.database),
+            atlas: self.atlas.map(|a| a.map_text(&f)),
             median_ms: self.median_ms,
         }
     }
@@ -223,6 +227,70 @@ impl HostFacts {
             server_version: opt(self.server_version),
             replica_set: opt(self.replica_set),
             ..self
+        }
+    }
+}
+
+/// The project as the Atlas Admin API shows it (the `atlas` stage).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct AtlasFacts {
+    pub project_id: String,
+    /// The project's database users with an AWS IAM type.
+    pub database_users: Vec<AtlasUserFacts>,
+    /// The database user Atlas will find for the caller, when registered as it looks it up.
+    pub matched_user: Option<String>,
+    /// The cluster whose connection strings name the target's hosts.
+    pub cluster: Option<AtlasClusterFacts>,
+    /// The IP access list: `CIDR (comment)`, an address or a security group.
+    pub access_list: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct AtlasUserFacts {
+    pub arn: String,
+    /// `USER` or `ROLE`.
+    pub iam_type: String,
+    /// `role@db` or `role@db.collection`.
+    pub roles: Vec<String>,
+    /// The clusters it is restricted to; empty: every cluster of the project.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct AtlasClusterFacts {
+    pub name: String,
+    /// `IDLE`, `CREATING`, `UPDATING`, …
+    pub state: Option<String>,
+    pub paused: bool,
+    pub mongodb_version: Option<String>,
+    /// `AWS`, `GCP`, `AZURE`.
+    pub provider: Option<String>,
+}
+
+impl AtlasFacts {
+    fn map_text(self, f: &impl Fn(&str) -> String) -> AtlasFacts {
+        let all = |v: Vec<String>| v.iter().map(|s| f(s)).collect::<Vec<_>>();
+        AtlasFacts {
+            project_id: f(&self.project_id),
+            database_users: self
+                .database_users
+                .into_iter()
+                .map(|u| AtlasUserFacts {
+                    arn: f(&u.arn),
+                    iam_type: f(&u.iam_type),
+                    roles: all(u.roles),
+                    scopes: all(u.scopes),
+                })
+                .collect(),
+            matched_user: self.matched_user.map(|u| f(&u)),
+            cluster: self.cluster.map(|c| AtlasClusterFacts {
+                name: f(&c.name),
+                state: c.state.map(|s| f(&s)),
+                mongodb_version: c.mongodb_version.map(|s| f(&s)),
+                provider: c.provider.map(|s| f(&s)),
+                ..c
+            }),
+            access_list: all(self.access_list),
         }
     }
 }

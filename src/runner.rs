@@ -276,6 +276,25 @@ impl<'p> Runner<'p> {
         }
     }
 
+    /// Turns a failed stage into a warning that keeps its diagnosis: a check that explains but
+    /// does not decide (the Admin API in a probe) never stops the run.
+    pub fn soften(&mut self, stage: Stage, why: &str) {
+        let why = self.scrubber.scrub(why);
+        if let Some(s) = self.report.stage_mut(stage) {
+            if s.status == Status::Failed {
+                s.status = Status::Warning;
+                if let Some(d) = &s.diagnosis {
+                    s.warnings.push(format!(
+                        "{} ({}): {}; {why}",
+                        d.cause,
+                        d.kind.name(),
+                        d.hint
+                    ));
+                }
+            }
+        }
+    }
+
     /// Fails a stage already recorded, after the fact.
     pub fn fail_stage(&mut self, stage: Stage, d: Diagnosis) {
         let d = self.scrub_diagnosis(d);

@@ -21,6 +21,12 @@ use crate::secret::{self, Scrubber};
 /// known before any stage can print.
 pub fn initial_scrubber(env: &Env, uri: Option<&str>) -> Scrubber {
     let mut scrubber = credentials::env_scrubber(env);
+    // the Admin API's secrets (public key and client id are identifiers, shown)
+    for name in ["MONGODB_ATLAS_PRIVATE_API_KEY", "MONGODB_ATLAS_CLIENT_SECRET"] {
+        if let Some(v) = env.get(name).filter(|v| !v.trim().is_empty()) {
+            scrubber.add_secret(v.trim());
+        }
+    }
     if let Some(uri) = uri {
         if let Ok(p) = crate::uri::ParsedUri::parse(uri) {
             for secret in p.secrets() {
@@ -146,6 +152,63 @@ pub fn credential_info(in_use: &InUse) -> CredentialInfo {
             || in_use.creds.access_key_id().starts_with("ASIA"),
         expiration: in_use.creds.expiry().map(rfc3339),
     }
+}
+
+/// What the Admin API fetch gave, and how long it took.
+pub type AtlasFetched = (
+    Result<(String, crate::atlas::api::Project), crate::diagnosis::Diagnosis>,
+    std::time::Duration,
+);
+
+/// Starts reading the project through the Admin API (with --atlas), beside the other stages.
+pub fn atlas_work(
+    runner: &Runner<'_>,
+    cfg: &Config,
+) -> Option<crate::runner::Speculative<AtlasFetched>> {
+    let atlas_cfg = cfg.atlas.clone()?;
+    let budget = runner.remaining().min(crate::atlas::PREFLIGHT_BUDGET);
+    Some(crate::runner::Speculative::spawn(async move {
+        let started = std::time::Instant::now();
+        let fetched = crate::atlas::fetch(atlas_cfg, budget).await;
+        (fetched, started.elapsed())
+    }))
+}
+
+/// Records the atlas stage: the API's facts judged against the caller's Atlas user. In a probe
+/// (Preflight) the API's own failure is a warning that keeps its diagnosis.
+pub async fn atlas_settle(
+    runner: &mut Runner<'_>,
+    work: crate::runner::Speculative<AtlasFetched>,
+    atlas_arn: Option<&str>,
+    targets: &[String],
+    db: &str,
+    need: crate::atlas::Need,
+    mode: crate::atlas::Mode,
+) -> Option<crate::atlas::Analysis> {
+    let judged = async {
+        let (fetched, took) = work.join().await.unwrap_or_else(|| {
+            (
+                Err(crate::diagnosis::Diagnosis::new(
+                    Kind::Internal,
+                    "the Admin API check ended without an outcome",
+                    "report this",
+                )),
+                std::time::Duration::ZERO,
+            )
+        });
+        (
+            crate::atlas::stage(fetched, atlas_arn, targets, db, need, mode),
+            took,
+        )
+    };
+    let analysis = runner.settle(Stage::Atlas, judged).await;
+    if analysis.is_none() && mode == crate::atlas::Mode::Preflight {
+        runner.soften(
+            Stage::Atlas,
+            "the probe goes on without the Admin API (Atlas decides at auth)",
+        );
+    }
+    analysis
 }
 
 /// What the identity stage is for: the answer itself (`whoami`), or a preflight that explains

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant as StdInstant};
 use tokio::sync::oneshot;
 
 use super::{
-    credential_info, credentials_stages, identity_settle, identity_work, IdentityFound,
-    IdentityMode, InUse,
+    atlas_settle, atlas_work, credential_info, credentials_stages, identity_settle,
+    identity_work, AtlasFetched, IdentityFound, IdentityMode, InUse,
 };
+use crate::atlas::Need;
 use crate::cli::Repeat;
 use crate::config::Config;
 use crate::credentials;
@@ -42,7 +43,8 @@ pub async fn run(
     runner.plan(
         Stage::ALL
             .into_iter()
-            .filter(|s| *s != Stage::Assume || cfg.role.is_some()),
+            .filter(|s| *s != Stage::Assume || cfg.role.is_some())
+            .filter(|s| *s != Stage::Atlas || cfg.atlas.is_some()),
     );
     let needed = repeat.interval * f64::from(repeat.count.saturating_sub(1));
     if needed >= timeout_secs as f64 {
@@ -87,6 +89,7 @@ pub async fn run(
     // before its speculative insert can start.
     let signals = Signals::install(command == ProbeCommand::Roundtrip);
     let identity = Speculative::spawn(timed(identity_work(runner, cfg, &resolved, &in_use, mode)));
+    let atlas = atlas_work(runner, cfg);
     let opts = probe::command::CommandOptions {
         command,
         collection: collection.to_string(),
@@ -110,7 +113,8 @@ pub async fn run(
     ));
 
     let reported = report_in_order(
-        runner, cfg, &resolved, &in_use, identity, &mut rx, &opts, &ready, signals,
+        runner, cfg, &resolved, &in_use, identity, atlas, &target, &mut rx, &opts, &ready,
+        signals,
     )
     .await;
     // Nothing runs past the report: the network checks and the driver's command end here
@@ -297,7 +301,21 @@ async fn received<T>(rx: &mut oneshot::Receiver<Timed<T>>) -> Timed<T> {
     }
 }
 
-/// Reports identity, dns, tcp, tls, auth and command in that order; None at the first failure.
+/// A stage's failure explained with the Admin API's facts (see `atlas::explain`).
+async fn explained<T>(
+    stage: Stage,
+    work: impl std::future::Future<Output = Timed<T>>,
+    atlas: Option<&crate::atlas::Analysis>,
+) -> Timed<T> {
+    let (outcome, took) = work.await;
+    (
+        outcome.map_err(|d| crate::atlas::explain(stage, d, atlas)),
+        took,
+    )
+}
+
+/// Reports identity, atlas, dns, tcp, tls, auth and command in that order; None at the first
+/// failure.
 #[allow(clippy::too_many_arguments)]
 async fn report_in_order(
     runner: &mut Runner<'_>,
@@ -305,6 +323,8 @@ async fn report_in_order(
     resolved: &credentials::Resolved,
     in_use: &InUse,
     identity: Speculative<Timed<IdentityFound>>,
+    atlas: Option<Speculative<AtlasFetched>>,
+    target: &Destination,
     rx: &mut Receivers,
     opts: &probe::command::CommandOptions,
     ready: &ReadyAt,
@@ -323,9 +343,39 @@ async fn report_in_order(
         })
     };
     let facts = identity_settle(runner, cfg, identity).await?;
-    runner.settle(Stage::Dns, received(&mut rx.dns)).await?;
-    runner.settle(Stage::Tcp, received(&mut rx.tcp)).await?;
-    runner.settle(Stage::Tls, received(&mut rx.tls)).await?;
+    let analysis = match atlas {
+        Some(work) => {
+            let need = match opts.command {
+                ProbeCommand::Ping => Need::Nothing,
+                ProbeCommand::ListCollections => Need::Read,
+                ProbeCommand::Roundtrip => Need::ReadWrite,
+            };
+            let hosts: Vec<String> = target.hosts.iter().map(|h| h.to_string()).collect();
+            let targets = crate::atlas::explain::target_hosts(target.srv.as_deref(), &hosts);
+            let arn = facts.atlas_user_arn.clone();
+            atlas_settle(
+                runner,
+                work,
+                arn.as_deref(),
+                &targets,
+                &cfg.db,
+                need,
+                crate::atlas::Mode::Preflight,
+            )
+            .await
+        }
+        None => None,
+    };
+    let a = analysis.as_ref();
+    runner
+        .settle(Stage::Dns, explained(Stage::Dns, received(&mut rx.dns), a))
+        .await?;
+    runner
+        .settle(Stage::Tcp, explained(Stage::Tcp, received(&mut rx.tcp), a))
+        .await?;
+    runner
+        .settle(Stage::Tls, explained(Stage::Tls, received(&mut rx.tls), a))
+        .await?;
 
     let Ok(driver) = (&mut rx.driver).await else {
         runner.record(
@@ -392,12 +442,16 @@ async fn report_in_order(
         role_path,
     )
     .await;
-    runner.settle(Stage::Auth, async { auth }).await?;
+    runner
+        .settle(Stage::Auth, explained(Stage::Auth, async { auth }, a))
+        .await?;
     let took = run.ready.map_or(run.ended, |r| {
         run.ended
             .saturating_sub(r.saturating_duration_since(run.started))
     });
-    let outcome = run.outcome.map_err(|f| f.classify(opts, &cfg.db, &facts));
+    let outcome = run.outcome.map_err(|f| {
+        crate::atlas::explain(Stage::Command, f.classify(opts, &cfg.db, &facts), a)
+    });
     runner.report.latency = runner
         .settle(Stage::Command, async { (outcome, took) })
         .await;

@@ -147,12 +147,18 @@ pub async fn sasl_continue(body: &Document, conn: &mut Conn, shared: &Shared) ->
         Err(r) => return refusal_reply(mode, &r),
     };
     let db_user = atlas_user_arn(&arn);
-    let roles = shared
+    let found = shared
         .users
         .read()
         .ok()
         .and_then(|u| u.get(&db_user).cloned());
-    let Some(roles) = roles else {
+    // Atlas finds a user only with the type the caller has (an assumed role's session maps to
+    // a ROLE user) and on a cluster in its scopes.
+    let found = found.filter(|u| {
+        u.iam_type == crate::server::IamType::of(&db_user)
+            && (u.scopes.is_empty() || u.scopes.iter().any(|s| s == crate::server::CLUSTER_NAME))
+    });
+    let Some(crate::server::DbUser { roles, .. }) = found else {
         return refusal_reply(mode, &Refusal::UserNotFound(db_user));
     };
     conn.user = Some(User {

@@ -2,6 +2,7 @@
 //! a MONGODB-AWS server that decides like Atlas, an STS gate in front of moto, a DNS server
 //! for mongodb+srv, and the moto launcher that provisions IAM.
 
+pub mod admin;
 pub mod auth;
 pub mod commands;
 pub mod dns;
@@ -15,5 +16,5 @@ pub mod server;
 pub mod stack;
 pub mod wire;
 
-pub use server::{AtlasConfig, Fault, LocalAtlas, Mode, ReplicaSet, Role};
+pub use server::{AtlasConfig, DbUser, Fault, IamType, LocalAtlas, Mode, ReplicaSet, Role};
 pub use stack::{Account, Stack, StackOptions};

@@ -130,6 +130,55 @@ impl Role {
     }
 }
 
+/// The IAM type of an AWS IAM database user, as Atlas stores it (`awsIAMType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IamType {
+    User,
+    Role,
+}
+
+impl IamType {
+    /// The type Atlas gives an ARN: IAM users are USER, everything else ROLE.
+    pub fn of(arn: &str) -> IamType {
+        if arn.contains(":user/") {
+            IamType::User
+        } else {
+            IamType::Role
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IamType::User => "USER",
+            IamType::Role => "ROLE",
+        }
+    }
+}
+
+/// A database user of the project: what both the local Atlas (authentication and roles) and
+/// the Admin API stand-in (its listing) read, so that they always agree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DbUser {
+    pub roles: Vec<Role>,
+    pub iam_type: IamType,
+    /// Clusters it is restricted to; empty: every cluster of the project.
+    pub scopes: Vec<String>,
+}
+
+impl DbUser {
+    /// A user as `atlas dbusers create` makes it for `arn`: the type from the ARN, no scope.
+    pub fn new(arn: &str, roles: Vec<Role>) -> DbUser {
+        DbUser {
+            roles,
+            iam_type: IamType::of(arn),
+            scopes: Vec::new(),
+        }
+    }
+}
+
+/// The name the local Atlas's cluster has in the project.
+pub const CLUSTER_NAME: &str = "Cluster0";
+
 /// A replica set the server presents itself as the primary of (with the local DNS).
 #[derive(Clone, Debug)]
 pub struct ReplicaSet {
@@ -171,7 +220,7 @@ impl Default for AtlasConfig {
 
 pub struct Shared {
     pub cfg: AtlasConfig,
-    pub users: RwLock<HashMap<String, Vec<Role>>>,
+    pub users: RwLock<HashMap<String, DbUser>>,
     pub store: Mutex<Store>,
     pub next_id: AtomicI64,
     /// Whether the drop-after-insert fault has dropped its connection.
@@ -201,7 +250,12 @@ impl LocalAtlas {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            users: RwLock::new(cfg.users.clone()),
+            users: RwLock::new(
+                cfg.users
+                    .iter()
+                    .map(|(arn, roles)| (arn.clone(), DbUser::new(arn, roles.clone())))
+                    .collect(),
+            ),
             cfg,
             store: Mutex::new(Store::default()),
             next_id: AtomicI64::new(1),
@@ -228,8 +282,13 @@ impl LocalAtlas {
 
     /// Adds or replaces a database user while running.
     pub fn set_user(&self, arn: &str, roles: Vec<Role>) {
+        self.set_db_user(arn, DbUser::new(arn, roles));
+    }
+
+    /// Adds or replaces a database user, with its type and scopes, while running.
+    pub fn set_db_user(&self, arn: &str, user: DbUser) {
         if let Ok(mut users) = self.shared.users.write() {
-            users.insert(arn.to_string(), roles);
+            users.insert(arn.to_string(), user);
         }
     }
 

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::dns::{Dns, DnsConfig, DnsFault};
 use crate::gate::Gate;
+use crate::admin::{AdminApi, AdminState, ClusterState};
 use crate::latency::LatencyProxy;
 use crate::moto::{self, Keys, Moto};
 use crate::pki::Pki;
@@ -39,6 +40,8 @@ pub struct StackOptions {
     /// A round trip added by a proxy in front of the Atlas port (as `uri()` names it) and the STS
     /// endpoint given to clients (`env()`); Atlas's own calls to STS are not delayed.
     pub latency: Option<std::time::Duration>,
+    /// An Admin API stand-in for the project, reading the local Atlas's users (`admin_env()`).
+    pub admin: bool,
 }
 
 impl Default for StackOptions {
@@ -57,6 +60,7 @@ impl Default for StackOptions {
             cluster: CLUSTER.to_string(),
             cert_fault: crate::pki::CertFault::None,
             latency: None,
+            admin: false,
         }
     }
 }
@@ -81,6 +85,7 @@ pub struct Stack {
     pub moto: Option<Moto>,
     pub account: Option<Account>,
     pub sts_endpoint: String,
+    pub admin: Option<AdminApi>,
     pub options: StackOptions,
     /// Dropped last: the servers' tasks run on it.
     rt: tokio::runtime::Runtime,
@@ -185,7 +190,26 @@ impl Stack {
             }
             None => (None, None),
         };
+        let admin = if options.admin {
+            let shown_addr = atlas_proxy.as_ref().map_or(atlas.addr, |p| p.addr);
+            let state = AdminState {
+                cluster: ClusterState {
+                    paused: false,
+                    version: "7.0.12".into(),
+                    standard: format!("mongodb://{shown_addr}/?ssl=true&authSource=admin"),
+                    standard_srv: options
+                        .dns
+                        .then(|| format!("mongodb+srv://{}", options.cluster)),
+                },
+                access_list: vec![("203.0.113.7/32".into(), "office".into())],
+                fault: None,
+            };
+            Some(rt.block_on(AdminApi::start(atlas.shared.clone(), state))?)
+        } else {
+            None
+        };
         Ok(Stack {
+            admin,
             atlas,
             atlas_proxy,
             sts_proxy,
@@ -254,8 +278,12 @@ impl Stack {
 
     /// The one JSON line `local-atlas` prints.
     pub fn info(&self) -> serde_json::Value {
-        let env: serde_json::Map<String, serde_json::Value> =
-            self.env().into_iter().map(|(k, v)| (k, v.into())).collect();
+        let env: serde_json::Map<String, serde_json::Value> = self
+            .env()
+            .into_iter()
+            .chain(self.admin_env().into_iter().map(|(k, v)| (k.to_string(), v)))
+            .map(|(k, v)| (k, v.into()))
+            .collect();
         json!({
             "uri": self.uri(),
             "srv_uri": self.srv_uri(),
@@ -270,6 +298,7 @@ impl Stack {
             "user_arn": self.account.as_ref().map(|a| a.client_arn.clone()),
             "mode": format!("{:?}", self.options.mode).to_lowercase(),
             "fault": self.options.fault.map(|f| format!("{f:?}")),
+            "admin_url": self.admin.as_ref().map(|a| a.url()),
             "env": env,
         })
     }
@@ -319,6 +348,32 @@ impl Stack {
 
     pub fn set_db_user(&self, arn: &str, roles: Vec<Role>) {
         self.atlas.set_user(arn, roles);
+    }
+
+    /// A database user with its IAM type and scopes as given (they may not fit the ARN).
+    pub fn set_db_user_as(&self, arn: &str, user: crate::server::DbUser) {
+        self.atlas.set_db_user(arn, user);
+    }
+
+    /// The Atlas CLI's variables for the Admin API stand-in (with `admin`): the project and its
+    /// API key, and the base URL for atlas-iam.
+    pub fn admin_env(&self) -> Vec<(&'static str, String)> {
+        let Some(admin) = &self.admin else {
+            return Vec::new();
+        };
+        vec![
+            ("MONGODB_ATLAS_PROJECT_ID", crate::admin::PROJECT_ID.into()),
+            ("MONGODB_ATLAS_PUBLIC_API_KEY", crate::admin::PUBLIC_KEY.into()),
+            ("MONGODB_ATLAS_PRIVATE_API_KEY", crate::admin::PRIVATE_KEY.into()),
+            ("ATLAS_IAM_ATLAS_BASE_URL", admin.url()),
+        ]
+    }
+
+    /// Changes the stand-in's project state (cluster, access list, fault).
+    pub fn admin_update(&self, f: impl FnOnce(&mut AdminState)) {
+        if let Some(admin) = &self.admin {
+            admin.update(f);
+        }
     }
 
     pub fn remove_db_user(&self, arn: &str) {

@@ -51,6 +51,10 @@ struct Args {
     /// clients are given, with a proxy on 127.0.0.1 (for benchmarks; not with --dns)
     #[arg(long, value_name = "MS", conflicts_with = "dns")]
     latency: Option<u64>,
+    /// Also serve the Atlas Admin API for the project (its users are this server's); `env` then
+    /// has the variables `atlas-iam --atlas` reads
+    #[arg(long)]
+    admin: bool,
 }
 
 fn parse_user(s: &str) -> Result<(String, Vec<Role>), String> {
@@ -77,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         cluster: args.cluster,
         cert_fault: Default::default(),
         latency: args.latency.map(std::time::Duration::from_millis),
+        admin: args.admin,
     })
     .context("local-atlas could not start")?;
     let mut out = std::io::stdout();

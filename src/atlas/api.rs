@@ -1,0 +1,510 @@
+//! The Atlas Admin API v2, read-only: the project's database users, its clusters and its IP
+//! access list, with a project API key (HTTP Digest) or a service account (OAuth2 client
+//! credentials). Every request is bounded; every failure is a diagnosis of the `atlas` stage.
+
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+
+use crate::diagnosis::{Diagnosis, Kind};
+use crate::secret::Secret;
+
+/// The API version every request asks for (the versioned media type of Admin API v2).
+pub const API_VERSION: &str = "2023-01-01";
+/// Where Atlas serves it.
+pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
+/// The largest response body read (a project's users fit many times over).
+const MAX_BODY: usize = 8 << 20;
+/// Items per page, and the most pages read of one list.
+const PAGE: usize = 500;
+const MAX_PAGES: usize = 20;
+
+/// How the API is authenticated.
+#[derive(Clone, Debug)]
+pub enum ApiAuth {
+    /// A project (or organisation) API key: HTTP Digest, the private key never sent.
+    ApiKey {
+        public_key: String,
+        private_key: Secret<String>,
+    },
+    /// A service account: an OAuth2 access token from its client id and secret.
+    ServiceAccount {
+        client_id: String,
+        client_secret: Secret<String>,
+    },
+}
+
+/// What `--atlas` needs: the project, the credentials and where the API is.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub project_id: String,
+    pub auth: ApiAuth,
+    pub base_url: String,
+}
+
+impl ApiConfig {
+    /// The variable (or flag) names of the credentials in use, for texts.
+    pub fn credential_names(&self) -> &'static str {
+        match self.auth {
+            ApiAuth::ApiKey { .. } => "MONGODB_ATLAS_PUBLIC_API_KEY / MONGODB_ATLAS_PRIVATE_API_KEY",
+            ApiAuth::ServiceAccount { .. } => {
+                "MONGODB_ATLAS_CLIENT_ID / MONGODB_ATLAS_CLIENT_SECRET"
+            }
+        }
+    }
+}
+
+/// A database user as the API lists it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiUser {
+    pub username: String,
+    #[serde(default)]
+    pub database_name: String,
+    #[serde(default, rename = "awsIAMType")]
+    pub aws_iam_type: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<ApiRole>,
+    #[serde(default)]
+    pub scopes: Vec<ApiScope>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiRole {
+    pub role_name: String,
+    #[serde(default)]
+    pub database_name: String,
+    #[serde(default)]
+    pub collection_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct ApiScope {
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiCluster {
+    pub name: String,
+    #[serde(default)]
+    pub state_name: Option<String>,
+    #[serde(default)]
+    pub paused: Option<bool>,
+    #[serde(default, rename = "mongoDBVersion")]
+    pub mongodb_version: Option<String>,
+    #[serde(default)]
+    pub connection_strings: Option<ConnectionStrings>,
+    #[serde(default)]
+    pub replication_specs: Vec<ReplicationSpec>,
+    #[serde(default)]
+    pub provider_settings: Option<ProviderSettings>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionStrings {
+    #[serde(default)]
+    pub standard: Option<String>,
+    #[serde(default)]
+    pub standard_srv: Option<String>,
+    #[serde(default)]
+    pub private: Option<String>,
+    #[serde(default)]
+    pub private_srv: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationSpec {
+    #[serde(default)]
+    pub region_configs: Vec<RegionConfig>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionConfig {
+    #[serde(default)]
+    pub provider_name: Option<String>,
+    #[serde(default)]
+    pub backing_provider_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderSettings {
+    #[serde(default)]
+    pub provider_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiAccessEntry {
+    #[serde(default)]
+    pub cidr_block: Option<String>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub aws_security_group: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+impl ApiAccessEntry {
+    /// The entry as Atlas shows it: the CIDR block, the address or the security group.
+    pub fn entry(&self) -> String {
+        self.cidr_block
+            .clone()
+            .or_else(|| self.ip_address.clone())
+            .or_else(|| self.aws_security_group.clone())
+            .unwrap_or_else(|| "?".into())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    results: Vec<T>,
+    #[serde(default)]
+    total_count: Option<usize>,
+}
+
+/// The error document of the Admin API.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ApiError {
+    #[serde(default)]
+    detail: Option<String>,
+    #[serde(default)]
+    error_code: Option<String>,
+}
+
+/// What the API told about the project.
+#[derive(Clone, Debug, Default)]
+pub struct Project {
+    pub users: Vec<ApiUser>,
+    pub clusters: Vec<ApiCluster>,
+    pub access_list: Vec<ApiAccessEntry>,
+}
+
+/// A client bound to one project; every request within `budget`.
+pub struct Client {
+    http: reqwest::Client,
+    cfg: ApiConfig,
+    bearer: Option<Secret<String>>,
+}
+
+impl Client {
+    pub fn new(cfg: ApiConfig, budget: Duration) -> Result<Client, Diagnosis> {
+        let http = reqwest::Client::builder()
+            .timeout(budget)
+            .connect_timeout(budget)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("atlas-iam/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                Diagnosis::new(
+                    Kind::Internal,
+                    format!("HTTP client: {e}"),
+                    "report this",
+                )
+            })?;
+        Ok(Client {
+            http,
+            cfg,
+            bearer: None,
+        })
+    }
+
+    /// Reads the users, clusters and access list (concurrently).
+    pub async fn project(mut self) -> Result<Project, Diagnosis> {
+        if let ApiAuth::ServiceAccount { .. } = self.cfg.auth {
+            self.bearer = Some(self.token().await?);
+        }
+        let group = format!("groups/{}", self.cfg.project_id);
+        let (users_path, clusters_path, access_path) = (
+            format!("{group}/databaseUsers"),
+            format!("{group}/clusters"),
+            format!("{group}/accessList"),
+        );
+        let (users, clusters, access_list) = tokio::try_join!(
+            self.list::<ApiUser>(&users_path, "the database users"),
+            self.list::<ApiCluster>(&clusters_path, "the clusters"),
+            self.list::<ApiAccessEntry>(&access_path, "the IP access list"),
+        )?;
+        Ok(Project {
+            users,
+            clusters,
+            access_list,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/api/atlas/v2/{path}",
+            self.cfg.base_url.trim_end_matches('/')
+        )
+    }
+
+    /// The service account's access token (client credentials grant).
+    async fn token(&self) -> Result<Secret<String>, Diagnosis> {
+        let ApiAuth::ServiceAccount {
+            client_id,
+            client_secret,
+        } = &self.cfg.auth
+        else {
+            return Err(Diagnosis::new(
+                Kind::Internal,
+                "no service account",
+                "report this",
+            ));
+        };
+        #[derive(Deserialize)]
+        struct Token {
+            access_token: String,
+        }
+        let url = format!(
+            "{}/api/oauth/token",
+            self.cfg.base_url.trim_end_matches('/')
+        );
+        let sent = self
+            .http
+            .post(&url)
+            .basic_auth(client_id, Some(client_secret.expose()))
+            .header(ACCEPT, "application/json")
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .map_err(|e| self.transport(&e, "a service account token"))?;
+        let status = sent.status();
+        let body = read_body(sent).await.map_err(|e| self.transport(&e, "a token"))?;
+        if !status.is_success() {
+            return Err(self.refused(status, &body, "a service account token"));
+        }
+        let token: Token = serde_json::from_slice(&body).map_err(|_| {
+            Diagnosis::new(
+                Kind::AtlasApiError,
+                "the Admin API's token endpoint answered without an access_token",
+                "check --atlas-base-url: it must be the Atlas Admin API",
+            )
+        })?;
+        Ok(Secret::new(token.access_token))
+    }
+
+    /// Every page of a list.
+    async fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<Vec<T>, Diagnosis> {
+        let mut all = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let url = format!(
+                "{}?itemsPerPage={PAGE}&pageNum={page}",
+                self.url(path)
+            );
+            let body = self.get(&url, what).await?;
+            let parsed: Page<T> = serde_json::from_slice(&body).map_err(|e| {
+                Diagnosis::new(
+                    Kind::AtlasApiError,
+                    format!("the Admin API answered the request for {what} with something this version cannot read ({e})"),
+                    "check --atlas-base-url: it must be the Atlas Admin API",
+                )
+            })?;
+            let got = parsed.results.len();
+            all.extend(parsed.results);
+            let total = parsed.total_count.unwrap_or(all.len());
+            if got < PAGE || all.len() >= total {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    async fn get(&self, url: &str, what: &str) -> Result<Vec<u8>, Diagnosis> {
+        let request = || {
+            self.http
+                .request(Method::GET, url)
+                .header(ACCEPT, format!("application/vnd.atlas.{API_VERSION}+json"))
+        };
+        let mut req = request();
+        if let Some(token) = &self.bearer {
+            req = req.bearer_auth(token.expose());
+        }
+        let mut resp = req.send().await.map_err(|e| self.transport(&e, what))?;
+        if let (StatusCode::UNAUTHORIZED, ApiAuth::ApiKey { public_key, private_key }) =
+            (resp.status(), &self.cfg.auth)
+        {
+            let challenge = resp
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if let Some(challenge) = challenge.filter(|c| c.trim_start().starts_with("Digest")) {
+                let answer = digest_answer(&challenge, url, public_key, private_key.expose())
+                    .map_err(|why| {
+                        Diagnosis::new(
+                            Kind::AtlasApiError,
+                            format!("the Admin API's Digest challenge cannot be answered: {why}"),
+                            "check --atlas-base-url: it must be the Atlas Admin API",
+                        )
+                    })?;
+                resp = request()
+                    .header(AUTHORIZATION, answer)
+                    .send()
+                    .await
+                    .map_err(|e| self.transport(&e, what))?;
+            }
+        }
+        let status = resp.status();
+        let body = read_body(resp).await.map_err(|e| self.transport(&e, what))?;
+        if !status.is_success() {
+            return Err(self.refused(status, &body, what));
+        }
+        Ok(body)
+    }
+
+    fn transport(&self, e: &reqwest::Error, what: &str) -> Diagnosis {
+        let base = &self.cfg.base_url;
+        if e.is_timeout() {
+            return Diagnosis::new(
+                Kind::AtlasApiTimeout,
+                format!("the Admin API at {base} did not answer the request for {what} in time"),
+                "check the network path to cloud.mongodb.com (a proxy: HTTPS_PROXY), or raise --timeout",
+            );
+        }
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        Diagnosis::new(
+            Kind::AtlasApiUnreachable,
+            format!("cannot reach the Admin API at {base} for {what}: {text}"),
+            "check the network path to cloud.mongodb.com (a proxy: HTTPS_PROXY) and --atlas-base-url",
+        )
+    }
+
+    fn refused(&self, status: StatusCode, body: &[u8], what: &str) -> Diagnosis {
+        let err: ApiError = serde_json::from_slice(body).unwrap_or_default();
+        let code = err.error_code.clone().unwrap_or_default();
+        let said = err
+            .detail
+            .map(|d| format!(": {}", d.chars().take(300).collect::<String>()))
+            .unwrap_or_default();
+        let status_text = format!("{} {code}", status.as_u16());
+        let status_text = status_text.trim_end();
+        let project = &self.cfg.project_id;
+        let names = self.cfg.credential_names();
+        match status {
+            StatusCode::UNAUTHORIZED => Diagnosis::new(
+                Kind::AtlasApiUnauthorized,
+                format!("the Admin API refused the credentials ({status_text}{said}) when reading {what}"),
+                format!("check {names}: the key may be mistyped, deleted or from another organization"),
+            ),
+            StatusCode::FORBIDDEN if code.contains("ACCESS_LIST") || code.contains("IP_ADDRESS") => Diagnosis::new(
+                Kind::AtlasApiForbidden,
+                format!("the Admin API refused this machine's address ({status_text}{said})"),
+                "add this machine's public IP address to the API key's own access list (Organization \
+                 Access Manager > API Keys > Edit > API Access List)",
+            ),
+            StatusCode::FORBIDDEN => Diagnosis::new(
+                Kind::AtlasApiForbidden,
+                format!("the credentials may not read {what} of project {project} ({status_text}{said})"),
+                "give the API key or service account the Project Read Only role on this project",
+            ),
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST
+                if code.contains("GROUP") || code.contains("NOT_FOUND") || code.is_empty() =>
+            {
+                Diagnosis::new(
+                    Kind::AtlasProjectNotFound,
+                    format!("the Admin API has no project {project} for these credentials ({status_text}{said})"),
+                    "check MONGODB_ATLAS_PROJECT_ID (--atlas-project-id): the 24-hex-digit id in the \
+                     project's settings, or `atlas projects list`",
+                )
+            }
+            _ => Diagnosis::new(
+                Kind::AtlasApiError,
+                format!("the Admin API answered the request for {what} with {status_text}{said}"),
+                "retry; if it persists, check status.mongodb.com",
+            ),
+        }
+    }
+}
+
+/// The body, at most MAX_BODY bytes.
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = MAX_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if room <= chunk.len() {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// The Authorization header answering a Digest challenge for a GET of `url`.
+fn digest_answer(challenge: &str, url: &str, user: &str, password: &str) -> Result<String, String> {
+    let uri = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    let path = match uri.query() {
+        Some(q) => format!("{}?{q}", uri.path()),
+        None => uri.path().to_string(),
+    };
+    let mut prompt = digest_auth::parse(challenge).map_err(|e| e.to_string())?;
+    let context = digest_auth::AuthContext::new(user, password, &path);
+    let answer = prompt.respond(&context).map_err(|e| e.to_string())?;
+    Ok(answer.to_header_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_challenge_is_answered_without_the_password() {
+        let challenge = r#"Digest realm="MMS Public API", domain="", nonce="abc123", algorithm=MD5, qop="auth", stale=false"#;
+        let answer = digest_answer(
+            challenge,
+            "https://cloud.mongodb.com/api/atlas/v2/groups/x/databaseUsers?itemsPerPage=500&pageNum=1",
+            "pubkey",
+            "priv-secret-value",
+        )
+        .expect("answer");
+        assert!(answer.starts_with("Digest "), "{answer}");
+        assert!(answer.contains(r#"username="pubkey""#), "{answer}");
+        assert!(
+            answer.contains(r#"uri="/api/atlas/v2/groups/x/databaseUsers?itemsPerPage=500&pageNum=1""#),
+            "{answer}"
+        );
+        assert!(!answer.contains("priv-secret-value"), "{answer}");
+        assert!(digest_answer("Basic realm=x", "https://h/p", "u", "p").is_err());
+    }
+
+    #[test]
+    fn api_documents_parse() {
+        let users: Page<ApiUser> = serde_json::from_str(
+            r#"{"results":[{"username":"arn:aws:iam::1:role/app","databaseName":"$external",
+                "awsIAMType":"ROLE","roles":[{"roleName":"readWrite","databaseName":"test"}],
+                "scopes":[{"name":"Cluster0","type":"CLUSTER"}],"ldapAuthType":"NONE"}],"totalCount":1}"#,
+        )
+        .expect("users");
+        assert_eq!(users.results[0].aws_iam_type.as_deref(), Some("ROLE"));
+        assert_eq!(users.results[0].scopes[0].name, "Cluster0");
+        let clusters: Page<ApiCluster> = serde_json::from_str(
+            r#"{"results":[{"name":"Cluster0","stateName":"IDLE","paused":false,"mongoDBVersion":"7.0.12",
+                "connectionStrings":{"standardSrv":"mongodb+srv://cluster0.ab12c.mongodb.net"},
+                "replicationSpecs":[{"regionConfigs":[{"providerName":"AWS"}]}]}]}"#,
+        )
+        .expect("clusters");
+        assert_eq!(clusters.results[0].mongodb_version.as_deref(), Some("7.0.12"));
+    }
+}

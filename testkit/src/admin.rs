@@ -1,0 +1,374 @@
+//! An Atlas Admin API v2 stand-in on 127.0.0.1: the endpoints atlas-iam reads (database users,
+//! clusters, IP access list) for one project, behind HTTP Digest (a project API key) or an
+//! OAuth2 bearer token from `/api/oauth/token` (a service account), with the versioned Accept
+//! header required. Its users are the local Atlas's own table, so both always agree.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::server::{Role, Shared, CLUSTER_NAME};
+
+pub const PROJECT_ID: &str = "5f1e2d3c4b5a697887766554";
+pub const PUBLIC_KEY: &str = "abcdwxyz";
+pub const PRIVATE_KEY: &str = "11111111-2222-4333-8444-p41v4t3k3y00";
+pub const CLIENT_ID: &str = "mdb_sa_id_0123456789abcdef01234567";
+pub const CLIENT_SECRET: &str = "mdb_sa_sk_s3rv1c3s3cr3tv4lu3xyz";
+const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.stand-in-access-token.sig";
+const REALM: &str = "MMS Public API";
+const ACCEPT: &str = "application/vnd.atlas.2023-01-01+json";
+
+/// What the stand-in gets wrong on purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminFault {
+    /// Every request is refused as if this machine were not on the API key's access list.
+    NotOnApiAccessList,
+    /// The database users may not be read (a key without Project Read Only).
+    NoReadPermission,
+    /// Accepts connections and never answers.
+    Silent,
+}
+
+/// The cluster as the API shows it.
+#[derive(Clone, Debug)]
+pub struct ClusterState {
+    pub paused: bool,
+    pub version: String,
+    /// The connection strings' host lists (standard) and SRV name.
+    pub standard: String,
+    pub standard_srv: Option<String>,
+}
+
+/// The project's state besides its users (those are the local Atlas's).
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    pub cluster: ClusterState,
+    /// (CIDR, comment)
+    pub access_list: Vec<(String, String)>,
+    pub fault: Option<AdminFault>,
+}
+
+pub struct AdminApi {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<AdminState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AdminApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Ctx {
+    users: Arc<Shared>,
+    state: Arc<Mutex<AdminState>>,
+}
+
+impl AdminApi {
+    pub async fn start(users: Arc<Shared>, state: AdminState) -> std::io::Result<AdminApi> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(state));
+        let ctx = Arc::new(Ctx {
+            users,
+            state: state.clone(),
+        });
+        let task = tokio::spawn(crate::http::serve(listener, move |req| {
+            handle(req, ctx.clone())
+        }));
+        Ok(AdminApi { addr, state, task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut AdminState)) {
+        if let Ok(mut s) = self.state.lock() {
+            f(&mut s);
+        }
+    }
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn api_error(status: StatusCode, code: &str, detail: &str) -> Response<Full<Bytes>> {
+    reply(
+        status,
+        json!({"detail": detail, "error": status.as_u16(), "errorCode": code, "parameters": [],
+               "reason": status.canonical_reason().unwrap_or("")}),
+    )
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::Digest;
+    let d = md5::Md5::digest(s.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `key="value", key=value` pairs of a Digest header.
+fn digest_fields(header: &str) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let rest = header.trim_start().strip_prefix("Digest").unwrap_or("");
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        let value: String = if chars.peek() == Some(&'"') {
+            chars.next();
+            chars.by_ref().take_while(|c| *c != '"').collect()
+        } else {
+            chars.by_ref().take_while(|c| *c != ',').collect()
+        };
+        out.insert(key.trim().to_string(), value.trim().to_string());
+    }
+    out
+}
+
+/// Whether a Digest answer is right for this key (RFC 2617, qop=auth, MD5).
+fn digest_ok(header: &str, method: &str, path_and_query: &str) -> bool {
+    let f = digest_fields(header);
+    let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
+    if get("username") != PUBLIC_KEY || get("realm") != REALM || get("uri") != path_and_query {
+        return false;
+    }
+    let ha1 = md5_hex(&format!("{PUBLIC_KEY}:{REALM}:{PRIVATE_KEY}"));
+    let ha2 = md5_hex(&format!("{method}:{}", get("uri")));
+    let expected = md5_hex(&format!(
+        "{ha1}:{}:{}:{}:{}:{ha2}",
+        get("nonce"),
+        get("nc"),
+        get("cnonce"),
+        get("qop")
+    ));
+    get("response") == expected
+}
+
+fn challenge() -> Response<Full<Bytes>> {
+    let nonce: u64 = rand::random();
+    let mut r = api_error(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "You are not authorized for this resource.",
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
+        "Digest realm=\"{REALM}\", domain=\"\", nonce=\"{nonce:016x}\", algorithm=MD5, qop=\"auth\", stale=false"
+    )) {
+        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+fn role_json(r: &Role) -> Value {
+    match r {
+        Role::Read(db) => json!({"roleName": "read", "databaseName": db}),
+        Role::ReadWrite(db) => json!({"roleName": "readWrite", "databaseName": db}),
+        Role::ReadAnyDatabase => json!({"roleName": "readAnyDatabase", "databaseName": "admin"}),
+        Role::ReadWriteAnyDatabase => {
+            json!({"roleName": "readWriteAnyDatabase", "databaseName": "admin"})
+        }
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    ctx: Arc<Ctx>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let state = match ctx.state.lock() {
+        Ok(s) => s.clone(),
+        Err(_) => {
+            return Ok(api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "UNEXPECTED_ERROR",
+                "state",
+            ))
+        }
+    };
+    if state.fault == Some(AdminFault::Silent) {
+        std::future::pending::<()>().await;
+    }
+    if state.fault == Some(AdminFault::NotOnApiAccessList) {
+        return Ok(api_error(
+            StatusCode::FORBIDDEN,
+            "IP_ADDRESS_NOT_ON_ACCESS_LIST",
+            "IP address 127.0.0.1 is not allowed to access this resource.",
+        ));
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
+    let header = |name: hyper::header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let authorization = header(hyper::header::AUTHORIZATION);
+    let accept = header(hyper::header::ACCEPT);
+
+    if method == Method::POST && path == "/api/oauth/token" {
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+        let body = req.into_body().collect().await.map(|b| b.to_bytes());
+        let form_ok = body
+            .as_ref()
+            .is_ok_and(|b| String::from_utf8_lossy(b).contains("grant_type=client_credentials"));
+        if authorization.as_deref() != Some(&format!("Basic {basic}")) || !form_ok {
+            return Ok(reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "invalid_client", "error_description": "invalid client credentials"}),
+            ));
+        }
+        return Ok(reply(
+            StatusCode::OK,
+            json!({"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"}),
+        ));
+    }
+
+    let authorized = match authorization.as_deref() {
+        Some(a) if a.starts_with("Bearer ") => a == format!("Bearer {TOKEN}"),
+        Some(a) if a.starts_with("Digest ") => digest_ok(a, method.as_str(), &path_and_query),
+        _ => false,
+    };
+    if !authorized {
+        return Ok(if authorization.as_deref().is_some_and(|a| a.starts_with("Bearer ")) {
+            api_error(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "You are not authorized for this resource.",
+            )
+        } else {
+            challenge()
+        });
+    }
+    if accept.as_deref() != Some(ACCEPT) {
+        return Ok(api_error(
+            StatusCode::NOT_ACCEPTABLE,
+            "INVALID_VERSION_DATE",
+            "The version date is invalid or missing.",
+        ));
+    }
+    let Some(rest) = path.strip_prefix("/api/atlas/v2/groups/") else {
+        return Ok(api_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND", "Not Found"));
+    };
+    let (group, resource) = rest.split_once('/').unwrap_or((rest, ""));
+    if group != PROJECT_ID {
+        return Ok(api_error(
+            StatusCode::NOT_FOUND,
+            "GROUP_NOT_FOUND",
+            &format!("No group with ID {group} exists."),
+        ));
+    }
+    let page = |results: Vec<Value>| {
+        let n = results.len();
+        reply(
+            StatusCode::OK,
+            json!({"results": results, "totalCount": n, "links": []}),
+        )
+    };
+    Ok(match (method, resource) {
+        (Method::GET, "databaseUsers") => {
+            if state.fault == Some(AdminFault::NoReadPermission) {
+                api_error(
+                    StatusCode::FORBIDDEN,
+                    "USER_CANNOT_ACCESS_ORGANIZATION_OR_GROUP",
+                    "The user does not have access to this organization or project.",
+                )
+            } else {
+                let users = ctx
+                    .users
+                    .users
+                    .read()
+                    .map(|u| u.clone())
+                    .unwrap_or_default();
+                let mut users: Vec<_> = users.into_iter().collect();
+                users.sort_by(|a, b| a.0.cmp(&b.0));
+                page(
+                    users
+                        .iter()
+                        .map(|(arn, u)| {
+                            json!({
+                                "username": arn, "databaseName": "$external", "groupId": PROJECT_ID,
+                                "awsIAMType": u.iam_type.name(), "ldapAuthType": "NONE",
+                                "x509Type": "NONE", "oidcAuthType": "NONE",
+                                "roles": u.roles.iter().map(role_json).collect::<Vec<_>>(),
+                                "scopes": u.scopes.iter().map(|s| json!({"name": s, "type": "CLUSTER"})).collect::<Vec<_>>(),
+                            })
+                        })
+                        .collect(),
+                )
+            }
+        }
+        (Method::GET, "clusters") => {
+            let c = &state.cluster;
+            let mut strings = json!({"standard": c.standard});
+            if let Some(srv) = &c.standard_srv {
+                strings["standardSrv"] = json!(srv);
+            }
+            page(vec![
+                json!({
+                    "name": "Cluster9", "stateName": "IDLE", "paused": false, "mongoDBVersion": "8.0.4",
+                    "connectionStrings": {"standardSrv": "mongodb+srv://cluster9.zz99z.mongodb.net"},
+                    "replicationSpecs": [{"regionConfigs": [{"providerName": "GCP"}]}],
+                }),
+                json!({
+                    "name": CLUSTER_NAME, "stateName": "IDLE", "paused": c.paused,
+                    "mongoDBVersion": c.version, "connectionStrings": strings,
+                    "replicationSpecs": [{"regionConfigs": [{"providerName": "AWS", "regionName": "US_EAST_1"}]}],
+                }),
+            ])
+        }
+        (Method::GET, "accessList") => page(
+            state
+                .access_list
+                .iter()
+                .map(|(cidr, comment)| json!({"cidrBlock": cidr, "comment": comment, "groupId": PROJECT_ID}))
+                .collect(),
+        ),
+        _ => api_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND", "Not Found"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_answers_are_checked() {
+        let uri = "/api/atlas/v2/groups/x/clusters?pageNum=1";
+        let ha1 = md5_hex(&format!("{PUBLIC_KEY}:{REALM}:{PRIVATE_KEY}"));
+        let ha2 = md5_hex(&format!("GET:{uri}"));
+        let response = md5_hex(&format!("{ha1}:n1:00000001:c1:auth:{ha2}"));
+        let header = format!(
+            r#"Digest username="{PUBLIC_KEY}", realm="{REALM}", nonce="n1", uri="{uri}", qop=auth, nc=00000001, cnonce="c1", response="{response}", algorithm=MD5"#
+        );
+        assert!(digest_ok(&header, "GET", uri));
+        assert!(!digest_ok(&header.replace("n1", "n2"), "GET", uri));
+        assert!(!digest_ok(&header, "GET", "/other"));
+    }
+}
