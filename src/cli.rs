@@ -91,7 +91,13 @@ pub enum Command {
     /// Calls STS GetCallerIdentity with the resolved credentials (those of the assumed role with
     /// --role-arn) and prints the account, the ARN, the ARN of the database user Atlas will look
     /// up (an assumed-role session maps to its role) and the Atlas CLI command that creates it.
-    #[command(after_help = "Exit codes: 0 ok, 2 usage, 3 config or credentials, 4 STS.")]
+    /// With --atlas, asks the Atlas Admin API whether the project has that database user (right
+    /// IAM type, and scoped to the --uri/--cluster target's cluster when one is given), and gives
+    /// the exact fix when not.
+    #[command(
+        after_help = "Exit codes: 0 ok, 2 usage, 3 config or credentials, 4 STS; with \
+--atlas: 6 no matching database user, 8 the Admin API refused or could not be read."
+    )]
     Whoami,
     /// Build a MONGODB-AWS connection string, or check an existing one (--uri)
     ///
@@ -373,30 +379,60 @@ pub struct GlobalArgs {
     pub atlas: bool,
 
     /// Atlas project id (24 hex digits) [env: MONGODB_ATLAS_PROJECT_ID]
-    #[arg(long, global = true, value_name = "ID", help_heading = "Atlas Admin API")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "ID",
+        help_heading = "Atlas Admin API"
+    )]
     pub atlas_project_id: Option<String>,
 
     /// Public part of a project API key (HTTP Digest) [env: MONGODB_ATLAS_PUBLIC_API_KEY]
-    #[arg(long, global = true, value_name = "KEY", help_heading = "Atlas Admin API")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY",
+        help_heading = "Atlas Admin API"
+    )]
     pub atlas_public_key: Option<String>,
 
     /// Private part of that API key; prefer the variable (a flag shows in the process list)
     /// [env: MONGODB_ATLAS_PRIVATE_API_KEY]
-    #[arg(long, global = true, value_name = "KEY", help_heading = "Atlas Admin API")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY",
+        help_heading = "Atlas Admin API"
+    )]
     pub atlas_private_key: Option<String>,
 
     /// Client id of a service account (OAuth2 client credentials) [env: MONGODB_ATLAS_CLIENT_ID]
-    #[arg(long, global = true, value_name = "ID", help_heading = "Atlas Admin API")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "ID",
+        help_heading = "Atlas Admin API"
+    )]
     pub atlas_client_id: Option<String>,
 
     /// Client secret of that service account; prefer the variable [env:
     /// MONGODB_ATLAS_CLIENT_SECRET]
-    #[arg(long, global = true, value_name = "SECRET", help_heading = "Atlas Admin API")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECRET",
+        help_heading = "Atlas Admin API"
+    )]
     pub atlas_client_secret: Option<String>,
 
     /// Where the Admin API is: https only, except on a loopback address (for tests)
     /// [default: https://cloud.mongodb.com] [env: ATLAS_IAM_ATLAS_BASE_URL]
-    #[arg(long, global = true, value_name = "URL", help_heading = "Atlas Admin API")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "Atlas Admin API"
+    )]
     pub atlas_base_url: Option<String>,
 
     // ---- output ----

@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::atlas::api::{ApiAuth, ApiConfig};
 use crate::cli::GlobalArgs;
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::envfile::EnvFile;
 use crate::identity::RoleArn;
-use crate::atlas::api::{ApiAuth, ApiConfig};
 use crate::secret::Secret;
 
 /// Aliases read after the primary names that clap reads (ATLAS_IAM_CLUSTER, ATLAS_IAM_DB,
@@ -319,7 +319,12 @@ fn atlas_config(args: &GlobalArgs, env: &Env) -> Result<ApiConfig, Diagnosis> {
             private_key: Secret::new(private),
         },
         (public, private, id, secret) => {
-            let half = match (public.is_some(), private.is_some(), id.is_some(), secret.is_some()) {
+            let half = match (
+                public.is_some(),
+                private.is_some(),
+                id.is_some(),
+                secret.is_some(),
+            ) {
                 (true, false, _, _) => "a public API key without its private key",
                 (false, true, _, _) => "a private API key without its public key",
                 (_, _, true, false) => "a client id without its client secret",

@@ -284,14 +284,22 @@ impl Kind {
             | BadReply
             | AtlasClusterPaused
             | ServerSelection => Family::Network,
-            AtlasUserMissing | AtlasStsRejected | ServerNonceMismatch | MechanismUnavailable
-            | AuthenticationFailed | AtlasUserWrongType | AtlasUserOtherClusters
+            AtlasUserMissing
+            | AtlasStsRejected
+            | ServerNonceMismatch
+            | MechanismUnavailable
+            | AuthenticationFailed
+            | AtlasUserWrongType
+            | AtlasUserOtherClusters
             | AtlasVersionTooOld => Family::Authentication,
             NotAuthorized | CommandFailed => Family::Authorization,
-            AtlasApiNotConfigured | AtlasApiUnauthorized | AtlasApiForbidden
-            | AtlasProjectNotFound | AtlasApiUnreachable | AtlasApiTimeout | AtlasApiError => {
-                Family::AtlasApi
-            }
+            AtlasApiNotConfigured
+            | AtlasApiUnauthorized
+            | AtlasApiForbidden
+            | AtlasProjectNotFound
+            | AtlasApiUnreachable
+            | AtlasApiTimeout
+            | AtlasApiError => Family::AtlasApi,
             Internal => Family::Internal,
         }
     }

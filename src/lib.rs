@@ -38,9 +38,12 @@ pub fn configure(cli: &Cli, env_file: EnvFile, env: Env) -> Result<Config, Box<R
     let started = Instant::now();
     let uri = cli.global.uri.as_deref();
     let mut scrubber = commands::initial_scrubber(&env, uri);
-    for flag in [&cli.global.atlas_private_key, &cli.global.atlas_client_secret]
-        .into_iter()
-        .flatten()
+    for flag in [
+        &cli.global.atlas_private_key,
+        &cli.global.atlas_client_secret,
+    ]
+    .into_iter()
+    .flatten()
     {
         scrubber.add_secret(flag.trim());
     }

@@ -48,7 +48,9 @@ impl ApiConfig {
     /// The variable (or flag) names of the credentials in use, for texts.
     pub fn credential_names(&self) -> &'static str {
         match self.auth {
-            ApiAuth::ApiKey { .. } => "MONGODB_ATLAS_PUBLIC_API_KEY / MONGODB_ATLAS_PRIVATE_API_KEY",
+            ApiAuth::ApiKey { .. } => {
+                "MONGODB_ATLAS_PUBLIC_API_KEY / MONGODB_ATLAS_PRIVATE_API_KEY"
+            }
             ApiAuth::ServiceAccount { .. } => {
                 "MONGODB_ATLAS_CLIENT_ID / MONGODB_ATLAS_CLIENT_SECRET"
             }
@@ -209,11 +211,7 @@ impl Client {
             .user_agent(concat!("atlas-iam/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
-                Diagnosis::new(
-                    Kind::Internal,
-                    format!("HTTP client: {e}"),
-                    "report this",
-                )
+                Diagnosis::new(Kind::Internal, format!("HTTP client: {e}"), "report this")
             })?;
         Ok(Client {
             http,
@@ -283,7 +281,9 @@ impl Client {
             .await
             .map_err(|e| self.transport(&e, "a service account token"))?;
         let status = sent.status();
-        let body = read_body(sent).await.map_err(|e| self.transport(&e, "a token"))?;
+        let body = read_body(sent)
+            .await
+            .map_err(|e| self.transport(&e, "a token"))?;
         if !status.is_success() {
             return Err(self.refused(status, &body, "a service account token"));
         }
@@ -305,10 +305,7 @@ impl Client {
     ) -> Result<Vec<T>, Diagnosis> {
         let mut all = Vec::new();
         for page in 1..=MAX_PAGES {
-            let url = format!(
-                "{}?itemsPerPage={PAGE}&pageNum={page}",
-                self.url(path)
-            );
+            let url = format!("{}?itemsPerPage={PAGE}&pageNum={page}", self.url(path));
             let body = self.get(&url, what).await?;
             let parsed: Page<T> = serde_json::from_slice(&body).map_err(|e| {
                 Diagnosis::new(
@@ -338,8 +335,13 @@ impl Client {
             req = req.bearer_auth(token.expose());
         }
         let mut resp = req.send().await.map_err(|e| self.transport(&e, what))?;
-        if let (StatusCode::UNAUTHORIZED, ApiAuth::ApiKey { public_key, private_key }) =
-            (resp.status(), &self.cfg.auth)
+        if let (
+            StatusCode::UNAUTHORIZED,
+            ApiAuth::ApiKey {
+                public_key,
+                private_key,
+            },
+        ) = (resp.status(), &self.cfg.auth)
         {
             let challenge = resp
                 .headers()
@@ -363,7 +365,9 @@ impl Client {
             }
         }
         let status = resp.status();
-        let body = read_body(resp).await.map_err(|e| self.transport(&e, what))?;
+        let body = read_body(resp)
+            .await
+            .map_err(|e| self.transport(&e, what))?;
         if !status.is_success() {
             return Err(self.refused(status, &body, what));
         }
@@ -482,7 +486,9 @@ mod tests {
         assert!(answer.starts_with("Digest "), "{answer}");
         assert!(answer.contains(r#"username="pubkey""#), "{answer}");
         assert!(
-            answer.contains(r#"uri="/api/atlas/v2/groups/x/databaseUsers?itemsPerPage=500&pageNum=1""#),
+            answer.contains(
+                r#"uri="/api/atlas/v2/groups/x/databaseUsers?itemsPerPage=500&pageNum=1""#
+            ),
             "{answer}"
         );
         assert!(!answer.contains("priv-secret-value"), "{answer}");
@@ -505,6 +511,9 @@ mod tests {
                 "replicationSpecs":[{"regionConfigs":[{"providerName":"AWS"}]}]}]}"#,
         )
         .expect("clusters");
-        assert_eq!(clusters.results[0].mongodb_version.as_deref(), Some("7.0.12"));
+        assert_eq!(
+            clusters.results[0].mongodb_version.as_deref(),
+            Some("7.0.12")
+        );
     }
 }

@@ -62,8 +62,7 @@ pub struct Analysis {
 
 fn is_iam(u: &ApiUser) -> bool {
     u.database_name == "$external"
-        && u
-            .aws_iam_type
+        && u.aws_iam_type
             .as_deref()
             .is_some_and(|t| t == "USER" || t == "ROLE")
 }
@@ -152,8 +151,7 @@ pub fn registered(users: &[ApiUser], arn: &str, iam_type: &str) -> Registered {
     if iam_type == "ROLE" {
         if let Some((partition, account, name)) = role_parts(arn) {
             if let Some(u) = iam.iter().find(|u| {
-                u.username != arn
-                    && role_parts(&u.username) == Some((partition, account, name))
+                u.username != arn && role_parts(&u.username) == Some((partition, account, name))
             }) {
                 return Registered::WithPath((*u).clone());
             }
@@ -181,8 +179,8 @@ fn grants(role: &super::api::ApiRole, need: Need, db: &str) -> Option<bool> {
         (Need::ReadWrite, "readWrite" | "dbOwner") => on_db,
         (
             Need::Read | Need::ReadWrite,
-            "read" | "dbAdmin" | "readAnyDatabase"
-            | "dbAdminAnyDatabase" | "clusterMonitor" | "backup" | "enableSharding",
+            "read" | "dbAdmin" | "readAnyDatabase" | "dbAdminAnyDatabase" | "clusterMonitor"
+            | "backup" | "enableSharding",
         ) => false,
         _ => return None,
     })
@@ -209,7 +207,10 @@ fn provider(c: &ApiCluster) -> Option<String> {
         .iter()
         .flat_map(|s| &s.region_configs)
         .find_map(|r| {
-            match (r.provider_name.as_deref(), r.backing_provider_name.as_deref()) {
+            match (
+                r.provider_name.as_deref(),
+                r.backing_provider_name.as_deref(),
+            ) {
                 (Some("TENANT"), Some(b)) | (Some("FLEX"), Some(b)) => Some(b.to_string()),
                 (Some(p), _) => Some(p.to_string()),
                 _ => None,
@@ -298,13 +299,8 @@ impl Analysis {
             .need
             .role(&self.db)
             .unwrap_or_else(|| format!("readWrite@{}", self.db));
-        let scope = self
-            .cluster
-            .as_ref()
-            .map(|c| format!(" --scope {}", c.name))
-            .unwrap_or_default();
         format!(
-            "atlas dbusers create --username {arn} --awsIAMType {t} --role {role}{scope} --projectId {}",
+            "atlas dbusers create --username {arn} --awsIAMType {t} --role {role} --projectId {}",
             self.project_id
         )
     }
@@ -323,7 +319,13 @@ impl Analysis {
                 .iter()
                 .filter(|u| is_iam(u))
                 .take(8)
-                .map(|u| format!("{} ({})", u.username, u.aws_iam_type.as_deref().unwrap_or("?")))
+                .map(|u| {
+                    format!(
+                        "{} ({})",
+                        u.username,
+                        u.aws_iam_type.as_deref().unwrap_or("?")
+                    )
+                })
                 .collect();
             if arns.is_empty() {
                 "no AWS IAM database user at all".to_string()
@@ -556,7 +558,9 @@ impl Analysis {
                 if is_paused(c) {
                     "paused".to_string()
                 } else {
-                    c.state_name.clone().unwrap_or_else(|| "state unknown".into())
+                    c.state_name
+                        .clone()
+                        .unwrap_or_else(|| "state unknown".into())
                 },
                 c.mongodb_version
                     .as_ref()
@@ -567,7 +571,11 @@ impl Analysis {
             None if !self.project.clusters.is_empty() => parts.push(format!(
                 "no cluster of the project has this target's hosts ({} cluster{})",
                 self.project.clusters.len(),
-                if self.project.clusters.len() == 1 { "" } else { "s" }
+                if self.project.clusters.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             )),
             None => {}
         }
@@ -652,12 +660,25 @@ mod tests {
             Some(Kind::AtlasUserWrongType)
         );
         let a = analysis(
-            vec![user("arn:aws:iam::123456789012:role/team/app", "ROLE", &[], &[])],
+            vec![user(
+                "arn:aws:iam::123456789012:role/team/app",
+                "ROLE",
+                &[],
+                &[],
+            )],
             Need::Nothing,
         );
-        assert_eq!(a.registered, Registered::WithPath(a.project.users[0].clone()));
+        assert_eq!(
+            a.registered,
+            Registered::WithPath(a.project.users[0].clone())
+        );
         let a = analysis(
-            vec![user("arn:aws:sts::123456789012:assumed-role/app/s1", "ROLE", &[], &[])],
+            vec![user(
+                "arn:aws:sts::123456789012:assumed-role/app/s1",
+                "ROLE",
+                &[],
+                &[],
+            )],
             Need::Nothing,
         );
         assert!(matches!(a.registered, Registered::SessionArn(_)));
@@ -681,7 +702,10 @@ mod tests {
         assert!(!problem(&[("read", "test")], Need::Read));
         assert!(problem(&[("read", "test")], Need::ReadWrite));
         assert!(problem(&[("readWrite", "other")], Need::ReadWrite));
-        assert!(!problem(&[("readWriteAnyDatabase", "admin")], Need::ReadWrite));
+        assert!(!problem(
+            &[("readWriteAnyDatabase", "admin")],
+            Need::ReadWrite
+        ));
         assert!(!problem(&[("atlasAdmin", "admin")], Need::ReadWrite));
         assert!(!problem(&[("readAnyDatabase", "admin")], Need::Read));
         // a custom role may grant it: no verdict
@@ -691,22 +715,37 @@ mod tests {
     #[test]
     fn clusters_are_matched_by_their_hosts_and_judged() {
         let mut a = analysis(vec![], Need::Nothing);
-        assert_eq!(a.cluster.as_ref().map(|c| c.name.as_str()), Some("Cluster0"));
+        assert_eq!(
+            a.cluster.as_ref().map(|c| c.name.as_str()),
+            Some("Cluster0")
+        );
         assert_eq!(a.cluster_problem(), None);
         let other = cluster_of(
             &a.project.clusters,
             &target_hosts(None, &["ac-1-shard-00-01.ab12c.mongodb.net:27017".into()]),
         );
         assert!(other.is_some());
-        assert!(cluster_of(&a.project.clusters, &target_hosts(None, &["elsewhere:27017".into()])).is_none());
+        assert!(cluster_of(
+            &a.project.clusters,
+            &target_hosts(None, &["elsewhere:27017".into()])
+        )
+        .is_none());
         if let Some(c) = a.cluster.as_mut() {
             c.mongodb_version = Some("4.2.24".into());
         }
-        assert_eq!(a.cluster_problem().map(|d| d.kind), Some(Kind::AtlasVersionTooOld));
+        assert_eq!(
+            a.cluster_problem().map(|d| d.kind),
+            Some(Kind::AtlasVersionTooOld)
+        );
         if let Some(c) = a.cluster.as_mut() {
             c.paused = Some(true);
         }
-        assert_eq!(a.cluster_problem().map(|d| d.kind), Some(Kind::AtlasClusterPaused));
-        assert!(!version_below_min("4.4.0") && !version_below_min("8.0") && version_below_min("4.2"));
+        assert_eq!(
+            a.cluster_problem().map(|d| d.kind),
+            Some(Kind::AtlasClusterPaused)
+        );
+        assert!(
+            !version_below_min("4.4.0") && !version_below_min("8.0") && version_below_min("4.2")
+        );
     }
 }

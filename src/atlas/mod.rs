@@ -89,7 +89,11 @@ pub fn stage(
 /// A failure of a later stage explained with the API's facts: the user as registered at auth,
 /// the roles at the command, the cluster's state and the access list at the network stages.
 /// Without the API, the hints that only it could settle say so.
-pub fn explain(stage: crate::diagnosis::Stage, d: Diagnosis, atlas: Option<&Analysis>) -> Diagnosis {
+pub fn explain(
+    stage: crate::diagnosis::Stage,
+    d: Diagnosis,
+    atlas: Option<&Analysis>,
+) -> Diagnosis {
     use crate::diagnosis::Stage;
     let Some(a) = atlas else {
         return match d.kind {
@@ -107,7 +111,7 @@ pub fn explain(stage: crate::diagnosis::Stage, d: Diagnosis, atlas: Option<&Anal
             }
             match a.user_problem() {
                 Some(found) => Diagnosis {
-                    cause: format!("{}; {}", found.cause, d.cause),
+                    cause: format!("Atlas refused the authentication, and {}", found.cause),
                     ..found
                 },
                 // registered right: the refusal is not about the user
@@ -124,7 +128,10 @@ pub fn explain(stage: crate::diagnosis::Stage, d: Diagnosis, atlas: Option<&Anal
         }
         (Stage::Command, Kind::NotAuthorized) => a.roles_problem().unwrap_or(d),
         (Stage::Dns | Stage::Tcp | Stage::Tls | Stage::Auth, _) => {
-            if let Some(c) = a.cluster_problem().filter(|c| c.kind == Kind::AtlasClusterPaused) {
+            if let Some(c) = a
+                .cluster_problem()
+                .filter(|c| c.kind == Kind::AtlasClusterPaused)
+            {
                 if matches!(
                     d.kind,
                     Kind::TcpRefused

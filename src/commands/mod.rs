@@ -22,7 +22,10 @@ use crate::secret::{self, Scrubber};
 pub fn initial_scrubber(env: &Env, uri: Option<&str>) -> Scrubber {
     let mut scrubber = credentials::env_scrubber(env);
     // the Admin API's secrets (public key and client id are identifiers, shown)
-    for name in ["MONGODB_ATLAS_PRIVATE_API_KEY", "MONGODB_ATLAS_CLIENT_SECRET"] {
+    for name in [
+        "MONGODB_ATLAS_PRIVATE_API_KEY",
+        "MONGODB_ATLAS_CLIENT_SECRET",
+    ] {
         if let Some(v) = env.get(name).filter(|v| !v.trim().is_empty()) {
             scrubber.add_secret(v.trim());
         }
@@ -160,13 +163,21 @@ pub type AtlasFetched = (
     std::time::Duration,
 );
 
-/// Starts reading the project through the Admin API (with --atlas), beside the other stages.
+/// Starts reading the project through the Admin API (with --atlas), beside the other stages. In
+/// a probe it gets at most half of what is left of the run (and 10 s), so that a slow API never
+/// takes the time the checks that decide need.
 pub fn atlas_work(
     runner: &Runner<'_>,
     cfg: &Config,
+    mode: crate::atlas::Mode,
 ) -> Option<crate::runner::Speculative<AtlasFetched>> {
     let atlas_cfg = cfg.atlas.clone()?;
-    let budget = runner.remaining().min(crate::atlas::PREFLIGHT_BUDGET);
+    let budget = match mode {
+        crate::atlas::Mode::Answer => runner.remaining(),
+        crate::atlas::Mode::Preflight => {
+            (runner.remaining() / 2).min(crate::atlas::PREFLIGHT_BUDGET)
+        }
+    };
     Some(crate::runner::Speculative::spawn(async move {
         let started = std::time::Instant::now();
         let fetched = crate::atlas::fetch(atlas_cfg, budget).await;

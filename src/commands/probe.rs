@@ -6,8 +6,8 @@ use std::time::{Duration, Instant as StdInstant};
 use tokio::sync::oneshot;
 
 use super::{
-    atlas_settle, atlas_work, credential_info, credentials_stages, identity_settle,
-    identity_work, AtlasFetched, IdentityFound, IdentityMode, InUse,
+    atlas_settle, atlas_work, credential_info, credentials_stages, identity_settle, identity_work,
+    AtlasFetched, IdentityFound, IdentityMode, InUse,
 };
 use crate::atlas::Need;
 use crate::cli::Repeat;
@@ -89,7 +89,7 @@ pub async fn run(
     // before its speculative insert can start.
     let signals = Signals::install(command == ProbeCommand::Roundtrip);
     let identity = Speculative::spawn(timed(identity_work(runner, cfg, &resolved, &in_use, mode)));
-    let atlas = atlas_work(runner, cfg);
+    let atlas = atlas_work(runner, cfg, crate::atlas::Mode::Preflight);
     let opts = probe::command::CommandOptions {
         command,
         collection: collection.to_string(),
@@ -113,8 +113,7 @@ pub async fn run(
     ));
 
     let reported = report_in_order(
-        runner, cfg, &resolved, &in_use, identity, atlas, &target, &mut rx, &opts, &ready,
-        signals,
+        runner, cfg, &resolved, &in_use, identity, atlas, &target, &mut rx, &opts, &ready, signals,
     )
     .await;
     // Nothing runs past the report: the network checks and the driver's command end here
@@ -449,9 +448,9 @@ async fn report_in_order(
         run.ended
             .saturating_sub(r.saturating_duration_since(run.started))
     });
-    let outcome = run.outcome.map_err(|f| {
-        crate::atlas::explain(Stage::Command, f.classify(opts, &cfg.db, &facts), a)
-    });
+    let outcome = run
+        .outcome
+        .map_err(|f| crate::atlas::explain(Stage::Command, f.classify(opts, &cfg.db, &facts), a));
     runner.report.latency = runner
         .settle(Stage::Command, async { (outcome, took) })
         .await;

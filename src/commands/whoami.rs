@@ -18,7 +18,7 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config) {
     };
     runner.report.credentials = Some(credential_info(&in_use));
     // the API is read while STS answers
-    let atlas = atlas_work(runner, cfg);
+    let atlas = atlas_work(runner, cfg, crate::atlas::Mode::Answer);
     let Some(facts) = identity_stage(runner, cfg, &resolved, &in_use, IdentityMode::Answer).await
     else {
         return;

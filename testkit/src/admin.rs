@@ -256,15 +256,20 @@ async fn handle(
         _ => false,
     };
     if !authorized {
-        return Ok(if authorization.as_deref().is_some_and(|a| a.starts_with("Bearer ")) {
-            api_error(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "You are not authorized for this resource.",
-            )
-        } else {
-            challenge()
-        });
+        return Ok(
+            if authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Bearer "))
+            {
+                api_error(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "You are not authorized for this resource.",
+                )
+            } else {
+                challenge()
+            },
+        );
     }
     if accept.as_deref() != Some(ACCEPT) {
         return Ok(api_error(
@@ -274,7 +279,11 @@ async fn handle(
         ));
     }
     let Some(rest) = path.strip_prefix("/api/atlas/v2/groups/") else {
-        return Ok(api_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND", "Not Found"));
+        return Ok(api_error(
+            StatusCode::NOT_FOUND,
+            "RESOURCE_NOT_FOUND",
+            "Not Found",
+        ));
     };
     let (group, resource) = rest.split_once('/').unwrap_or((rest, ""));
     if group != PROJECT_ID {

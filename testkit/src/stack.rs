@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use anyhow::Context;
 use serde_json::json;
 
+use crate::admin::{AdminApi, AdminState, ClusterState};
 use crate::dns::{Dns, DnsConfig, DnsFault};
 use crate::gate::Gate;
-use crate::admin::{AdminApi, AdminState, ClusterState};
 use crate::latency::LatencyProxy;
 use crate::moto::{self, Keys, Moto};
 use crate::pki::Pki;
@@ -281,7 +281,11 @@ impl Stack {
         let env: serde_json::Map<String, serde_json::Value> = self
             .env()
             .into_iter()
-            .chain(self.admin_env().into_iter().map(|(k, v)| (k.to_string(), v)))
+            .chain(
+                self.admin_env()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v)),
+            )
             .map(|(k, v)| (k, v.into()))
             .collect();
         json!({
@@ -363,8 +367,14 @@ impl Stack {
         };
         vec![
             ("MONGODB_ATLAS_PROJECT_ID", crate::admin::PROJECT_ID.into()),
-            ("MONGODB_ATLAS_PUBLIC_API_KEY", crate::admin::PUBLIC_KEY.into()),
-            ("MONGODB_ATLAS_PRIVATE_API_KEY", crate::admin::PRIVATE_KEY.into()),
+            (
+                "MONGODB_ATLAS_PUBLIC_API_KEY",
+                crate::admin::PUBLIC_KEY.into(),
+            ),
+            (
+                "MONGODB_ATLAS_PRIVATE_API_KEY",
+                crate::admin::PRIVATE_KEY.into(),
+            ),
             ("ATLAS_IAM_ATLAS_BASE_URL", admin.url()),
         ]
     }

@@ -1,0 +1,438 @@
+//! `--atlas`: the Admin API cross-check, against the Admin API stand-in that reads the local
+//! Atlas's own users (so both agree). Each diagnosis the facts allow, the API's own failures
+//! (never stopping a probe), `whoami --atlas`, and the API credentials never shown.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use atlas_iam_testkit::admin::{AdminFault, CLIENT_ID, CLIENT_SECRET, PRIVATE_KEY, PROJECT_ID};
+use atlas_iam_testkit::moto::{Keys, ACCOUNT};
+use atlas_iam_testkit::{DbUser, Fault, IamType, Role, Stack, StackOptions};
+use common::{atlas_iam, Cli, Output, Stage, Test};
+
+fn stack(options: StackOptions) -> Stack {
+    Stack::start(StackOptions {
+        admin: true,
+        ..options
+    })
+    .expect("local Atlas stack (moto from `bash .ci/setup`)")
+}
+
+fn client(s: &Stack) -> Keys {
+    s.account.clone().expect("account").client
+}
+
+fn role(s: &Stack) -> String {
+    s.account.clone().expect("account").role_arn
+}
+
+/// The binary with the stack's STS, the client's keys and the Admin API's variables.
+fn cli(s: &Stack) -> Cli {
+    let mut c = atlas_iam();
+    for (k, v) in s.env() {
+        c = c.env(&k, v);
+    }
+    for (k, v) in s.admin_env() {
+        c = c.env(k, v);
+    }
+    c.keys(&client(s))
+}
+
+fn hidden(s: &Stack) -> Vec<String> {
+    let k = client(s);
+    vec![
+        k.id.clone(),
+        k.secret.clone(),
+        PRIVATE_KEY.to_string(),
+        CLIENT_SECRET.to_string(),
+    ]
+}
+
+fn ping(s: &Stack, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["ping", "--atlas", "--uri", &s.uri(), "--role-arn", &role(s)]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn atlas_stage(out: &Output) -> serde_json::Value {
+    out.stage(Stage::Atlas)
+}
+
+fn warnings(stage: &serde_json::Value) -> String {
+    stage["warnings"].to_string()
+}
+
+const APP: &str = "atlas-app";
+
+fn role_arn(path: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/{path}{APP}")
+}
+
+#[test]
+fn registered_right_passes_with_the_projects_facts() {
+    let s = stack(StackOptions {
+        tls: true,
+        ..Default::default()
+    });
+    let out = Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .passes()
+        .says("atlas")
+        .hides(&hidden(&s))
+        .run();
+    let atlas = atlas_stage(&out);
+    assert_eq!(atlas["status"], "passed", "{atlas}");
+    let facts = &atlas["facts"]["atlas"];
+    assert_eq!(facts["project_id"], PROJECT_ID, "{facts}");
+    assert_eq!(facts["matched_user"], role(&s).as_str(), "{facts}");
+    assert_eq!(facts["database_users"][0]["iam_type"], "ROLE", "{facts}");
+    assert_eq!(
+        facts["database_users"][0]["roles"][0], "readWrite@test",
+        "{facts}"
+    );
+    assert_eq!(facts["cluster"]["name"], "Cluster0", "{facts}");
+    assert_eq!(facts["cluster"]["mongodb_version"], "7.0.12", "{facts}");
+    assert_eq!(facts["cluster"]["provider"], "AWS", "{facts}");
+    assert_eq!(facts["cluster"]["paused"], false, "{facts}");
+    assert_eq!(
+        facts["access_list"][0], "203.0.113.7/32 (office)",
+        "{facts}"
+    );
+    // reported after identity, before the network stages
+    let order: Vec<String> = out.statuses().into_iter().map(|(s, _)| s).collect();
+    let at = |n: &str| order.iter().position(|s| s == n).expect(n);
+    assert!(
+        at("identity") < at("atlas") && at("atlas") < at("dns"),
+        "{order:?}"
+    );
+}
+
+#[test]
+fn a_user_not_registered_is_named_with_what_is() {
+    let s = stack(StackOptions::default());
+    s.remove_db_user(&role(&s));
+    let other = format!("arn:aws:iam::{ACCOUNT}:role/someone-else");
+    s.set_db_user(&other, vec![Role::Read("test".into())]);
+    let out = Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .says("the Admin API shows no database user")
+        .says(&other)
+        .says(&format!(
+            "atlas dbusers create --username {} --awsIAMType ROLE",
+            role(&s)
+        ))
+        .hides(&hidden(&s))
+        .run();
+    assert_eq!(atlas_stage(&out)["status"], "warning");
+    assert!(warnings(&atlas_stage(&out)).contains("atlas_user_missing"));
+}
+
+#[test]
+fn the_other_iam_type_is_told() {
+    let s = stack(StackOptions::default());
+    let arn = role(&s);
+    s.set_db_user_as(
+        &arn,
+        DbUser {
+            roles: vec![Role::ReadWrite("test".into())],
+            iam_type: IamType::User,
+            scopes: vec![],
+        },
+    );
+    Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_user_wrong_type")
+        .exit(6)
+        .says("registered with the other IAM type: USER, where the caller needs ROLE")
+        .says("--awsIAMType ROLE")
+        .hides(&hidden(&s))
+        .run();
+    // whoami --atlas answers the same question, and fails with authentication's code
+    Test::new(|| cli(&s))
+        .args(["whoami", "--atlas", "--role-arn", &arn])
+        .fails_at(Stage::Atlas, "atlas_user_wrong_type")
+        .exit(6)
+        .says("atlas dbusers delete")
+        .hides(&hidden(&s))
+        .run();
+}
+
+#[test]
+fn a_role_registered_with_its_path_or_as_a_session() {
+    let s = stack(StackOptions::default());
+    s.remove_db_user(&role(&s));
+    let with_path = role_arn("team/");
+    s.set_db_user(&with_path, vec![Role::ReadWrite("test".into())]);
+    Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .says(&format!("registered with its path, as {with_path}"))
+        .says(&format!("Atlas looks up {}", role(&s)))
+        .run();
+    s.remove_db_user(&with_path);
+    let session = format!("arn:aws:sts::{ACCOUNT}:assumed-role/{APP}/old-session");
+    s.set_db_user(&session, vec![Role::ReadWrite("test".into())]);
+    Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .says(&format!("a session ARN registered, {session}"))
+        .says("a session ARN never matches")
+        .run();
+}
+
+#[test]
+fn a_user_scoped_to_other_clusters() {
+    let s = stack(StackOptions::default());
+    s.set_db_user_as(
+        &role(&s),
+        DbUser {
+            roles: vec![Role::ReadWrite("test".into())],
+            iam_type: IamType::Role,
+            scopes: vec!["Cluster9".into()],
+        },
+    );
+    Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_user_other_clusters")
+        .exit(6)
+        .says("scoped to Cluster9 only, not to the cluster Cluster0")
+        .says("--scope Cluster0")
+        .run();
+}
+
+#[test]
+fn roles_against_what_the_command_needs() {
+    let s = stack(StackOptions::default());
+    s.set_db_user(&role(&s), vec![Role::Read("test".into())]);
+    // list-collections needs read: nothing to say
+    let out = Test::new(|| cli(&s))
+        .args([
+            "list-collections",
+            "--atlas",
+            "--uri",
+            &s.uri(),
+            "--role-arn",
+            &role(&s),
+        ])
+        .passes()
+        .run();
+    assert_eq!(atlas_stage(&out)["status"], "passed", "{}", out.all());
+    // roundtrip needs readWrite: the atlas stage says so before the command is refused
+    let out = Test::new(|| cli(&s))
+        .args([
+            "roundtrip",
+            "--atlas",
+            "--uri",
+            &s.uri(),
+            "--role-arn",
+            &role(&s),
+        ])
+        .fails_at(Stage::Command, "not_authorized")
+        .exit(7)
+        .says("the Admin API shows the database user")
+        .says("with read@test, which does not grant readWrite@test")
+        .says("atlas dbusers update")
+        .run();
+    assert!(
+        warnings(&atlas_stage(&out)).contains("not_authorized"),
+        "{}",
+        out.all()
+    );
+}
+
+#[test]
+fn a_paused_cluster_and_one_too_old() {
+    let s = stack(StackOptions {
+        fault: Some(Fault::Refuse),
+        ..Default::default()
+    });
+    s.admin_update(|a| a.cluster.paused = true);
+    Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Tcp, "atlas_cluster_paused")
+        .exit(5)
+        .says("the Admin API shows the cluster Cluster0 paused")
+        .says("atlas clusters start Cluster0")
+        .run();
+
+    let s = stack(StackOptions::default());
+    s.admin_update(|a| a.cluster.version = "4.2.24".into());
+    let out = Test::new(|| cli(&s)).args(ping(&s, &[])).passes().run();
+    assert!(
+        warnings(&atlas_stage(&out)).contains("MONGODB-AWS needs 4.4 or later"),
+        "{}",
+        out.all()
+    );
+}
+
+#[test]
+fn the_access_list_is_shown_when_the_tls_stage_meets_its_alert() {
+    let s = stack(StackOptions {
+        tls: true,
+        fault: Some(Fault::TlsAlert),
+        ..Default::default()
+    });
+    Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Tls, "ip_not_allowed")
+        .exit(5)
+        .says("the project's IP access list has 203.0.113.7/32 (office)")
+        .run();
+}
+
+#[test]
+fn the_apis_own_failures_never_stop_a_probe() {
+    let s = stack(StackOptions::default());
+    type Tweak = Box<dyn Fn(Cli) -> Cli>;
+    let cases: [(&str, Tweak, Option<AdminFault>); 5] = [
+        (
+            "atlas_api_unauthorized",
+            Box::new(|c| c.env("MONGODB_ATLAS_PRIVATE_API_KEY", "wrong-private-key-value")),
+            None,
+        ),
+        (
+            "atlas_project_not_found",
+            Box::new(|c| c.env("MONGODB_ATLAS_PROJECT_ID", "000000000000000000000000")),
+            None,
+        ),
+        (
+            "atlas_api_forbidden",
+            Box::new(|c| c),
+            Some(AdminFault::NoReadPermission),
+        ),
+        (
+            "atlas_api_forbidden",
+            Box::new(|c| c),
+            Some(AdminFault::NotOnApiAccessList),
+        ),
+        (
+            "atlas_api_not_configured",
+            Box::new(|c| c.env_remove("MONGODB_ATLAS_PRIVATE_API_KEY")),
+            None,
+        ),
+    ];
+    for (kind, tweak, fault) in cases {
+        s.admin_update(|a| a.fault = fault);
+        let out = Test::new(|| tweak(cli(&s)))
+            .args(ping(&s, &[]))
+            .passes()
+            .says(kind)
+            .hides(&hidden(&s))
+            .hides(&["wrong-private-key-value"])
+            .run();
+        let atlas = atlas_stage(&out);
+        assert_eq!(atlas["status"], "warning", "{kind}: {atlas}");
+        assert_eq!(atlas["diagnosis"]["kind"], kind, "{atlas}");
+        // whoami --atlas is the answer: the API's failure is exit code 8
+        let out = tweak(cli(&s))
+            .args(["whoami", "--atlas", "--format", "json"])
+            .run();
+        assert_eq!(out.code, 8, "{kind}: {}", out.all());
+        out.assert_absent(&["wrong-private-key-value", PRIVATE_KEY]);
+    }
+    s.admin_update(|a| a.fault = None);
+}
+
+#[test]
+fn a_silent_api_is_bounded() {
+    let s = stack(StackOptions::default());
+    s.admin_update(|a| a.fault = Some(AdminFault::Silent));
+    let started = Instant::now();
+    let out = cli(&s)
+        .args(ping(&s, &["--timeout", "3", "--format", "json"]))
+        .run();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // half of the run at most: the probe still passes, the API's silence a warning
+    assert_eq!(out.code, 0, "{}", out.all());
+    let atlas = atlas_stage(&out);
+    assert_eq!(atlas["status"], "warning", "{}", out.all());
+    assert_eq!(
+        atlas["diagnosis"]["kind"],
+        "atlas_api_timeout",
+        "{}",
+        out.all()
+    );
+    assert_eq!(
+        out.stage(Stage::Command)["status"],
+        "passed",
+        "{}",
+        out.all()
+    );
+}
+
+#[test]
+fn a_service_account_gets_a_token_and_its_secret_is_never_shown() {
+    let s = stack(StackOptions::default());
+    let sa = || {
+        cli(&s)
+            .env_remove("MONGODB_ATLAS_PUBLIC_API_KEY")
+            .env_remove("MONGODB_ATLAS_PRIVATE_API_KEY")
+            .env("MONGODB_ATLAS_CLIENT_ID", CLIENT_ID)
+            .env("MONGODB_ATLAS_CLIENT_SECRET", CLIENT_SECRET)
+    };
+    let out = Test::new(sa)
+        .args(["whoami", "--atlas", "--role-arn", &role(&s)])
+        .passes()
+        .says("registered (ROLE; readWrite@test)")
+        .hides(&hidden(&s))
+        .run();
+    assert_eq!(atlas_stage(&out)["status"], "passed");
+    // a wrong secret given as a flag: refused, and never echoed
+    Test::new(|| sa().env_remove("MONGODB_ATLAS_CLIENT_SECRET"))
+        .args([
+            "whoami",
+            "--atlas",
+            "--atlas-client-secret",
+            "flag-secret-value-123",
+        ])
+        .fails_at(Stage::Atlas, "atlas_api_unauthorized")
+        .exit(8)
+        .hides(&["flag-secret-value-123"])
+        .run();
+}
+
+#[test]
+fn without_the_api_hints_say_it_would_settle_the_question() {
+    let s = stack(StackOptions::default());
+    s.remove_db_user(&role(&s));
+    let out = Test::new(|| cli(&s))
+        .args(["ping", "--uri", &s.uri(), "--role-arn", &role(&s)])
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .says("--atlas (with a project API key")
+        .run();
+    assert!(
+        out.statuses().iter().all(|(stage, _)| stage != "atlas"),
+        "no atlas stage without --atlas: {:?}",
+        out.statuses()
+    );
+}
+
+#[test]
+fn api_credentials_go_only_to_https_or_this_machine() {
+    let s = stack(StackOptions::default());
+    Test::new(|| cli(&s).env("ATLAS_IAM_ATLAS_BASE_URL", "http://api.example.test"))
+        .args(["whoami", "--atlas"])
+        .fails_at(Stage::Atlas, "atlas_api_not_configured")
+        .exit(8)
+        .says("plain http to another machine")
+        .run();
+    Test::new(|| cli(&s).env("MONGODB_ATLAS_PROJECT_ID", "not-a-project"))
+        .args(["whoami", "--atlas"])
+        .fails_at(Stage::Atlas, "atlas_api_not_configured")
+        .exit(8)
+        .says("is not 24 hex digits")
+        .run();
+}
