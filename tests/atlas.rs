@@ -436,3 +436,49 @@ fn api_credentials_go_only_to_https_or_this_machine() {
         .says("is not 24 hex digits")
         .run();
 }
+
+#[test]
+fn an_implicit_env_file_may_hold_the_api_key_but_not_redirect_it() {
+    let s = stack(StackOptions::default());
+    let mut env_file = String::new();
+    let mut c = atlas_iam();
+    for (k, v) in s.env() {
+        c = c.env(&k, v);
+    }
+    for (k, v) in s.admin_env() {
+        if k == "ATLAS_IAM_ATLAS_BASE_URL" {
+            c = c.env(k, v);
+        } else {
+            env_file.push_str(&format!("{k}={v}\n"));
+        }
+    }
+    env_file.push_str("ATLAS_IAM_ATLAS_BASE_URL=http://127.0.0.1:9\n");
+    let out = c
+        .keys(&client(&s))
+        .write(".env", &env_file)
+        .args([
+            "whoami",
+            "--atlas",
+            "--role-arn",
+            &role(&s),
+            "--format",
+            "json",
+        ])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    let config = out.stage(Stage::Config);
+    assert!(
+        config["warnings"]
+            .to_string()
+            .contains("ATLAS_IAM_ATLAS_BASE_URL"),
+        "{config}"
+    );
+    assert!(
+        config["detail"]
+            .to_string()
+            .contains("MONGODB_ATLAS_PRIVATE_API_KEY"),
+        "{config}"
+    );
+    assert_eq!(atlas_stage(&out)["status"], "passed", "{}", out.all());
+    out.assert_absent(&[PRIVATE_KEY]);
+}

@@ -3,7 +3,9 @@
 //! with and without --role-arn, against a working cluster and hostile connection strings, in
 //! both formats. No secret key, session token or full access key id may appear in stdout, stderr
 //! or a written file, raw, percent-encoded in either case, or JSON-escaped; the only exceptions
-//! are `assume`'s credentials on stdout and `--show-secrets`. Prints how many runs were swept.
+//! are `assume`'s credentials on stdout and `--show-secrets`. Every run has `--atlas`, with the
+//! Admin API stand-in's key (a wrong one for the wrong-secret set). Prints how many runs were
+//! swept.
 
 mod common;
 
@@ -41,9 +43,18 @@ fn with(c: Cli, creds: &Creds) -> Cli {
     }
 }
 
+/// A private API key the Admin API refuses (its refusal must not echo it).
+const WRONG_API_KEY: &str = "99999999-8888-4777-8666-wr0ngpr1v4t3";
+
 #[test]
 fn no_secret_in_any_output_of_any_command() {
-    let s = Stack::start(StackOptions::default()).expect("local Atlas stack");
+    // every run also reads the Admin API stand-in (--atlas): its private key, and a wrong one,
+    // are secrets too
+    let s = Stack::start(StackOptions {
+        admin: true,
+        ..Default::default()
+    })
+    .expect("local Atlas stack");
     s.set_db_user(
         &user_arn("atlas-client"),
         vec![Role::ReadWrite("test".into())],
@@ -120,6 +131,8 @@ fn no_secret_in_any_output_of_any_command() {
         &["roundtrip"],
     ];
     let mut secrets: Vec<String> = sets.iter().flat_map(Creds::secrets).collect();
+    secrets.push(atlas_iam_testkit::admin::PRIVATE_KEY.to_string());
+    secrets.push(WRONG_API_KEY.to_string());
     secrets.sort();
     secrets.dedup();
     let all: Vec<&str> = secrets.iter().map(String::as_str).collect();
@@ -152,11 +165,18 @@ fn no_secret_in_any_output_of_any_command() {
                             c = c.env(&k, v);
                         }
                     }
+                    for (k, v) in s.admin_env() {
+                        c = c.env(k, v);
+                    }
+                    if creds.name == "wrong secret" {
+                        c = c.env("MONGODB_ATLAS_PRIVATE_API_KEY", WRONG_API_KEY);
+                    }
                     let mut c = with(c, creds).args(*cmd).args(*target).args([
                         "--format",
                         format,
                         "--timeout",
                         "10",
+                        "--atlas",
                     ]);
                     if *role {
                         c = c.args(["--role-arn", &account.role_arn]);

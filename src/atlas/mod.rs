@@ -101,6 +101,13 @@ pub fn explain(
                 let hint = format!("{}; {WOULD_SETTLE}", d.hint);
                 Diagnosis { hint, ..d }
             }
+            Kind::IpNotAllowed => {
+                let hint = format!(
+                    "{}; --atlas would list the project's access list entries",
+                    d.hint
+                );
+                Diagnosis { hint, ..d }
+            }
             _ => d,
         };
     };
