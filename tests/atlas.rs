@@ -271,6 +271,52 @@ fn a_paused_cluster_and_one_too_old() {
         "{}",
         out.all()
     );
+    // and when the server indeed has no MONGODB-AWS, the version is the cause
+    let s = stack(StackOptions {
+        fault: Some(Fault::NoAwsMechanism),
+        ..Default::default()
+    });
+    s.admin_update(|a| a.cluster.version = "4.2.24".into());
+    Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_version_too_old")
+        .exit(6)
+        .says("on MongoDB 4.2.24; MONGODB-AWS needs 4.4 or later")
+        .run();
+}
+
+/// The API's project must be the target's: otherwise its users are shown, never judged (a user
+/// "missing" from another project is no finding).
+#[test]
+fn a_target_outside_the_project_is_not_judged() {
+    let s = stack(StackOptions::default());
+    s.admin_update(|a| a.cluster.standard = "mongodb://node0.other.example.test:27017".into());
+    let out = Test::new(|| cli(&s)).args(ping(&s, &[])).passes().run();
+    let atlas = atlas_stage(&out);
+    assert_eq!(atlas["status"], "warning", "{atlas}");
+    assert!(
+        warnings(&atlas).contains("no cluster of project") && warnings(&atlas).contains("Cluster0"),
+        "{atlas}"
+    );
+    assert_eq!(
+        atlas["facts"]["atlas"]["cluster"],
+        serde_json::Value::Null,
+        "{atlas}"
+    );
+    // Atlas (the local one) refuses: the diagnosis is its own, not the other project's list
+    s.remove_db_user(&role(&s));
+    let out = Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .run();
+    assert!(
+        !out.stage(Stage::Auth)
+            .to_string()
+            .contains("the Admin API shows"),
+        "{}",
+        out.all()
+    );
 }
 
 #[test]

@@ -119,6 +119,19 @@ pub struct ConnectionStrings {
     pub private: Option<String>,
     #[serde(default)]
     pub private_srv: Option<String>,
+    #[serde(default)]
+    pub private_endpoint: Vec<PrivateEndpointStrings>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivateEndpointStrings {
+    #[serde(default)]
+    pub connection_string: Option<String>,
+    #[serde(default)]
+    pub srv_connection_string: Option<String>,
+    #[serde(default)]
+    pub srv_shard_optimized_connection_string: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]

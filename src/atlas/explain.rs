@@ -55,6 +55,9 @@ pub struct Analysis {
     pub registered: Registered,
     /// The cluster the target belongs to, when the target matched one.
     pub cluster: Option<ApiCluster>,
+    /// A target was given and no cluster of the project has its hosts: the project's users may
+    /// not be the ones the target's Atlas reads, so they are shown and not judged.
+    pub other_project: bool,
     pub project: Project,
     pub db: String,
     pub need: Need,
@@ -123,8 +126,16 @@ pub fn cluster_of<'a>(clusters: &'a [ApiCluster], targets: &[String]) -> Option<
             return false;
         };
         let mut hosts = Vec::new();
+        let endpoints = cs.private_endpoint.iter().flat_map(|e| {
+            [
+                &e.connection_string,
+                &e.srv_connection_string,
+                &e.srv_shard_optimized_connection_string,
+            ]
+        });
         for s in [&cs.standard, &cs.standard_srv, &cs.private, &cs.private_srv]
             .into_iter()
+            .chain(endpoints)
             .flatten()
         {
             hosts.extend(string_hosts(s));
@@ -248,6 +259,7 @@ impl Analysis {
             project_id: project_id.to_string(),
             expected,
             registered,
+            other_project: !targets.is_empty() && cluster.is_none(),
             cluster,
             project,
             db: db.to_string(),
@@ -311,6 +323,9 @@ impl Analysis {
         let Some((arn, t)) = &self.expected else {
             return None;
         };
+        if self.other_project {
+            return None;
+        }
         let project = &self.project_id;
         let registered_list = || {
             let arns: Vec<String> = self
@@ -414,7 +429,7 @@ impl Analysis {
 
     /// The roles problem of the command (None: the roles suffice, or a custom role may).
     pub fn roles_problem(&self) -> Option<Diagnosis> {
-        if self.roles_suffice() != Some(false) {
+        if self.other_project || self.roles_suffice() != Some(false) {
             return None;
         }
         let u = self.user()?;
@@ -462,6 +477,26 @@ impl Analysis {
                     c.name
                 ),
                 "upgrade the cluster to MongoDB 4.4 or later (Atlas: Edit Configuration > MongoDB version)",
+            )
+        })
+    }
+
+    /// Why nothing is judged: the target is not one of the project's clusters.
+    pub fn project_mismatch(&self) -> Option<String> {
+        self.other_project.then(|| {
+            let names: Vec<&str> = self
+                .project
+                .clusters
+                .iter()
+                .map(|c| c.name.as_str())
+                .take(8)
+                .collect();
+            format!(
+                "no cluster of project {} has this target's hosts (its clusters: {}): the database \
+                 users shown may not be the target's, so atlas-iam does not judge them; check \
+                 MONGODB_ATLAS_PROJECT_ID",
+                self.project_id,
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
             )
         })
     }
@@ -688,6 +723,42 @@ mod tests {
             Some(Kind::AtlasUserOtherClusters)
         );
         assert_eq!(kind(vec![user(ROLE, "ROLE", &[], &["Cluster0"])]), None);
+    }
+
+    #[test]
+    fn a_target_outside_the_project_is_not_judged() {
+        let a = Analysis::new(
+            "p1",
+            Project {
+                users: vec![],
+                clusters: analysis(vec![], Need::Nothing).project.clusters,
+                access_list: vec![],
+            },
+            Some(ROLE),
+            &target_hosts(Some("cluster7.zz00z.mongodb.net"), &[]),
+            "test",
+            Need::ReadWrite,
+        );
+        assert!(a.other_project);
+        assert_eq!(
+            a.user_problem(),
+            None,
+            "no user of another project is missing"
+        );
+        assert!(a.project_mismatch().is_some_and(|m| m.contains("Cluster0")));
+        // private endpoint strings name a cluster too
+        let mut clusters = a.project.clusters.clone();
+        if let Some(cs) = clusters[0].connection_strings.as_mut() {
+            cs.private_endpoint = vec![super::super::api::PrivateEndpointStrings {
+                srv_connection_string: Some("mongodb+srv://cluster0-pl-0.ab12c.mongodb.net".into()),
+                ..Default::default()
+            }];
+        }
+        assert!(cluster_of(
+            &clusters,
+            &target_hosts(Some("cluster0-pl-0.ab12c.mongodb.net"), &[])
+        )
+        .is_some());
     }
 
     #[test]

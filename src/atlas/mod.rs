@@ -62,7 +62,7 @@ pub fn stage(
 ) -> Result<Passed<Analysis>, Diagnosis> {
     let (project_id, project) = fetched?;
     let analysis = Analysis::new(&project_id, project, atlas_arn, targets, db, need);
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = analysis.project_mismatch().into_iter().collect();
     let line = |d: &Diagnosis| format!("{} ({}): {}", d.cause, d.kind.name(), d.hint);
     if let Some(d) = analysis.user_problem() {
         if mode == Mode::Answer {
@@ -112,6 +112,10 @@ pub fn explain(
         };
     };
     match (stage, d.kind) {
+        (Stage::Auth, Kind::MechanismUnavailable) => a
+            .cluster_problem()
+            .filter(|c| c.kind == Kind::AtlasVersionTooOld)
+            .unwrap_or(d),
         (Stage::Auth, Kind::AtlasUserMissing | Kind::AuthenticationFailed) => {
             if let Some(cluster) = a.cluster_problem() {
                 return cluster;

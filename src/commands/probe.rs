@@ -66,6 +66,8 @@ pub async fn run(
             return None;
         }
     };
+    // The Admin API needs nothing from AWS: it is read from the start, beside everything else.
+    let atlas = atlas_work(runner, cfg, crate::atlas::Mode::Preflight);
     let (resolved, in_use) = credentials_stages(runner, cfg).await?;
     runner.report.credentials = Some(credential_info(&in_use));
     // Without a role, STS is only a preflight here: the driver signs locally and Atlas calls
@@ -89,7 +91,6 @@ pub async fn run(
     // before its speculative insert can start.
     let signals = Signals::install(command == ProbeCommand::Roundtrip);
     let identity = Speculative::spawn(timed(identity_work(runner, cfg, &resolved, &in_use, mode)));
-    let atlas = atlas_work(runner, cfg, crate::atlas::Mode::Preflight);
     let opts = probe::command::CommandOptions {
         command,
         collection: collection.to_string(),

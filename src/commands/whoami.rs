@@ -13,12 +13,12 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config) {
     if cfg.atlas.is_some() {
         runner.plan([Stage::Atlas]);
     }
+    // the API is read while the credentials are resolved and STS answers
+    let atlas = atlas_work(runner, cfg, crate::atlas::Mode::Answer);
     let Some((resolved, in_use)) = credentials_stages(runner, cfg).await else {
         return;
     };
     runner.report.credentials = Some(credential_info(&in_use));
-    // the API is read while STS answers
-    let atlas = atlas_work(runner, cfg, crate::atlas::Mode::Answer);
     let Some(facts) = identity_stage(runner, cfg, &resolved, &in_use, IdentityMode::Answer).await
     else {
         return;
