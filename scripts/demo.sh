@@ -12,6 +12,8 @@ bash .ci/setup --no-node >/dev/null
 echo "building (the first build of the AWS SDK and the MongoDB driver takes a few minutes)..."
 cargo build --workspace --quiet
 
+# with the Atlas Admin API stand-in for the project (--atlas reads it)
+LOCAL_ATLAS_ARGS=--admin
 # shellcheck source=scripts/local-atlas.sh
 . scripts/local-atlas.sh
 export NO_COLOR=${NO_COLOR:-}
@@ -38,6 +40,8 @@ echo
 echo "--- and when it fails ---"
 bold "atlas-iam ping --uri \"\$URI\"      (as the IAM user, which is no database user: Atlas says only 'Authentication failed.')"
 $bin ping --uri "$URI" || echo "(exit $?)"
+bold "atlas-iam ping --uri \"\$URI\" --atlas      (the same, with the Atlas Admin API: what the project has registered)"
+$bin ping --uri "$URI" --atlas || echo "(exit $?)"
 bold "AWS_SECRET_ACCESS_KEY=<one character off> atlas-iam whoami"
 first=A; [ "${AWS_SECRET_ACCESS_KEY:0:1}" = A ] && first=B   # certainly a different character
 AWS_SECRET_ACCESS_KEY="$first${AWS_SECRET_ACCESS_KEY:1}" $bin whoami || echo "(exit $?)"

@@ -2,6 +2,8 @@
 # behind the STS gate), stops it when the shell exits, and exports what a client needs: the IAM
 # user's keys and the STS endpoint (as a shell would have them), AWS_EC2_METADATA_DISABLED,
 # LOCAL_ATLAS_URI, LOCAL_ATLAS_ROLE and LOCAL_ATLAS_ADDR. Needs .venv (bash .ci/setup).
+# LOCAL_ATLAS_ARGS adds flags to local-atlas (the demo's --admin: the Admin API stand-in, whose
+# MONGODB_ATLAS_* variables are exported too).
 
 local_atlas_tmp=$(mktemp -d)
 local_atlas_pid=

@@ -216,31 +216,23 @@ impl<'p> Runner<'p> {
         let elapsed_ms = took.as_millis() as u64;
         let (outcome, value) = match outcome {
             Ok(p) => {
-                let Passed {
-                    value,
-                    detail,
-                    warnings,
-                    secrets,
-                    facts,
-                } = p;
-                for (secret, key_id) in secrets {
+                let (value, mut rest) = p.split();
+                for (secret, key_id) in std::mem::take(&mut rest.secrets) {
                     if key_id {
                         self.scrubber.add_key_id(&secret);
                     } else {
                         self.scrubber.add_secret(&secret);
                     }
                 }
-                let mut warnings = warnings;
                 if diagnosis::slow_threshold(stage).is_some_and(|limit| took > limit) {
-                    warnings.push(format!(
+                    rest.warnings.push(format!(
                         "slow: {} took {} ms (drivers wait up to 10 s to connect and 30 s to \
                          select a server by default, so this works, slowly)",
                         stage.name(),
                         took.as_millis()
                     ));
                 }
-                let passed = Passed::new((), detail).warn(warnings).with_facts(facts);
-                (Ok(passed), Some(value))
+                (Ok(rest), Some(value))
             }
             Err(d) => (Err(d), None),
         };
