@@ -437,9 +437,7 @@ impl Client {
                 format!("the credentials may not read {what} of project {project} ({status_text}{said})"),
                 "give the API key or service account the Project Read Only role on this project",
             ),
-            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST
-                if code.contains("GROUP") || code.contains("NOT_FOUND") || code.is_empty() =>
-            {
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST if code.contains("GROUP") => {
                 Diagnosis::new(
                     Kind::AtlasProjectNotFound,
                     format!("the Admin API has no project {project} for these credentials ({status_text}{said})"),
@@ -447,6 +445,11 @@ impl Client {
                      project's settings, or `atlas projects list`",
                 )
             }
+            StatusCode::NOT_FOUND | StatusCode::NOT_ACCEPTABLE => Diagnosis::new(
+                Kind::AtlasApiError,
+                format!("the Admin API answered the request for {what} with {status_text}{said}"),
+                "check --atlas-base-url: it must be the Atlas Admin API (https://cloud.mongodb.com)",
+            ),
             _ => Diagnosis::new(
                 Kind::AtlasApiError,
                 format!("the Admin API answered the request for {what} with {status_text}{said}"),
@@ -506,6 +509,52 @@ mod tests {
         );
         assert!(!answer.contains("priv-secret-value"), "{answer}");
         assert!(digest_answer("Basic realm=x", "https://h/p", "u", "p").is_err());
+    }
+
+    #[test]
+    fn refusals_are_told_apart_by_status_and_error_code() {
+        let client = Client::new(
+            ApiConfig {
+                project_id: "5f1e2d3c4b5a697887766554".into(),
+                auth: ApiAuth::ApiKey {
+                    public_key: "pub".into(),
+                    private_key: Secret::new("priv".into()),
+                },
+                base_url: DEFAULT_BASE_URL.into(),
+            },
+            Duration::from_secs(1),
+        )
+        .expect("client");
+        let kind = |status: u16, body: &str| {
+            let status = StatusCode::from_u16(status).expect("status");
+            client.refused(status, body.as_bytes(), "the users").kind
+        };
+        let doc = |code: &str| format!(r#"{{"error":0,"errorCode":"{code}","detail":"d"}}"#);
+        assert_eq!(kind(401, &doc("UNAUTHORIZED")), Kind::AtlasApiUnauthorized);
+        assert_eq!(
+            kind(403, &doc("IP_ADDRESS_NOT_ON_ACCESS_LIST")),
+            Kind::AtlasApiForbidden
+        );
+        assert_eq!(
+            kind(403, &doc("USER_CANNOT_ACCESS_ORGANIZATION_OR_GROUP")),
+            Kind::AtlasApiForbidden
+        );
+        assert_eq!(
+            kind(404, &doc("GROUP_NOT_FOUND")),
+            Kind::AtlasProjectNotFound
+        );
+        assert_eq!(
+            kind(400, &doc("INVALID_GROUP_ID")),
+            Kind::AtlasProjectNotFound
+        );
+        assert_eq!(kind(404, &doc("RESOURCE_NOT_FOUND")), Kind::AtlasApiError);
+        assert_eq!(kind(500, "<html>oops</html>"), Kind::AtlasApiError);
+        let d = client.refused(
+            StatusCode::FORBIDDEN,
+            doc("IP_ADDRESS_NOT_ON_ACCESS_LIST").as_bytes(),
+            "x",
+        );
+        assert!(d.hint.contains("API Access List"), "{d}");
     }
 
     #[test]
