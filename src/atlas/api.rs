@@ -179,6 +179,14 @@ impl ApiAccessEntry {
             .or_else(|| self.aws_security_group.clone())
             .unwrap_or_else(|| "?".into())
     }
+
+    /// The entry with its comment: `203.0.113.7/32 (office)`.
+    pub fn shown(&self) -> String {
+        match &self.comment {
+            Some(c) if !c.is_empty() => format!("{} ({c})", self.entry()),
+            _ => self.entry(),
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -2,7 +2,7 @@
 //! (and in which form), whether it may run the command on the target cluster, the cluster's
 //! state, and the access list. Pure functions: the API's answers in, texts out.
 
-use super::api::{ApiCluster, ApiUser, Project};
+use super::api::{ApiAccessEntry, ApiCluster, ApiUser, Project};
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::identity::{caller_kind, CallerKind};
 use crate::report::{AtlasClusterFacts, AtlasFacts, AtlasUserFacts};
@@ -508,10 +508,7 @@ impl Analysis {
             .access_list
             .iter()
             .take(12)
-            .map(|e| match &e.comment {
-                Some(c) if !c.is_empty() => format!("{} ({c})", e.entry()),
-                _ => e.entry(),
-            })
+            .map(ApiAccessEntry::shown)
             .collect();
         if entries.is_empty() {
             "the project's IP access list is empty".into()
@@ -557,10 +554,7 @@ impl Analysis {
                 .project
                 .access_list
                 .iter()
-                .map(|e| match &e.comment {
-                    Some(c) if !c.is_empty() => format!("{} ({c})", e.entry()),
-                    _ => e.entry(),
-                })
+                .map(ApiAccessEntry::shown)
                 .collect(),
         }
     }
