@@ -4,7 +4,7 @@
 
 use super::api::{ApiAccessEntry, ApiCluster, ApiUser, Project};
 use crate::diagnosis::{Diagnosis, Kind};
-use crate::identity::{caller_kind, CallerKind};
+use crate::identity::{caller_kind, create_command, iam_type_of, CallerKind, RoleArn};
 use crate::report::{AtlasClusterFacts, AtlasFacts, AtlasUserFacts};
 
 /// MONGODB-AWS needs MongoDB 4.4 or later.
@@ -70,24 +70,8 @@ fn is_iam(u: &ApiUser) -> bool {
             .is_some_and(|t| t == "USER" || t == "ROLE")
 }
 
-/// `arn:aws:iam::A:role/path/to/name` -> (`A`, `name`) for roles with a path.
-fn role_parts(arn: &str) -> Option<(&str, &str, &str)> {
-    let rest = arn.strip_prefix("arn:")?;
-    let mut parts = rest.splitn(5, ':');
-    let partition = parts.next()?;
-    let service = parts.next()?;
-    let _region = parts.next()?;
-    let account = parts.next()?;
-    let resource = parts.next()?;
-    if service != "iam" {
-        return None;
-    }
-    let path_and_name = resource.strip_prefix("role/")?;
-    let name = path_and_name.rsplit('/').next()?;
-    Some((partition, account, name))
-}
-
-/// The target's host names, lower case, without ports: matched against clusters' strings.
+/// The target's names as clusters' connection strings are matched against them: the SRV name
+/// and each `host:port`, lower case.
 pub fn target_hosts(srv: Option<&str>, hosts: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     if let Some(s) = srv {
@@ -99,19 +83,16 @@ pub fn target_hosts(srv: Option<&str>, hosts: &[String]) -> Vec<String> {
     out
 }
 
-/// The hosts (host or host:port) of a connection string.
+/// The hosts (host or host:port) of a connection string, lower case.
 fn string_hosts(s: &str) -> Vec<String> {
-    let rest = s
-        .strip_prefix("mongodb+srv://")
-        .or_else(|| s.strip_prefix("mongodb://"))
-        .unwrap_or(s);
-    let rest = rest.rsplit('@').next().unwrap_or(rest);
-    let hosts = rest.split(['/', '?']).next().unwrap_or(rest);
-    hosts
-        .split(',')
-        .filter(|h| !h.is_empty())
-        .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-        .collect()
+    crate::uri::ParsedUri::parse(s)
+        .map(|p| {
+            p.hosts
+                .iter()
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The cluster whose connection strings name one of `targets` (host or host:port).
@@ -159,17 +140,21 @@ pub fn registered(users: &[ApiUser], arn: &str, iam_type: &str) -> Registered {
             Registered::OtherType((*u).clone())
         };
     }
-    if iam_type == "ROLE" {
-        if let Some((partition, account, name)) = role_parts(arn) {
-            if let Some(u) = iam.iter().find(|u| {
-                u.username != arn && role_parts(&u.username) == Some((partition, account, name))
-            }) {
-                return Registered::WithPath((*u).clone());
-            }
-            let session = format!("arn:{partition}:sts::{account}:assumed-role/{name}/");
-            if let Some(u) = iam.iter().find(|u| u.username.starts_with(&session)) {
-                return Registered::SessionArn((*u).clone());
-            }
+    if let Ok(role) = RoleArn::parse(arn) {
+        let same_role = |other: &RoleArn| {
+            (&other.partition, &other.account, &other.name)
+                == (&role.partition, &role.account, &role.name)
+        };
+        if let Some(u) = iam
+            .iter()
+            .find(|u| u.username != arn && RoleArn::parse(&u.username).is_ok_and(|r| same_role(&r)))
+        {
+            return Registered::WithPath((*u).clone());
+        }
+        if let Some(u) = iam.iter().find(|u| {
+            matches!(caller_kind(&u.username), CallerKind::AssumedRole { role_arn, .. } if role_arn == arn)
+        }) {
+            return Registered::SessionArn((*u).clone());
         }
     }
     Registered::No
@@ -243,13 +228,7 @@ impl Analysis {
         db: &str,
         need: Need,
     ) -> Analysis {
-        let expected = atlas_arn.map(|arn| {
-            let t = match caller_kind(arn) {
-                CallerKind::User { .. } => "USER",
-                _ => "ROLE",
-            };
-            (arn.to_string(), t)
-        });
+        let expected = atlas_arn.map(|arn| (arn.to_string(), iam_type_of(arn)));
         let registered = match &expected {
             Some((arn, t)) => registered(&project.users, arn, t),
             None => Registered::No,
@@ -307,14 +286,17 @@ impl Analysis {
     }
 
     fn create(&self, arn: &str, t: &str) -> String {
-        let role = self
-            .need
-            .role(&self.db)
-            .unwrap_or_else(|| format!("readWrite@{}", self.db));
         format!(
-            "atlas dbusers create --username {arn} --awsIAMType {t} --role {role} --projectId {}",
+            "{} --projectId {}",
+            create_command(arn, t, &self.db),
             self.project_id
         )
+    }
+
+    /// Whether the API shows the caller's user as Atlas looks it up, for this cluster: an
+    /// authentication refused then is not about the user.
+    pub fn user_registered_right(&self) -> bool {
+        !self.other_project && self.user().is_some() && self.scoped_out().is_none()
     }
 
     /// The user problem that stops authentication, as a diagnosis (None: Atlas has the user in

@@ -86,30 +86,34 @@ pub fn stage(
         .with_facts(facts))
 }
 
+/// What a probe knows from the Admin API: not asked (no `--atlas`), asked and not read (its
+/// own failure is at the atlas stage), or read.
+#[derive(Clone, Copy)]
+pub enum View<'a> {
+    NotAsked,
+    Unavailable,
+    Read(&'a Analysis),
+}
+
 /// A failure of a later stage explained with the API's facts: the user as registered at auth,
 /// the roles at the command, the cluster's state and the access list at the network stages.
-/// Without the API, the hints that only it could settle say so.
-pub fn explain(
-    stage: crate::diagnosis::Stage,
-    d: Diagnosis,
-    atlas: Option<&Analysis>,
-) -> Diagnosis {
+/// Not asked, the hints that only the API could settle say so.
+pub fn explain(stage: crate::diagnosis::Stage, d: Diagnosis, view: View<'_>) -> Diagnosis {
     use crate::diagnosis::Stage;
-    let Some(a) = atlas else {
-        return match d.kind {
-            Kind::AtlasUserMissing | Kind::AuthenticationFailed | Kind::NotAuthorized => {
-                let hint = format!("{}; {WOULD_SETTLE}", d.hint);
-                Diagnosis { hint, ..d }
-            }
-            Kind::IpNotAllowed => {
-                let hint = format!(
-                    "{}; --atlas would list the project's access list entries",
-                    d.hint
-                );
-                Diagnosis { hint, ..d }
-            }
-            _ => d,
-        };
+    let a = match view {
+        View::Read(a) => a,
+        View::Unavailable => return d,
+        View::NotAsked => {
+            let would = match d.kind {
+                Kind::AtlasUserMissing | Kind::AuthenticationFailed | Kind::NotAuthorized => {
+                    WOULD_SETTLE
+                }
+                Kind::IpNotAllowed => "--atlas would list the project's access list entries",
+                _ => return d,
+            };
+            let hint = format!("{}; {would}", d.hint);
+            return Diagnosis { hint, ..d };
+        }
     };
     match (stage, d.kind) {
         (Stage::Auth, Kind::MechanismUnavailable) => a
@@ -117,53 +121,115 @@ pub fn explain(
             .filter(|c| c.kind == Kind::AtlasVersionTooOld)
             .unwrap_or(d),
         (Stage::Auth, Kind::AtlasUserMissing | Kind::AuthenticationFailed) => {
-            if let Some(cluster) = a.cluster_problem() {
-                return cluster;
-            }
-            match a.user_problem() {
-                Some(found) => Diagnosis {
+            if let Some(found) = a.user_problem() {
+                return Diagnosis {
                     cause: format!("Atlas refused the authentication, and {}", found.cause),
                     ..found
-                },
-                // registered right: the refusal is not about the user
-                None if d.kind == Kind::AtlasUserMissing => d,
-                None => Diagnosis {
-                    cause: format!(
-                        "{}; the Admin API shows the database user registered as Atlas looks it \
-                         up, so the signature or the credentials were refused",
-                        d.cause
-                    ),
-                    ..d
-                },
+                };
             }
-        }
-        (Stage::Command, Kind::NotAuthorized) => a.roles_problem().unwrap_or(d),
-        (Stage::Dns | Stage::Tcp | Stage::Tls | Stage::Auth, _) => {
-            if let Some(c) = a
-                .cluster_problem()
-                .filter(|c| c.kind == Kind::AtlasClusterPaused)
-            {
-                if matches!(
-                    d.kind,
-                    Kind::TcpRefused
-                        | Kind::TcpTimeout
-                        | Kind::DnsNameNotFound
-                        | Kind::ServerSelection
-                        | Kind::ServerClosed
-                        | Kind::IpNotAllowed
-                ) {
-                    return Diagnosis {
-                        cause: format!("{}; {}", c.cause, d.cause),
-                        ..c
-                    };
-                }
-            }
-            if d.kind == Kind::IpNotAllowed {
-                let hint = format!("{}; {}", d.hint, a.access_list_text());
-                return Diagnosis { hint, ..d };
+            if d.kind == Kind::AuthenticationFailed && a.user_registered_right() {
+                let cause = format!(
+                    "{}; the Admin API shows the database user registered as Atlas looks it up, \
+                     so the signature or the credentials were refused",
+                    d.cause
+                );
+                return Diagnosis { cause, ..d };
             }
             d
         }
+        (Stage::Command, Kind::NotAuthorized) => a.roles_problem().unwrap_or(d),
+        (Stage::Dns | Stage::Tcp | Stage::Tls | Stage::Auth, _) => {
+            let paused = a
+                .cluster_problem()
+                .filter(|c| c.kind == Kind::AtlasClusterPaused);
+            let unreachable = matches!(
+                d.kind,
+                Kind::TcpRefused
+                    | Kind::TcpTimeout
+                    | Kind::DnsNameNotFound
+                    | Kind::ServerSelection
+                    | Kind::ServerClosed
+                    | Kind::IpNotAllowed
+            );
+            match paused {
+                Some(c) if unreachable => Diagnosis {
+                    cause: format!("{}; {}", c.cause, d.cause),
+                    ..c
+                },
+                _ if d.kind == Kind::IpNotAllowed => {
+                    let hint = format!("{}; {}", d.hint, a.access_list_text());
+                    Diagnosis { hint, ..d }
+                }
+                _ => d,
+            }
+        }
         _ => d,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api::{ApiCluster, ConnectionStrings};
+    use super::*;
+    use crate::diagnosis::Stage;
+
+    fn refused() -> Diagnosis {
+        Diagnosis::new(
+            Kind::AuthenticationFailed,
+            "Atlas answered `Authentication failed.`",
+            "h",
+        )
+    }
+
+    #[test]
+    fn the_hint_names_the_api_only_when_it_was_not_asked() {
+        let d = explain(Stage::Auth, refused(), View::NotAsked);
+        assert!(d.hint.contains("--atlas (with"), "{d}");
+        // asked and unavailable: its failure is at the atlas stage; no advice to use it
+        assert_eq!(
+            explain(Stage::Auth, refused(), View::Unavailable),
+            refused()
+        );
+    }
+
+    #[test]
+    fn users_of_another_project_say_nothing_about_this_refusal() {
+        let project = Project {
+            users: vec![],
+            clusters: vec![ApiCluster {
+                name: "Cluster0".into(),
+                connection_strings: Some(ConnectionStrings {
+                    standard_srv: Some("mongodb+srv://cluster0.ab12c.mongodb.net".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            access_list: vec![],
+        };
+        let arn = "arn:aws:iam::123456789012:role/app";
+        let elsewhere = Analysis::new(
+            "p1",
+            project.clone(),
+            Some(arn),
+            &["cluster7.zz00z.mongodb.net".to_string()],
+            "test",
+            Need::Nothing,
+        );
+        assert_eq!(
+            explain(Stage::Auth, refused(), View::Read(&elsewhere)),
+            refused()
+        );
+        // this project, no such user: the finding replaces Atlas's opaque answer
+        let here = Analysis::new(
+            "p1",
+            project,
+            Some(arn),
+            &["cluster0.ab12c.mongodb.net".to_string()],
+            "test",
+            Need::Nothing,
+        );
+        let d = explain(Stage::Auth, refused(), View::Read(&here));
+        assert_eq!(d.kind, Kind::AtlasUserMissing, "{d}");
+        assert!(d.hint.contains("--projectId p1"), "{d}");
     }
 }

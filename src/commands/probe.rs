@@ -9,7 +9,6 @@ use super::{
     atlas_settle, atlas_work, credential_info, credentials_stages, identity_settle, identity_work,
     AtlasFetched, IdentityFound, IdentityMode, InUse,
 };
-use crate::atlas::Need;
 use crate::cli::Repeat;
 use crate::config::Config;
 use crate::credentials;
@@ -305,7 +304,7 @@ async fn received<T>(rx: &mut oneshot::Receiver<Timed<T>>) -> Timed<T> {
 async fn explained<T>(
     stage: Stage,
     work: impl std::future::Future<Output = Timed<T>>,
-    atlas: Option<&crate::atlas::Analysis>,
+    atlas: crate::atlas::View<'_>,
 ) -> Timed<T> {
     let (outcome, took) = work.await;
     (
@@ -345,11 +344,6 @@ async fn report_in_order(
     let facts = identity_settle(runner, cfg, identity).await?;
     let analysis = match atlas {
         Some(work) => {
-            let need = match opts.command {
-                ProbeCommand::Ping => Need::Nothing,
-                ProbeCommand::ListCollections => Need::Read,
-                ProbeCommand::Roundtrip => Need::ReadWrite,
-            };
             let hosts: Vec<String> = target.hosts.iter().map(|h| h.to_string()).collect();
             let targets = crate::atlas::explain::target_hosts(target.srv.as_deref(), &hosts);
             let arn = facts.atlas_user_arn.clone();
@@ -359,14 +353,18 @@ async fn report_in_order(
                 arn.as_deref(),
                 &targets,
                 &cfg.db,
-                need,
+                opts.command.need(),
                 crate::atlas::Mode::Preflight,
             )
             .await
         }
         None => None,
     };
-    let a = analysis.as_ref();
+    let a = match (&analysis, cfg.atlas.is_some()) {
+        (Some(analysis), _) => crate::atlas::View::Read(analysis),
+        (None, true) => crate::atlas::View::Unavailable,
+        (None, false) => crate::atlas::View::NotAsked,
+    };
     runner
         .settle(Stage::Dns, explained(Stage::Dns, received(&mut rx.dns), a))
         .await?;

@@ -344,7 +344,7 @@ pub async fn auth_outcome(
             let found = crate::report::Facts {
                 mechanism: Some("MONGODB-AWS".into()),
                 atlas_user_arn: facts.atlas_user_arn.clone(),
-                ready_ms: ready.map(|_| (took.as_secs_f64() * 10_000.0).round() / 10.0),
+                ready_ms: ready.map(|_| super::command::millis(took)),
                 ..Default::default()
             };
             return (Ok(Passed::new((), detail).with_facts(found)), took);

@@ -77,6 +77,15 @@ impl ProbeCommand {
             ProbeCommand::Roundtrip => "roundtrip",
         }
     }
+
+    /// What the command needs of the database user (judged from the Admin API's facts).
+    pub fn need(self) -> crate::atlas::Need {
+        match self {
+            ProbeCommand::Ping => crate::atlas::Need::Nothing,
+            ProbeCommand::ListCollections => crate::atlas::Need::Read,
+            ProbeCommand::Roundtrip => crate::atlas::Need::ReadWrite,
+        }
+    }
 }
 
 pub(crate) fn millis(d: Duration) -> f64 {

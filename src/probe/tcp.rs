@@ -170,5 +170,5 @@ pub async fn tcp_stage(
 
 /// Milliseconds since `since`, to the tenth: the facts' figures.
 pub(crate) fn ms_f64(since: Instant) -> f64 {
-    (since.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
+    super::command::millis(since.elapsed())
 }

@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 
 use super::tcp::{connect, each_host, ms, ms_f64};
-use super::wire::{hello_failure, hello_with_version, version_of, HelloError};
+use super::wire::{hello, hello_failure, version_of, HelloError};
 use super::HostPort;
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::report::{CertificateFacts, Facts, HostFacts};
@@ -213,7 +213,7 @@ pub async fn tls_stage(
                     facts.certificate = session.peer_certificates().and_then(|chain| chain.first()).and_then(|c| certificate_facts(c));
                     facts.handshake_ms = Some(ms_f64(started));
                     let hello_started = Instant::now();
-                    let (doc, server_version) = hello_with_version(&mut stream, budget, true).await.map_err(|e| hello_failure(&h, e, " over TLS", budget))?;
+                    let (doc, server_version) = hello(&mut stream, budget).await.map_err(|e| hello_failure(&h, e, " over TLS", budget))?;
                     server_facts(&mut facts, &doc, server_version, hello_started);
                     let expires = facts.certificate.as_ref().map(|c| format!(" until {}", c.not_after)).unwrap_or_default();
                     Ok((format!("{h}: {version} in {} ms, certificate valid for {}{expires}; {}", ms(started), h.host, version_of(&doc)), facts))
@@ -221,7 +221,7 @@ pub async fn tls_stage(
                 None => {
                     let mut tcp = tcp;
                     let hello_started = Instant::now();
-                    match hello_with_version(&mut tcp, budget, true).await {
+                    match hello(&mut tcp, budget).await {
                         Ok((doc, server_version)) => {
                             server_facts(&mut facts, &doc, server_version, hello_started);
                             Ok((format!("{h}: TLS off; {}", version_of(&doc)), facts))

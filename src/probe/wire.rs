@@ -65,27 +65,16 @@ async fn read_reply<S: AsyncRead + Unpin>(s: &mut S) -> Result<Document, HelloEr
         .ok_or_else(|| HelloError::BadReply("a body that is not BSON".into()))
 }
 
-/// Sends a hello and reads the reply document.
+/// A hello, and a buildInfo sent in the same flight: the hello's reply decides; the server's
+/// version is a fact read when the buildInfo's reply follows at once (a server that refuses or
+/// ignores it leaves the version unknown, nothing more).
 pub async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     budget: Duration,
-) -> Result<Document, HelloError> {
-    Ok(hello_with_version(s, budget, false).await?.0)
-}
-
-/// A hello, and with `version` a buildInfo sent in the same flight: the hello's reply decides;
-/// the server's version is a fact read when the buildInfo's reply follows at once (a server
-/// that refuses or ignores it leaves the version unknown, nothing more).
-pub async fn hello_with_version<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
-    budget: Duration,
-    version: bool,
 ) -> Result<(Document, Option<String>), HelloError> {
     let exchange = async {
         let mut flight = hello_bytes();
-        if version {
-            flight.extend(build_info_bytes());
-        }
+        flight.extend(build_info_bytes());
         s.write_all(&flight).await.map_err(HelloError::Closed)?;
         s.flush().await.map_err(HelloError::Closed)?;
         read_reply(s).await
@@ -93,9 +82,6 @@ pub async fn hello_with_version<S: AsyncRead + AsyncWrite + Unpin>(
     let doc = tokio::time::timeout(budget, exchange)
         .await
         .map_err(|_| HelloError::Silent)??;
-    if !version {
-        return Ok((doc, None));
-    }
     let info = tokio::time::timeout(BUILD_INFO_WAIT.min(budget), read_reply(s)).await;
     let server_version = match info {
         Ok(Ok(info)) => info
@@ -177,6 +163,40 @@ mod tests {
         match hello(&mut client, Duration::from_secs(2)).await {
             Err(HelloError::BadReply(_)) => {}
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// The version rides along: read when the buildInfo answers, unknown (and no failure) when
+    /// the server answers only the hello.
+    #[tokio::test]
+    async fn the_version_comes_with_the_hello_or_not_at_all() {
+        for answer_build_info in [true, false] {
+            let (mut client, mut server) = tokio::io::duplex(1 << 16);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = server.read(&mut buf).await;
+                let mut reply = op_msg(&doc! {"ok": 1.0, "maxWireVersion": 21}, 10);
+                if answer_build_info {
+                    reply.extend(op_msg(&doc! {"ok": 1.0, "version": "8.0.4"}, 11));
+                }
+                let _ = server.write_all(&reply).await;
+                // hold the connection open, silent
+                let _ = server.read(&mut buf).await;
+            });
+            let started = std::time::Instant::now();
+            let (doc, version) = hello(&mut client, Duration::from_secs(2))
+                .await
+                .expect("hello");
+            assert_eq!(doc.get_i32("maxWireVersion").ok(), Some(21));
+            if answer_build_info {
+                assert_eq!(version.as_deref(), Some("8.0.4"));
+            } else {
+                assert_eq!(version, None);
+                assert!(
+                    started.elapsed() < Duration::from_secs(1),
+                    "waited for buildInfo"
+                );
+            }
         }
     }
 
