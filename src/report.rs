@@ -110,6 +110,15 @@ pub struct Facts {
     /// dns: the SRV name queried (mongodb+srv only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srv_name: Option<String>,
+    /// dns: the SRV service name (`srvServiceName`, `mongodb` unless the string sets it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srv_service_name: Option<String>,
+    /// dns: `srvMaxHosts` (0: every SRV target is used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srv_max_hosts: Option<u32>,
+    /// dns: how many SRV records the name has (the hosts may be fewer, with srvMaxHosts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srv_records: Option<usize>,
     /// dns: the options the TXT record gave (mongodb+srv only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub txt_options: Vec<String>,
@@ -149,6 +158,9 @@ impl Facts {
             clock_offset_s: self.clock_offset_s,
             expiration: opt(self.expiration),
             srv_name: opt(self.srv_name),
+            srv_service_name: opt(self.srv_service_name),
+            srv_max_hosts: self.srv_max_hosts,
+            srv_records: self.srv_records,
             txt_options: self.txt_options.iter().map(|s| f(s)).collect(),
             hosts: self.hosts.into_iter().map(|h| h.map_text(&f)).collect(),
             mechanism: opt(self.mechanism),
@@ -362,8 +374,13 @@ pub struct UriReport {
     /// The connection string; redacted unless `--show-secrets`.
     pub uri: String,
     pub srv: bool,
+    /// The hosts as written (a mongodb+srv string has one: the SRV name).
     pub hosts: Vec<String>,
+    /// The database, decoded.
     pub database: Option<String>,
+    /// The options in force as the specifications read them (`name=value`, the specification's
+    /// spelling, values decoded, secrets redacted); the ones drivers ignore are findings.
+    pub options: Vec<String>,
     pub embedded_credentials: bool,
     /// RFC 3339, when credentials embedded in the string expire.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -31,10 +31,8 @@ pub fn initial_scrubber(env: &Env, uri: Option<&str>) -> Scrubber {
         }
     }
     if let Some(uri) = uri {
-        if let Ok(p) = crate::uri::ParsedUri::parse(uri) {
-            for secret in p.secrets() {
-                scrubber.add_secret(&secret);
-            }
+        for secret in crate::uri::secrets_of(uri) {
+            scrubber.add_secret(&secret);
         }
     }
     scrubber

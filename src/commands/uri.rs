@@ -135,11 +135,15 @@ fn uri_report(
         (Target::Uri(u), true) => u.expose().clone(),
         _ => p.redacted(),
     };
+    let options = uri::verdict(p)
+        .map(|o| o.values.iter().map(|v| v.shown()).collect())
+        .unwrap_or_default();
     UriReport {
         uri: shown,
         srv: p.srv,
         hosts: p.hosts.clone(),
-        database: p.db.clone(),
+        database: p.db.as_deref().map(uri::decode),
+        options,
         embedded_credentials: p.user.is_some(),
         credentials_expire: expires.map(rfc3339),
         findings,

@@ -252,12 +252,23 @@ pub fn driver_uri(target: &Destination, resolved: &Seedlist) -> String {
         }
     }
     let mut has_app = false;
-    for (k, v) in resolved.txt_options.iter().chain(target.options.iter()) {
+    // the TXT record's options under the string's (the seedlist specification: the string wins)
+    let txt = resolved.txt_options.iter().filter(|(k, _)| {
+        !target
+            .options
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(k))
+    });
+    for (k, v) in txt.chain(target.options.iter()) {
         if k.eq_ignore_ascii_case("authSource") {
             continue;
         }
         has_app |= k.eq_ignore_ascii_case("appName");
-        uri.push_str(&format!("&{k}={v}"));
+        uri.push_str(&format!(
+            "&{}={}",
+            encode_component(k),
+            encode_component(v)
+        ));
     }
     if !has_app {
         uri.push_str("&appName=atlas-iam");
@@ -460,11 +471,18 @@ pub(crate) mod tests {
     fn driver_uri_keeps_options_and_never_credentials() {
         let t = Destination {
             srv: None,
+            srv_service: "mongodb".into(),
+            srv_max_hosts: 0,
             hosts: vec![],
             tls: true,
             ca_file: Some("/tmp/a b.pem".into()),
             db: "test".into(),
-            options: vec![("retryWrites".into(), "true".into())],
+            uri_options: Default::default(),
+            options: vec![
+                ("retryWrites".into(), "true".into()),
+                ("appName".into(), "a&b=c".into()),
+                ("replicaSet".into(), "mine".into()),
+            ],
         };
         let r = Seedlist {
             hosts: vec![super::super::HostPort {
@@ -478,6 +496,6 @@ pub(crate) mod tests {
         };
         let uri = driver_uri(&t, &r);
         assert_eq!(uri, "mongodb://n0.x.net:27017/test?authSource=%24external&authMechanism=MONGODB-AWS&tls=true\
-            &tlsCAFile=%2Ftmp%2Fa%20b.pem&replicaSet=rs0&retryWrites=true&appName=atlas-iam");
+            &tlsCAFile=%2Ftmp%2Fa%20b.pem&retryWrites=true&appName=a%26b%3Dc&replicaSet=mine");
     }
 }

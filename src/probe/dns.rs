@@ -112,7 +112,7 @@ pub fn parse_txt(txt: &str) -> Result<Vec<(String, String)>, String> {
         if !TXT_ALLOWED.contains(&k.to_ascii_lowercase().as_str()) {
             return Err(format!("option `{k}` is not allowed in a TXT record"));
         }
-        out.push((k.to_string(), v.to_string()));
+        out.push((k.to_string(), crate::uri::decode(v)));
     }
     Ok(out)
 }
@@ -125,7 +125,7 @@ pub async fn stage(
     let via = which(server);
     let lookup = async {
         match &target.srv {
-            Some(srv) => srv_stage(srv, server, budget).await,
+            Some(srv) => srv_stage(srv, target, server, budget).await,
             None => hosts_stage(&target.hosts).await,
         }
     };
@@ -134,7 +134,7 @@ pub async fn stage(
         .await
         .unwrap_or_else(|_| {
             let what = match &target.srv {
-                Some(srv) => format!("the SRV query for _mongodb._tcp.{srv}"),
+                Some(srv) => format!("the SRV query for _{}._tcp.{srv}", target.srv_service),
                 None => "the host names".to_string(),
             };
             Err(Diagnosis::new(
@@ -188,11 +188,16 @@ async fn hosts_stage(hosts: &[HostPort]) -> Result<Passed<Seedlist>, Diagnosis> 
 
 async fn srv_stage(
     srv: &str,
+    target: &Destination,
     server: Option<SocketAddr>,
     budget: Duration,
 ) -> Result<Passed<Seedlist>, Diagnosis> {
     let r = resolver(server, budget)?;
-    let name = format!("_mongodb._tcp.{}.", srv.trim_end_matches('.'));
+    let name = format!(
+        "_{}._tcp.{}.",
+        target.srv_service,
+        srv.trim_end_matches('.')
+    );
     let via = which(server);
     let lookup = match r.srv_lookup(name.as_str()).await {
         Ok(l) => l,
@@ -275,8 +280,18 @@ async fn srv_stage(
             ));
         }
     }
+    let records = hosts.len();
+    crate::uri::seedlist_rules(&target.uri_options, &txt_options, records)?;
+    let hosts = keep_at_random(hosts, target.srv_max_hosts as usize);
     let shown: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
     let mut detail = format!("{} via {via}", shown.join(", "));
+    if hosts.len() < records {
+        detail.push_str(&format!(
+            " ({} of {records} SRV records, chosen at random: srvMaxHosts={})",
+            hosts.len(),
+            target.srv_max_hosts
+        ));
+    }
     if !txt_options.is_empty() {
         let t: Vec<String> = txt_options
             .iter()
@@ -286,6 +301,9 @@ async fn srv_stage(
     }
     let facts = Facts {
         srv_name: Some(name.trim_end_matches('.').to_string()),
+        srv_service_name: Some(target.srv_service.clone()),
+        srv_max_hosts: Some(target.srv_max_hosts),
+        srv_records: Some(records),
         txt_options: txt_options
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -294,6 +312,30 @@ async fn srv_stage(
         ..Default::default()
     };
     Ok(Passed::new(Seedlist { hosts, txt_options }, detail).with_facts(facts))
+}
+
+/// `srvMaxHosts`: when it is above zero and below the number of SRV targets, that many of them
+/// chosen at random (a Fisher-Yates shuffle, as the seedlist specification recommends), in the
+/// order the records came; otherwise all of them.
+pub fn keep_at_random(mut hosts: Vec<HostPort>, max: usize) -> Vec<HostPort> {
+    if max == 0 || max >= hosts.len() {
+        return hosts;
+    }
+    let mut order: Vec<usize> = (0..hosts.len()).collect();
+    let mut rng = rand::rng();
+    for i in (1..order.len()).rev() {
+        let j = rand::Rng::random_range(&mut rng, 0..=i);
+        order.swap(i, j);
+    }
+    let mut keep: Vec<usize> = order.into_iter().take(max).collect();
+    keep.sort_unstable();
+    let mut i = 0;
+    hosts.retain(|_| {
+        let kept = keep.binary_search(&i).is_ok();
+        i += 1;
+        kept
+    });
+    hosts
 }
 
 /// Tells a wrong cluster name from a resolver that cannot answer SRV: the same resolver is asked

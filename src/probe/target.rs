@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::config::{Config, Target as ConfigTarget};
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::report::Severity;
-use crate::uri::{self, ParsedUri};
+use crate::uri::{self, Effect, HostKind, Options, ParsedUri};
 
 pub const DEFAULT_PORT: u16 = 27017;
 
@@ -70,24 +70,21 @@ impl HostPort {
 pub struct Destination {
     /// The mongodb+srv host, when there is one.
     pub srv: Option<String>,
+    /// The SRV service name (`srvServiceName`, `mongodb` by default).
+    pub srv_service: String,
+    /// `srvMaxHosts`: how many SRV targets to keep at random (0: all).
+    pub srv_max_hosts: u32,
     /// The hosts to connect to: from the URI, or from the SRV records after the dns stage.
     pub hosts: Vec<HostPort>,
     pub tls: bool,
     pub ca_file: Option<PathBuf>,
     pub db: String,
-    /// URI options handed to the driver as they are (auth, TLS and credential options aside).
+    /// The string's options as the specifications read them (for the rules that need DNS).
+    pub uri_options: Options,
+    /// The options handed to the driver: the specification's names and decoded values, less
+    /// what atlas-iam reads itself and what its driver does not honour.
     pub options: Vec<(String, String)>,
 }
-
-const HANDLED: [&str; 7] = [
-    "authmechanism",
-    "authsource",
-    "authmechanismproperties",
-    "tls",
-    "ssl",
-    "tlscafile",
-    "sslcafile",
-];
 
 /// The target of a probe and the warnings about it.
 pub fn target(cfg: &Config) -> Result<(Destination, Vec<String>), Diagnosis> {
@@ -127,28 +124,17 @@ pub fn target(cfg: &Config) -> Result<(Destination, Vec<String>), Diagnosis> {
     if !errors.is_empty() {
         return Err(uri::pitfall(&errors));
     }
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(s)
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    let tls_option = ["tls", "ssl"]
-        .iter()
-        .find_map(|k| parsed.option(k))
-        .map(|v| v.eq_ignore_ascii_case("true"));
-    let tls = tls_option.unwrap_or(parsed.srv);
-    let ca_file = cfg.tls_ca_file.clone().or_else(|| {
-        ["tlsCAFile", "sslCAFile"]
-            .iter()
-            .find_map(|k| parsed.option(k))
-            .map(|v| PathBuf::from(decode(v)))
-    });
-    let options = parsed
-        .query
-        .iter()
-        .filter(|(k, _)| !HANDLED.contains(&decode(k).to_ascii_lowercase().as_str()))
-        .cloned()
-        .collect();
+    let opts = uri::verdict(&parsed)?;
+    let tls = opts
+        .get("tls")
+        .map(|v| v.eq_ignore_ascii_case("true"))
+        .unwrap_or(parsed.srv);
+    let ca_file = cfg
+        .tls_ca_file
+        .clone()
+        .or_else(|| opts.get("tlsCAFile").map(PathBuf::from));
+    let (options, left_out) = driver_options(&opts);
+    warnings.extend(left_out);
     if tls {
         super::tls::client_config(ca_file.as_deref())?;
     }
@@ -159,41 +145,77 @@ pub fn target(cfg: &Config) -> Result<(Destination, Vec<String>), Diagnosis> {
         parsed
             .db
             .as_deref()
-            .map(decode)
+            .map(uri::decode)
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| cfg.db.clone())
     };
     let (srv, hosts) = if parsed.srv {
-        (
-            parsed.hosts.first().map(|h| h.to_ascii_lowercase()),
-            Vec::new(),
-        )
+        (parsed.seeds.first().map(|h| h.host.clone()), Vec::new())
     } else {
-        let hosts = parsed
-            .hosts
-            .iter()
-            .map(|h| HostPort::parse(h))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                Diagnosis::new(
-                    Kind::InvalidUri,
-                    format!("bad host {e}"),
-                    "hosts are HOST[:PORT]",
-                )
-            })?;
+        let mut hosts = Vec::new();
+        for (i, h) in parsed.seeds.iter().enumerate() {
+            if h.kind == HostKind::Unix {
+                return Err(Diagnosis::new(
+                    Kind::InvalidConfig,
+                    format!(
+                        "host number {} is a unix domain socket: the string is valid, but \
+                         atlas-iam checks hosts over TCP",
+                        i + 1
+                    ),
+                    "give the server's host:port, or run the check where the socket is a TCP port",
+                ));
+            }
+            hosts.push(HostPort {
+                host: h.host.clone(),
+                port: h.port.unwrap_or(DEFAULT_PORT),
+            });
+        }
         (None, hosts)
     };
     Ok((
         Destination {
             srv,
+            srv_service: opts
+                .get("srvServiceName")
+                .unwrap_or("mongodb")
+                .to_string(),
+            srv_max_hosts: opts.srv_max_hosts(),
             hosts,
             tls,
             ca_file,
             db,
+            uri_options: opts,
             options,
         },
         warnings,
     ))
+}
+
+/// The options to hand the bundled driver, and a warning for each it does not honour: it is left
+/// out, with what that does to the verdict.
+fn driver_options(opts: &Options) -> (Vec<(String, String)>, Vec<String>) {
+    let mut handed = Vec::new();
+    let mut warnings = Vec::new();
+    for o in &opts.values {
+        let Some(spec) = uri::lookup(o.name) else {
+            continue;
+        };
+        let effect = match spec.effect {
+            Effect::Own => continue,
+            Effect::Same(why) => format!("this cannot change the verdict: {why}"),
+            Effect::Differs(how) => format!("this can change the verdict: {how}"),
+        };
+        if uri::honoured(o.name, &uri::encode_component(&o.value)) {
+            handed.push((o.name.to_string(), o.value.clone()));
+        } else {
+            warnings.push(format!(
+                "option_not_honoured: {} is valid, and the application's driver may read it, \
+                 but atlas-iam's own driver does not, so the check ran without it; {effect}",
+                o.shown()
+            ));
+        }
+    }
+    (handed, warnings)
 }
 
 #[cfg(test)]

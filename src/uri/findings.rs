@@ -1,6 +1,7 @@
 //! The pitfalls of a MONGODB-AWS connection string, each a `Finding` with a code, a message and
 //! a hint.
 
+use super::parse::bad_percent;
 use super::{decode, is_atlas_host, ParsedUri};
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::report::{Finding, Severity};
@@ -46,14 +47,6 @@ pub fn is_credential_finding(code: &str) -> bool {
 /// Characters that must be percent-encoded in the userinfo, besides `%` itself.
 const USERINFO_RESERVED: [char; 5] = [':', '/', '?', '#', '@'];
 
-fn bad_percent(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| {
-        c == b'%'
-            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-    })
-}
 
 /// The pitfalls of a MONGODB-AWS connection string.
 pub fn findings(p: &ParsedUri) -> Vec<Finding> {
@@ -94,9 +87,10 @@ pub fn findings(p: &ParsedUri) -> Vec<Finding> {
         out.push(finding(
             Warning,
             "embedded_credentials",
-            "the string embeds AWS credentials: current drivers reject credentials in the URI \
-             (the Node driver 7 raises an error, the Rust driver 3 warns), and embedded temporary \
-             credentials stop working when they expire",
+            "the string embeds AWS credentials: since 2025-09-30 the MONGODB-AWS specification \
+             says drivers must refuse credentials in the URI (the Node driver 7 and mongosh 2.7 \
+             do; older drivers still read them, the Rust driver 3 with a warning), and embedded \
+             temporary credentials stop working when they expire",
             "drop them and let the driver read AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and \
              AWS_SESSION_TOKEN or the AWS default chain",
         ));
@@ -134,8 +128,9 @@ pub fn findings(p: &ParsedUri) -> Vec<Finding> {
             ));
         }
         if p.user.is_none() {
+            // the auth specification's tests refuse a token without its key
             out.push(finding(
-                Warning,
+                Error,
                 "session_token_without_key",
                 "AWS_SESSION_TOKEN is set in the string but no access key is: drivers ignore it \
                  or refuse the string",
@@ -242,27 +237,13 @@ fn check_userinfo_part(out: &mut Vec<Finding>, raw: &str, what: &str) {
     }
 }
 
-/// Checks a string as the driver would read it: our own split for the pitfalls, then the
-/// `mongodb` crate's parser for everything else.
+/// Checks a string as the specifications read it: the syntax and the options' verdict first
+/// (what every driver refuses, and the warnings they give), then the MONGODB-AWS pitfalls. The
+/// bundled driver's own parser has no say here: it refuses options other drivers accept.
 pub fn check(uri: &str) -> Result<(ParsedUri, Vec<Finding>), Diagnosis> {
     let parsed = ParsedUri::parse(uri)?;
-    let found = findings(&parsed);
-    let has_error = found.iter().any(|f| matches!(f.severity, Severity::Error));
-    if !has_error {
-        if let Err(e) = mongodb::options::ConnectionString::parse(uri) {
-            let mut scrub = crate::secret::Scrubber::new();
-            for secret in parsed.secrets() {
-                scrub.add_secret(&secret);
-            }
-            return Err(Diagnosis::new(
-                Kind::InvalidUri,
-                format!(
-                    "the driver cannot read this connection string: {}",
-                    scrub.scrub(&e.to_string())
-                ),
-                "`atlas-iam uri --cluster HOST` builds a correct one",
-            ));
-        }
-    }
+    let options = super::verdict(&parsed)?;
+    let mut found = findings(&parsed);
+    found.extend(options.warnings);
     Ok((parsed, found))
 }

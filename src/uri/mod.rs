@@ -2,14 +2,20 @@
 //! reading an existing string as drivers split it, redacting it, and finding its pitfalls.
 
 mod findings;
+mod options;
+mod parse;
+mod verdict;
 
 pub use crate::secret::encode_component;
 pub use findings::{check, findings, is_credential_finding, pitfall};
+pub use options::{honoured, lookup, Effect, Spec};
+pub use parse::{Host, HostKind};
+pub use verdict::{seedlist_rules, verdict, OptionValue, Options};
 
 use percent_encoding::percent_decode_str;
 
 use crate::config::ClusterHost;
-use crate::diagnosis::{Diagnosis, Kind};
+use crate::diagnosis::Diagnosis;
 use crate::secret::{mask_key_id, REDACTED};
 
 /// The options every MONGODB-AWS string carries.
@@ -47,7 +53,8 @@ pub fn build(cluster: &ClusterHost, db: &str, creds: Option<&Embedded>) -> Strin
         user: None,
         password: None,
         hosts: vec![host],
-        db: Some(db.to_string()),
+        seeds: Vec::new(),
+        db: Some(encode_component(db)),
         query: format!(
             "{AUTH_OPTIONS}{}&{COMMON_OPTIONS}",
             if tls { "&tls=true" } else { "" }
@@ -70,6 +77,8 @@ pub struct ParsedUri {
     pub user: Option<String>,
     pub password: Option<String>,
     pub hosts: Vec<String>,
+    /// The hosts as drivers read them: decoded, typed, with their port if given.
+    pub seeds: Vec<Host>,
     pub db: Option<String>,
     /// Options in order, keys and values as written.
     pub query: Vec<(String, String)>,
@@ -82,77 +91,18 @@ fn split_pair(pair: &str) -> (String, String) {
     }
 }
 
-pub(crate) fn decode(s: &str) -> String {
+pub fn decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 impl ParsedUri {
+    /// Splits a connection string as the connection-string specification says (its reference
+    /// steps, pymongo's `uri_parser`): the host section ends at the first `/` (or at a `?` when
+    /// no `@` lies between it and that `/`, so that a raw `/` in an option value stays there);
+    /// the userinfo ends at the last `@` of the host section; hosts are split at `,`; options
+    /// at `&`. Errors never quote the string: its userinfo may hold a secret in any shape.
     pub fn parse(uri: &str) -> Result<ParsedUri, Diagnosis> {
-        let bad = |why: String| {
-            Diagnosis::new(
-                Kind::InvalidUri,
-                why,
-                "a connection string looks like mongodb+srv://cluster0.ab12c.mongodb.net/test?\
-                 authSource=%24external&authMechanism=MONGODB-AWS; `atlas-iam uri --cluster HOST` \
-                 builds one",
-            )
-        };
-        let (scheme, rest) = uri.split_once("://").ok_or_else(|| {
-            bad("the connection string has no scheme (mongodb:// or mongodb+srv://)".into())
-        })?;
-        let srv = match scheme {
-            "mongodb" => false,
-            "mongodb+srv" => true,
-            other => {
-                let shown: String = other.chars().take(20).collect();
-                return Err(bad(format!(
-                    "unsupported scheme `{shown}`: use mongodb:// or mongodb+srv://"
-                )));
-            }
-        };
-        // The userinfo ends at the last `@` before the first `=` (a query value may hold an `@`
-        // only after its `key=`), so that a password with a raw `?`, `#` or `/` stays in the
-        // userinfo, as drivers read it, and is never shown as a host or an option.
-        let before_eq = rest.find('=').unwrap_or(rest.len());
-        let (userinfo, after_userinfo) = match rest[..before_eq].rfind('@') {
-            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
-            None => (None, rest),
-        };
-        let (hosts_and_db, query) = match after_userinfo.split_once('?') {
-            Some((b, q)) => (b, Some(q)),
-            None => (after_userinfo, None),
-        };
-        let (user, password) = match userinfo {
-            Some(u) => match u.split_once(':') {
-                Some((user, pw)) => (Some(user.to_string()), Some(pw.to_string())),
-                None => (Some(u.to_string()), None),
-            },
-            None => (None, None),
-        };
-        let (hosts, db) = match hosts_and_db.split_once('/') {
-            Some((h, d)) => (h, Some(d.to_string()).filter(|d| !d.is_empty())),
-            None => (hosts_and_db, None),
-        };
-        let hosts: Vec<String> = hosts.split(',').map(str::to_string).collect();
-        if hosts.iter().any(|h| h.is_empty()) {
-            return Err(bad("the connection string has an empty host".into()));
-        }
-        let query = query
-            .map(|q| {
-                q.split('&')
-                    .filter(|p| !p.is_empty())
-                    .map(split_pair)
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(ParsedUri {
-            srv,
-            user,
-            password,
-            hosts,
-            db,
-            query,
-        })
+        parse::parse(uri)
     }
 
     /// The value of an option, keys decoded and compared without case as drivers do.
@@ -248,7 +198,13 @@ impl ParsedUri {
     pub fn redacted(&self) -> String {
         let mut copy = self.clone();
         if let Some(user) = &copy.user {
-            copy.user = Some(mask_key_id(&decode(user)));
+            // an access key id is shown masked, as everywhere; any other userinfo not at all
+            let user = decode(user);
+            copy.user = Some(if is_key_id(&user) {
+                mask_key_id(&user)
+            } else {
+                REDACTED.to_string()
+            });
         }
         if copy.password.is_some() {
             copy.password = Some(REDACTED.to_string());
@@ -274,6 +230,34 @@ impl ParsedUri {
             }
         })
     }
+}
+
+/// An AWS access key id: four capitals (AKIA, ASIA…) and sixteen more capitals or digits.
+fn is_key_id(s: &str) -> bool {
+    s.len() == 20
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// What must be scrubbed from any text a run prints for this string: its secrets when it
+/// parses; when it does not, every piece of whatever stands where userinfo would (before the
+/// last `@`), split at `:`, as written and decoded.
+pub fn secrets_of(uri: &str) -> Vec<String> {
+    if let Ok(p) = ParsedUri::parse(uri) {
+        return p.secrets();
+    }
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    let Some(at) = rest.rfind('@') else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for piece in std::iter::once(&rest[..at]).chain(rest[..at].split(':')) {
+        if !piece.is_empty() {
+            out.push(piece.to_string());
+            out.push(decode(piece));
+        }
+    }
+    out
 }
 
 /// Options whose value is a secret: drivers' password options.
@@ -369,6 +353,7 @@ pub fn redact(uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnosis::Kind;
 
     fn cluster(host: &str, port: Option<u16>) -> ClusterHost {
         ClusterHost {
@@ -465,13 +450,22 @@ mod tests {
             assert!(p.secrets().iter().any(|s| s == tok), "{props}: not listed");
         }
         let key = "AKIAIOSFODNN7EXAMPLE";
-        for pw in ["ab?cd+ef", "ab#cd/ef", "a/b?c#d"] {
+        // sub-delimiters are legal in userinfo; `?` and `#` are read as pymongo reads them
+        for pw in ["ab?cd+ef", "pa=ss", "!$&'()*+,;=", "x#y"] {
             let uri = format!("mongodb://{key}:{pw}@h.example.net/test?authSource=%24external");
             let r = redact(&uri);
             assert!(!r.contains(key) && !r.contains(pw), "{uri} -> {r}");
             let p = ParsedUri::parse(&uri).expect("parses");
             assert_eq!(p.hosts, ["h.example.net"], "{uri}");
             assert!(p.secrets().iter().any(|s| s == pw), "{pw} not listed");
+        }
+        // a raw `/` is refused, and whatever stands before the last `@` is still hidden
+        for pw in ["ab#cd/ef", "a/b?c#d"] {
+            let uri = format!("mongodb://{key}:{pw}@h.example.net/test?authSource=%24external");
+            let d = check(&uri).expect_err(pw);
+            assert!(!d.cause.contains(pw) && !d.cause.contains(key), "{}", d.cause);
+            assert!(!redact(&uri).contains(pw), "{uri}");
+            assert!(secrets_of(&uri).iter().any(|s| s.contains(pw)), "{pw}");
         }
         // an @ in an option value is not userinfo
         let p = ParsedUri::parse("mongodb://h.example.net/?appName=me@x").expect("parses");
@@ -519,10 +513,12 @@ mod tests {
             ["embedded_credentials", "username_without_password"]
         );
         assert_eq!(
-            codes(&format!(
+            check(&format!(
                 "mongodb+srv://AKIAXXXXXXXXXXXXXXXX:a%zz@c.example.net/?{base}"
-            )),
-            ["embedded_credentials", "bad_percent_encoding"]
+            ))
+            .expect_err("a bare % is refused")
+            .kind,
+            Kind::InvalidUri
         );
         assert_eq!(
             codes(&format!("mongodb+srv://c.example.net/?{base}&tls=false")),
@@ -579,12 +575,21 @@ mod tests {
     }
 
     #[test]
-    fn driver_errors_are_scrubbed() {
-        // the driver refuses the option; what it echoes must not carry the secret
-        let uri = "mongodb://AKIAXXXXXXXXXXXXXXXX:supersecretvalue1@h:1/?authSource=%24external\
-                   &authMechanism=MONGODB-AWS&connectTimeoutMS=supersecretvalue1";
-        let d = check(uri).expect_err("the driver refuses a non-numeric timeout");
-        assert_eq!(d.kind, Kind::InvalidUri);
-        assert!(!d.cause.contains("supersecretvalue1"), "{}", d.cause);
+    fn a_bad_value_is_a_warning_and_the_proxy_rules_hold() {
+        let uri = "mongodb://h:1/?authSource=%24external&authMechanism=MONGODB-AWS\
+                   &connectTimeoutMS=abc&proxyHost=p&proxyUsername=u&proxyPassword=&proxyPort=x";
+        // an empty proxyPassword is ignored, so the username stands alone: refused
+        let d = check(uri).expect_err("proxyUsername without proxyPassword");
+        assert!(d.cause.contains("proxyPassword"), "{}", d.cause);
+        let uri = "mongodb://h:1/?authSource=%24external&authMechanism=MONGODB-AWS\
+                   &connectTimeoutMS=abc&maxPoolSize=-1";
+        let (_, found) = check(uri).expect("valid, with warnings");
+        let bad: Vec<&str> = found
+            .iter()
+            .filter(|f| f.code == "option_invalid_value")
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(bad.len(), 2, "{found:?}");
+        assert!(bad[0].contains("connectTimeoutMS=abc"), "{bad:?}");
     }
 }
