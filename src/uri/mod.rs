@@ -5,6 +5,8 @@ mod findings;
 mod options;
 mod parse;
 mod verdict;
+#[cfg(test)]
+mod spec_tests;
 
 pub use crate::secret::encode_component;
 pub use findings::{check, findings, is_credential_finding, pitfall};
