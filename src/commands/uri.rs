@@ -48,7 +48,8 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
             .filter(|f| !(embed && uri::is_credential_finding(&f.code)))
             .collect();
         if !errors.is_empty() {
-            runner.report.uri = Some(uri_report(&parsed, cfg, found.clone(), None));
+            let report = uri_report(&parsed, cfg, found.clone(), None);
+            runner.report.uri = Some(scrubbed(runner, report));
             runner.fail_config(uri::pitfall(errors));
             return;
         }
@@ -71,7 +72,8 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
             Target::Uri(u) => u.expose().clone(),
             _ => parsed.redacted(),
         };
-        runner.report.uri = Some(uri_report(&parsed, cfg, found, None));
+        let report = uri_report(&parsed, cfg, found, None);
+        runner.report.uri = Some(scrubbed(runner, report));
         if matches!(cfg.target, Target::Cluster(_)) {
             runner.report.payload = Some(Secret::new(text));
         }
@@ -117,12 +119,24 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
         last.status = Status::Warning;
         last.warnings.push(warning);
     }
-    runner.report.uri = Some(report);
+    runner.report.uri = Some(scrubbed(runner, report));
     runner.report.payload = Some(Secret::new(if cfg.show_secrets {
         full
     } else {
         embedded.redacted()
     }));
+}
+
+/// The report's texts scrubbed of every known secret (the string itself stays as chosen: redacted,
+/// or whole with --show-secrets).
+fn scrubbed(runner: &Runner<'_>, mut r: UriReport) -> UriReport {
+    let scrub = |t: &str| runner.scrubber.scrub(t);
+    r.options = r.options.iter().map(|o| scrub(o)).collect();
+    for f in &mut r.findings {
+        f.message = scrub(&f.message);
+        f.hint = scrub(&f.hint);
+    }
+    r
 }
 
 fn uri_report(

@@ -264,11 +264,7 @@ pub fn driver_uri(target: &Destination, resolved: &Seedlist) -> String {
             continue;
         }
         has_app |= k.eq_ignore_ascii_case("appName");
-        uri.push_str(&format!(
-            "&{}={}",
-            encode_component(k),
-            encode_component(v)
-        ));
+        uri.push_str(&format!("&{}={}", encode_component(k), encode_component(v)));
     }
     if !has_app {
         uri.push_str("&appName=atlas-iam");

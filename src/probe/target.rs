@@ -175,10 +175,7 @@ pub fn target(cfg: &Config) -> Result<(Destination, Vec<String>), Diagnosis> {
     Ok((
         Destination {
             srv,
-            srv_service: opts
-                .get("srvServiceName")
-                .unwrap_or("mongodb")
-                .to_string(),
+            srv_service: opts.get("srvServiceName").unwrap_or("mongodb").to_string(),
             srv_max_hosts: opts.srv_max_hosts(),
             hosts,
             tls,

@@ -47,7 +47,6 @@ pub fn is_credential_finding(code: &str) -> bool {
 /// Characters that must be percent-encoded in the userinfo, besides `%` itself.
 const USERINFO_RESERVED: [char; 5] = [':', '/', '?', '#', '@'];
 
-
 /// The pitfalls of a MONGODB-AWS connection string.
 pub fn findings(p: &ParsedUri) -> Vec<Finding> {
     use Severity::{Error, Warning};

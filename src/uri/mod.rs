@@ -4,9 +4,9 @@
 mod findings;
 mod options;
 mod parse;
-mod verdict;
 #[cfg(test)]
 mod spec_tests;
+mod verdict;
 
 pub use crate::secret::encode_component;
 pub use findings::{check, findings, is_credential_finding, pitfall};
@@ -465,7 +465,11 @@ mod tests {
         for pw in ["ab#cd/ef", "a/b?c#d"] {
             let uri = format!("mongodb://{key}:{pw}@h.example.net/test?authSource=%24external");
             let d = check(&uri).expect_err(pw);
-            assert!(!d.cause.contains(pw) && !d.cause.contains(key), "{}", d.cause);
+            assert!(
+                !d.cause.contains(pw) && !d.cause.contains(key),
+                "{}",
+                d.cause
+            );
             assert!(!redact(&uri).contains(pw), "{uri}");
             assert!(secrets_of(&uri).iter().any(|s| s.contains(pw)), "{pw}");
         }

@@ -89,8 +89,9 @@ const fn alias(name: &'static str, ty: Ty, replaced_by: &'static str) -> Spec {
 
 const I32: i64 = i32::MAX as i64;
 const NONNEG: Ty = Ty::Int(0, I32);
-const SAME_POOL: Effect =
-    Effect::Same("a pool or monitoring setting: it does not change how one connection authenticates");
+const SAME_POOL: Effect = Effect::Same(
+    "a pool or monitoring setting: it does not change how one connection authenticates",
+);
 const SAME_CONCERN: Effect =
     Effect::Same("a read or write setting: it does not change whether a connection authenticates");
 const SAME_COMPRESSION: Effect = Effect::Same(
@@ -117,7 +118,11 @@ const CLIENT_CERT: Effect = Effect::Differs(
 
 /// Every option the specifications define, with the deprecated spellings drivers still read.
 pub static OPTIONS: &[Spec] = &[
-    spec("appName", Ty::Str, Effect::Same("the name shown in the server's logs")),
+    spec(
+        "appName",
+        Ty::Str,
+        Effect::Same("the name shown in the server's logs"),
+    ),
     spec("authMechanism", Ty::Str, Effect::Own),
     spec("authMechanismProperties", Ty::Pairs, Effect::Own),
     spec("authSource", Ty::Str, Effect::Own),
@@ -193,7 +198,11 @@ pub static OPTIONS: &[Spec] = &[
     spec("tlsCAFile", Ty::Str, Effect::Own),
     spec("tlsCertificateKeyFile", Ty::Str, CLIENT_CERT),
     secret("tlsCertificateKeyFilePassword", CLIENT_CERT),
-    spec("tlsDisableCertificateRevocationCheck", Ty::Bool, NO_REVOCATION),
+    spec(
+        "tlsDisableCertificateRevocationCheck",
+        Ty::Bool,
+        NO_REVOCATION,
+    ),
     spec("tlsDisableOCSPEndpointCheck", Ty::Bool, NO_REVOCATION),
     spec("tlsInsecure", Ty::Bool, LAX_TLS),
     spec(
@@ -212,8 +221,16 @@ pub static OPTIONS: &[Spec] = &[
     spec("wTimeoutMS", Ty::Int(0, i64::MAX), SAME_CONCERN),
     spec("zlibCompressionLevel", Ty::Int(-1, 9), SAME_COMPRESSION),
     // the deprecated spellings: read as their replacement, with a warning
-    alias("sslAllowInvalidCertificates", Ty::Bool, "tlsAllowInvalidCertificates"),
-    alias("sslAllowInvalidHostnames", Ty::Bool, "tlsAllowInvalidHostnames"),
+    alias(
+        "sslAllowInvalidCertificates",
+        Ty::Bool,
+        "tlsAllowInvalidCertificates",
+    ),
+    alias(
+        "sslAllowInvalidHostnames",
+        Ty::Bool,
+        "tlsAllowInvalidHostnames",
+    ),
     alias("sslCAFile", Ty::Str, "tlsCAFile"),
     alias("sslPEMKeyFile", Ty::Str, "tlsCertificateKeyFile"),
     Spec {
@@ -289,7 +306,7 @@ pub fn bad_value(ty: Ty, value: &str) -> Option<String> {
 fn bad_pairs(value: &str) -> Option<String> {
     value
         .split(',')
-        .find(|p| !p.split_once(':').is_some_and(|(k, _)| !k.is_empty()))
+        .find(|p| p.split_once(':').is_none_or(|(k, _)| k.is_empty()))
         .map(|_| "is not a list of key:value pairs (a value must not contain a comma)".to_string())
 }
 
@@ -369,7 +386,11 @@ mod tests {
             ("serverMonitoringMode", "invalid", false),
             ("proxyPort", "1080", true),
             ("proxyPort", "70000", false),
-            ("authMechanismProperties", "TOKEN_RESOURCE:mongodb://foo", true),
+            (
+                "authMechanismProperties",
+                "TOKEN_RESOURCE:mongodb://foo",
+                true,
+            ),
             ("authMechanismProperties", "AWS_SESSION_TOKEN", false),
         ];
         for (name, value, ok) in rows {

@@ -117,7 +117,9 @@ pub fn parse(uri: &str) -> Result<ParsedUri, Diagnosis> {
                 return Err(bad_userinfo("has an unescaped `:`"));
             }
             if bad_percent(u) {
-                return Err(bad_userinfo("has a `%` that is not followed by two hex digits"));
+                return Err(bad_userinfo(
+                    "has a `%` that is not followed by two hex digits",
+                ));
             }
             match u.split_once(':') {
                 Some((name, pw)) => (Some(name.to_string()), Some(pw.to_string())),
@@ -128,7 +130,9 @@ pub fn parse(uri: &str) -> Result<ParsedUri, Diagnosis> {
     // A `/` in the userinfo ends the host section early: what follows it then holds the `@`.
     if let Some(d) = db {
         if d.contains('@') {
-            return Err(bad_userinfo("has an unescaped `/` (or the hosts are followed by an `@`)"));
+            return Err(bad_userinfo(
+                "has an unescaped `/` (or the hosts are followed by an `@`)",
+            ));
         }
     }
 
@@ -228,10 +232,9 @@ fn host(raw: &str) -> Result<Host, String> {
         }
         let port = match after {
             "" => None,
-            a => Some(port(
-                a.strip_prefix(':')
-                    .ok_or_else(|| "has text after `]` that is not :port".to_string())?,
-            )?),
+            a => Some(port(a.strip_prefix(':').ok_or_else(|| {
+                "has text after `]` that is not :port".to_string()
+            })?)?),
         };
         return Ok(Host {
             kind: HostKind::IpLiteral,

@@ -30,7 +30,10 @@ fn warns(options: &'static [&'static str], warnings: &'static [&'static str]) ->
     Options(options, warnings)
 }
 
-const ROWS: &[(&str, &str, fn() -> Want)] = &[
+/// (what the rule is, the string, what drivers do with it)
+type Row = (&'static str, &'static str, fn() -> Want);
+
+const ROWS: &[Row] = &[
     // ---- connection-string: scheme and hosts
     ("empty string", "", || Refused("no scheme")),
     ("other scheme", "mongo://localhost:27017", || Refused("unsupported scheme")),
@@ -181,7 +184,15 @@ fn connection_strings_by_the_specifications() {
                 .then(|| format!("refused, but the cause does not say `{text}`: {}", d.cause)),
             (Refused(_), Ok((_, o))) => Some(format!("accepted ({:?})", o.values)),
             (_, Err(d)) => Some(format!("refused: {}", d.cause)),
-            (Valid { hosts, db, options, warnings }, Ok((p, o))) => {
+            (
+                Valid {
+                    hosts,
+                    db,
+                    options,
+                    warnings,
+                },
+                Ok((p, o)),
+            ) => {
                 let got_hosts: Vec<String> = p.seeds.iter().map(Host::shown).collect();
                 let got_db = p.db.as_deref().map(decode);
                 compare(&o, options, warnings).or_else(|| {
@@ -211,7 +222,11 @@ fn userinfo_is_split_at_the_last_at_and_decoded() {
         ("mongodb://alice:foo@127.0.0.1", "alice", Some("foo")),
         ("mongodb://alice:@127.0.0.1", "alice", Some("")),
         ("mongodb://alice@127.0.0.1", "alice", None),
-        ("mongodb://%40l%3Ace%2F%3D@example.com/my%3Ddb", "@l:ce/=", None),
+        (
+            "mongodb://%40l%3Ace%2F%3D@example.com/my%3Ddb",
+            "@l:ce/=",
+            None,
+        ),
         (
             "mongodb://!$&'()*+,;=:!$&'()*+,;=@127.0.0.1/admin",
             "!$&'()*+,;=",
@@ -224,8 +239,16 @@ fn userinfo_is_split_at_the_last_at_and_decoded() {
         ),
     ] {
         let p = ParsedUri::parse(uri).expect(uri);
-        assert_eq!(p.user.as_deref().map(decode).as_deref(), Some(user), "{uri}");
-        assert_eq!(p.password.as_deref().map(decode).as_deref(), password, "{uri}");
+        assert_eq!(
+            p.user.as_deref().map(decode).as_deref(),
+            Some(user),
+            "{uri}"
+        );
+        assert_eq!(
+            p.password.as_deref().map(decode).as_deref(),
+            password,
+            "{uri}"
+        );
     }
 }
 

@@ -35,6 +35,20 @@ pub struct OptionValue {
 impl OptionValue {
     /// `name=value`, the value redacted when it is a secret.
     pub fn shown(&self) -> String {
+        if self.name == "authMechanismProperties" {
+            // other mechanisms' properties are readable; any other value may be a token
+            let props: Vec<String> = super::split_props(&self.value)
+                .into_iter()
+                .map(|(k, sep, v)| {
+                    if super::is_plain_property(k) {
+                        format!("{k}{sep}{v}")
+                    } else {
+                        format!("{k}{sep}{REDACTED}")
+                    }
+                })
+                .collect();
+            return format!("{}={}", self.name, props.join(","));
+        }
         let v = if self.secret { REDACTED } else { &self.value };
         format!("{}={v}", self.name)
     }
@@ -58,7 +72,8 @@ impl Options {
     }
 
     pub fn is_true(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        self.get(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
     /// srvMaxHosts, 0 (no limit) when not given.
@@ -113,13 +128,14 @@ pub fn verdict(p: &ParsedUri) -> Result<Options, Diagnosis> {
         };
         let target: &'static Spec = canonical(spec);
         if let Some(new) = spec.replaced_by {
-            let replacement_given = written
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case(new));
+            let replacement_given = written.iter().any(|(k, _)| k.eq_ignore_ascii_case(new));
             out.warnings.push(warning(
                 "option_deprecated",
                 if replacement_given {
-                    format!("`{}` is deprecated and ignored, as `{new}` is also given", spec.name)
+                    format!(
+                        "`{}` is deprecated and ignored, as `{new}` is also given",
+                        spec.name
+                    )
                 } else {
                     format!("`{}` is deprecated: drivers read it as `{new}`", spec.name)
                 },
@@ -218,10 +234,7 @@ fn conflicts(
         ("tlsInsecure", "tlsAllowInvalidHostnames"),
         ("tlsInsecure", "tlsDisableOCSPEndpointCheck"),
         ("tlsInsecure", "tlsDisableCertificateRevocationCheck"),
-        (
-            "tlsAllowInvalidCertificates",
-            "tlsDisableOCSPEndpointCheck",
-        ),
+        ("tlsAllowInvalidCertificates", "tlsDisableOCSPEndpointCheck"),
         (
             "tlsAllowInvalidCertificates",
             "tlsDisableCertificateRevocationCheck",
@@ -300,10 +313,7 @@ fn load_balanced(o: &Options, replica_set: bool, hosts: usize) -> Result<(), Dia
         ));
     }
     if replica_set {
-        return Err(refuse(
-            "`loadBalanced=true` with `replicaSet`".into(),
-            rule,
-        ));
+        return Err(refuse("`loadBalanced=true` with `replicaSet`".into(), rule));
     }
     Ok(())
 }
@@ -314,10 +324,7 @@ fn srv_max_hosts(o: &Options, replica_set: bool, load_balanced: bool) -> Result<
     }
     let rule = "Initial DNS Seedlist Discovery specification, URI validation";
     if replica_set {
-        return Err(refuse(
-            "`srvMaxHosts` with `replicaSet`".into(),
-            rule,
-        ));
+        return Err(refuse("`srvMaxHosts` with `replicaSet`".into(), rule));
     }
     if load_balanced {
         return Err(refuse(
