@@ -272,6 +272,24 @@ pub fn driver_uri(target: &Destination, resolved: &Seedlist) -> String {
     uri
 }
 
+/// atlas-iam's own driver refused the options it was handed (each was checked on its own, so
+/// this is a combination): said in our words, with the driver's reason but not its debug text.
+fn refused_options(e: &mongodb::error::Error) -> Diagnosis {
+    let why = match e.kind.as_ref() {
+        mongodb::error::ErrorKind::InvalidArgument { message, .. } => message.clone(),
+        _ => "it could not set up a client".to_string(),
+    };
+    Diagnosis::new(
+        Kind::InvalidUri,
+        format!(
+            "atlas-iam's own driver cannot use this combination of the string's options ({why}); \
+             the specifications allow it, so the application's driver may"
+        ),
+        "run the check without the option it names, and say which options the string has when \
+         you report this",
+    )
+}
+
 /// When the driver's first connection was established and authenticated (its CMAP
 /// ConnectionReady event): MONGODB-AWS passed then.
 #[derive(Clone, Default)]
@@ -294,13 +312,9 @@ pub async fn open_client(
     ready: &ReadyAt,
 ) -> Result<Session, Diagnosis> {
     let uri = driver_uri(target, resolved);
-    let mut options = ClientOptions::parse(&uri).await.map_err(|e| {
-        Diagnosis::new(
-            Kind::InvalidUri,
-            format!("the driver cannot use these options: {e}"),
-            "check the connection string's options",
-        )
-    })?;
+    let mut options = ClientOptions::parse(&uri)
+        .await
+        .map_err(|e| refused_options(&e))?;
     options.server_selection_timeout = Some(budget);
     options.connect_timeout = Some(budget.min(Duration::from_secs(10)));
     if let Some(c) = options.credential.as_mut() {
@@ -312,13 +326,7 @@ pub async fn open_client(
             let _ = seen.0.set(Instant::now());
         }
     }));
-    let client = mongodb::Client::with_options(options).map_err(|e| {
-        Diagnosis::new(
-            Kind::InvalidUri,
-            format!("the driver cannot use these options: {e}"),
-            "check the connection string",
-        )
-    })?;
+    let client = mongodb::Client::with_options(options).map_err(|e| refused_options(&e))?;
     Ok(Session {
         client,
         db: target.db.clone(),

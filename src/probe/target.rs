@@ -124,30 +124,38 @@ pub fn target(cfg: &Config) -> Result<(Destination, Vec<String>), Diagnosis> {
     if !errors.is_empty() {
         return Err(uri::pitfall(&errors));
     }
-    let opts = uri::verdict(&parsed)?;
+    // --db (or its variables) when set, else the string's path, else the default
+    let db = (cfg.db != crate::config::DEFAULT_DB).then_some(cfg.db.as_str());
+    let (dest, more) = destination(&parsed, db, cfg.tls_ca_file.clone())?;
+    warnings.extend(more);
+    Ok((dest, warnings))
+}
+
+/// Where a parsed string leads, as the specifications read it, with the warnings about what
+/// atlas-iam's own driver leaves out; `db` and `ca_file` override the string's.
+pub fn destination(
+    parsed: &ParsedUri,
+    db: Option<&str>,
+    ca_file: Option<PathBuf>,
+) -> Result<(Destination, Vec<String>), Diagnosis> {
+    let opts = uri::verdict(parsed)?;
     let tls = opts
         .get("tls")
         .map(|v| v.eq_ignore_ascii_case("true"))
         .unwrap_or(parsed.srv);
-    let ca_file = cfg
-        .tls_ca_file
-        .clone()
-        .or_else(|| opts.get("tlsCAFile").map(PathBuf::from));
-    let (options, left_out) = driver_options(&opts);
-    warnings.extend(left_out);
+    let ca_file = ca_file.or_else(|| opts.get("tlsCAFile").map(PathBuf::from));
+    let (options, warnings) = driver_options(&opts);
     if tls {
         super::tls::client_config(ca_file.as_deref())?;
     }
-    // --db (or its variables) when set, else the string's path, else the default
-    let db = if cfg.db != crate::config::DEFAULT_DB {
-        cfg.db.clone()
-    } else {
-        parsed
+    let db = match db {
+        Some(d) => d.to_string(),
+        None => parsed
             .db
             .as_deref()
             .map(uri::decode)
             .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| cfg.db.clone())
+            .unwrap_or_else(|| crate::config::DEFAULT_DB.to_string()),
     };
     let (srv, hosts) = if parsed.srv {
         (parsed.seeds.first().map(|h| h.host.clone()), Vec::new())

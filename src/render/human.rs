@@ -71,6 +71,12 @@ pub fn render(report: &Report) -> String {
         }
     }
     if let Some(u) = &report.uri {
+        if !u.options.is_empty() {
+            let _ = writeln!(out, "\n{}", "Options in force".bold());
+            for o in &u.options {
+                let _ = writeln!(out, "  {}", clean(o));
+            }
+        }
         if !u.findings.is_empty() {
             let _ = writeln!(out, "\n{}", "Findings".bold());
             for f in &u.findings {

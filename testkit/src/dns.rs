@@ -42,9 +42,14 @@ impl std::str::FromStr for DnsFault {
 pub struct DnsConfig {
     /// e.g. `cluster0.ab12c.example.test`
     pub cluster: String,
+    /// The SRV service name: records are published at `_<service>._tcp.<cluster>` (the
+    /// seedlist specification's `srvServiceName`; Atlas uses `mongodb`).
+    pub service: String,
     /// Member host names (in the cluster's parent domain) and their port.
     pub members: Vec<(String, u16)>,
-    pub txt: String,
+    /// The TXT records of the cluster's name, each as its character strings (a record of
+    /// several strings is read as their concatenation); none, one (as Atlas has), or more.
+    pub txt: Vec<Vec<String>>,
     pub fault: Option<DnsFault>,
 }
 
@@ -171,7 +176,7 @@ pub fn answer(query: &[u8], cfg: &DnsConfig) -> Option<Vec<u8>> {
         .trim_end_matches('.')
         .to_ascii_lowercase();
     let cluster = cfg.cluster.to_ascii_lowercase();
-    let srv_name = format!("_mongodb._tcp.{cluster}");
+    let srv_name = format!("_{}._tcp.{cluster}", cfg.service.to_ascii_lowercase());
     let qname = q.name().clone();
     let ttl = 60;
     let mut known = false;
@@ -195,11 +200,13 @@ pub fn answer(query: &[u8], cfg: &DnsConfig) -> Option<Vec<u8>> {
     } else if asked == cluster {
         known = true;
         if q.query_type() == RecordType::TXT {
-            response.add_answer(Record::from_rdata(
-                qname.clone(),
-                ttl,
-                RData::TXT(TXT::new(vec![cfg.txt.clone()])),
-            ));
+            for record in &cfg.txt {
+                response.add_answer(Record::from_rdata(
+                    qname.clone(),
+                    ttl,
+                    RData::TXT(TXT::new(record.clone())),
+                ));
+            }
         }
     } else if let Some(_m) = cfg
         .members
@@ -244,8 +251,11 @@ mod tests {
     fn cfg(fault: Option<DnsFault>) -> DnsConfig {
         DnsConfig {
             cluster: "cluster0.ab12c.example.test".into(),
+            service: "mongodb".into(),
             members: vec![("node0.ab12c.example.test".into(), 27017)],
-            txt: "authSource=admin&replicaSet=atlas-ab12c-shard-0".into(),
+            txt: vec![vec![
+                "authSource=admin&replicaSet=atlas-ab12c-shard-0".into()
+            ]],
             fault,
         }
     }

@@ -168,8 +168,9 @@ impl Stack {
             }
             let cfg = DnsConfig {
                 cluster: options.cluster.clone(),
+                service: "mongodb".into(),
                 members: vec![(member.clone(), port)],
-                txt,
+                txt: vec![vec![txt]],
                 fault: options.dns_fault,
             };
             Some(rt.block_on(Dns::start(cfg))?)
