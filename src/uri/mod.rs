@@ -225,7 +225,8 @@ impl ParsedUri {
                     })
                     .collect::<Vec<_>>()
                     .join(",")
-            } else if is_secret_option(&key) {
+            } else if is_secret_option(&key) || options::lookup(&key).is_none() {
+                // an option no specification defines may hold anything: its value is not shown
                 REDACTED.to_string()
             } else {
                 v.to_string()
