@@ -97,6 +97,7 @@ fn no_secret_in_any_output_of_any_command() {
         },
     ];
     let uri = s.uri();
+    let encoded_secret = session.secret.replace('/', "%2F").replace('+', "%2B");
     // hostile strings: the session's token and secret spelled in every way the issue found
     let hostile = [
         format!(
@@ -113,6 +114,19 @@ fn no_secret_in_any_output_of_any_command() {
             &format!("mongodb://{}:{}?#@", session.id, session.secret),
             1,
         ),
+        // userinfo with a raw `=` and the other sub-delimiters, legal unescaped
+        uri.replacen(
+            "mongodb://",
+            &format!("mongodb://{}:{}=!$&'()*+,;=@", session.id, encoded_secret),
+            1,
+        ),
+        format!(
+            "mongodb+srv://{}:{}=@cluster0.ab12c.mongodb.net/?authSource=%24external\
+             &authMechanism=MONGODB-AWS",
+            session.id, encoded_secret
+        ),
+        // an option no specification defines may hold anything
+        format!("{uri}&sessionToken={}", session.token),
     ];
     let targets: Vec<Vec<String>> = std::iter::once(vec!["--uri".to_string(), uri.clone()])
         .chain(hostile.iter().map(|h| vec!["--uri".to_string(), h.clone()]))
