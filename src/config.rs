@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::atlas::api::{ApiAuth, ApiConfig};
 use crate::cli::GlobalArgs;
 use crate::diagnosis::{Diagnosis, Kind};
-use crate::envfile::EnvFile;
+use crate::envfile::{EnvFile, Origin};
 use crate::identity::RoleArn;
 use crate::secret::Secret;
 
@@ -119,6 +119,9 @@ impl Env {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub target: Target,
+    /// Where the target came from (None without one): a target from a `.env` found in the
+    /// current directory is sent the MONGODB-AWS proof only when it is an Atlas host.
+    pub target_origin: Option<Origin>,
     pub db: String,
     pub tls_ca_file: Option<PathBuf>,
     pub dns_server: Option<SocketAddr>,
@@ -177,21 +180,27 @@ impl Config {
 
         let uri = args.uri.clone().filter(|u| !u.trim().is_empty());
         let cluster = match args.cluster.clone().filter(|c| !c.trim().is_empty()) {
-            Some(c) => Some(c),
+            Some(c) => Some((c, "ATLAS_IAM_CLUSTER")),
             None => from_aliases(env_ref, &CLUSTER_ALIASES).map(|(v, name)| {
                 notes.push(format!("cluster from {name}"));
-                v
+                (v, name)
             }),
         };
-        let target = match (uri, cluster) {
+        let origin =
+            |name: &str, value: &str| env_file.origin(name, value, env_ref.get(name).as_deref());
+        let (target, target_origin) = match (uri, cluster) {
             (Some(uri), cluster) => {
                 if cluster.is_some() {
                     warnings.push("both a URI and a cluster are set: using the URI".to_string());
                 }
-                Target::Uri(Secret::new(uri.trim().to_string()))
+                let from = origin("MONGODB_URI", &uri);
+                (Target::Uri(Secret::new(uri.trim().to_string())), Some(from))
             }
-            (None, Some(cluster)) => Target::Cluster(parse_cluster(&cluster)?),
-            (None, None) => Target::None,
+            (None, Some((cluster, name))) => {
+                let from = origin(name, &cluster);
+                (Target::Cluster(parse_cluster(&cluster)?), Some(from))
+            }
+            (None, None) => (Target::None, None),
         };
 
         let db = match args.db.clone().filter(|d| !d.trim().is_empty()) {
@@ -260,6 +269,7 @@ impl Config {
 
         Ok(Config {
             target,
+            target_origin,
             db,
             tls_ca_file: args.tls_ca_file.clone(),
             dns_server: args.dns_server,

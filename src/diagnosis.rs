@@ -160,6 +160,7 @@ pub enum Kind {
     UriPitfall,
     InvalidArn,
     MissingTarget,
+    TargetNotConfirmed,
     UnknownProfile,
     ProfileError,
     NoCredentials,
@@ -248,6 +249,7 @@ impl Kind {
             | UriPitfall
             | InvalidArn
             | MissingTarget
+            | TargetNotConfirmed
             | UnknownProfile
             | ProfileError
             | NoCredentials

@@ -27,8 +27,38 @@ pub enum EnvFile {
         overridden: Vec<String>,
         refused: Vec<String>,
         ignored: Vec<String>,
+        /// Names the file set whose value the user also gave on the command line.
+        confirmed: Vec<String>,
     },
     Failed(Diagnosis),
+}
+
+/// Where a value came from: the user's own say-so (a flag, the real environment, a file named
+/// with --env-file) or a `.env` found in the current directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Flag,
+    Environment,
+    /// `--env-file PATH`
+    EnvFile(PathBuf),
+    /// a `.env` found in the current directory
+    DotEnv(PathBuf),
+}
+
+impl Origin {
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Flag => "flag".into(),
+            Origin::Environment => "environment".into(),
+            Origin::EnvFile(p) => format!("--env-file {}", p.display()),
+            Origin::DotEnv(p) => format!("{} found in the current directory", p.display()),
+        }
+    }
+
+    /// Whether the user chose it: everything but an implicit `.env`.
+    pub fn is_users(&self) -> bool {
+        !matches!(self, Origin::DotEnv(_))
+    }
 }
 
 pub const DEFAULT_ENV_FILE: &str = ".env";
@@ -117,6 +147,7 @@ pub fn load(explicit: Option<&Path>) -> EnvFile {
                 overridden,
                 refused,
                 ignored,
+                confirmed: Vec::new(),
             }
         }
         Err(d) => EnvFile::Failed(d),
@@ -124,6 +155,42 @@ pub fn load(explicit: Option<&Path>) -> EnvFile {
 }
 
 impl EnvFile {
+    /// The user also gave `name` on the command line (seen before the file was read): a value
+    /// the file set for it is then the user's own, not the file's.
+    pub fn confirm(&mut self, name: &str, given: bool) {
+        if let EnvFile::Loaded { set, confirmed, .. } = self {
+            if given && set.iter().any(|n| n == name) {
+                confirmed.push(name.to_string());
+            }
+        }
+    }
+
+    /// Where the value `value` of `name` came from, `current` being what the environment holds
+    /// for it now (after the file was applied).
+    pub fn origin(&self, name: &str, value: &str, current: Option<&str>) -> Origin {
+        let same = current.is_some_and(|c| c.trim() == value.trim());
+        match self {
+            EnvFile::Loaded {
+                path,
+                explicit,
+                set,
+                confirmed,
+                ..
+            } if same && set.iter().any(|n| n == name) && !confirmed.iter().any(|n| n == name) => {
+                if *explicit {
+                    Origin::EnvFile(path.clone())
+                } else {
+                    Origin::DotEnv(path.clone())
+                }
+            }
+            EnvFile::Loaded { confirmed, .. } if confirmed.iter().any(|n| n == name) => {
+                Origin::Flag
+            }
+            _ if same => Origin::Environment,
+            _ => Origin::Flag,
+        }
+    }
+
     /// For the config stage's detail: the names taken, kept and ignored.
     pub fn describe(&self) -> Option<String> {
         let EnvFile::Loaded {

@@ -26,7 +26,10 @@ fn main() -> ExitCode {
             }
         };
     }
-    let env_file = envfile::load(first.global.env_file.as_deref());
+    let mut env_file = envfile::load(first.global.env_file.as_deref());
+    // what the command line gave before the file was read is the user's, whatever the file says
+    env_file.confirm("MONGODB_URI", first.global.uri.is_some());
+    env_file.confirm("ATLAS_IAM_CLUSTER", first.global.cluster.is_some());
     let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| usage_error(e));
     let env = Env::from_process();
     let (command, format) = (cli.command.name(), cli.global.format);

@@ -444,3 +444,114 @@ fn a_silent_instance_metadata_or_container_endpoint_is_bounded() {
     }
     drop(listener);
 }
+
+// ---------------------------------------------------------------- 7. the relay
+
+/// A cloned repository's `.env` names a server of its own, with its own CA in the repository:
+/// such a server could relay the MONGODB-AWS proof to a real cluster. Nothing is sent to it
+/// until the user gives the target themselves.
+#[test]
+fn an_implicit_env_file_cannot_point_the_proof_at_its_own_server() {
+    use atlas_iam_testkit::{Stack, StackOptions};
+    let s = Stack::start(StackOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .expect("local Atlas stack (moto from `bash .ci/setup`)");
+    let account = s.account.clone().expect("account");
+    let target = s.uri();
+    assert!(target.contains("tlsCAFile="), "{target}");
+    let dotenv = format!(
+        "MONGODB_URI={target}\nATLAS_IAM_ROLE_ARN={}\n",
+        account.role_arn
+    );
+    let cli = || {
+        let mut c = atlas_iam();
+        for (k, v) in s.env() {
+            c = c.env(&k, v);
+        }
+        c.write(".env", &dotenv)
+    };
+    let before = s.atlas.counters().0;
+    let out = Test::new(cli)
+        .args(["ping", "--timeout", "10"])
+        .fails_at(Stage::Config, "target_not_confirmed")
+        .exit(3)
+        .says("--env-file")
+        .run();
+    assert_eq!(
+        s.atlas.counters().0,
+        before,
+        "the .env's server was contacted"
+    );
+    let detail = out.stage(Stage::Config)["detail"].to_string();
+    assert!(
+        detail.contains("found in the current directory"),
+        "{detail}"
+    );
+
+    // the user's say-so: the file named, the same value by flag, or in the environment
+    for (args, env) in [
+        (vec!["ping", "--env-file", ".env"], None),
+        (vec!["ping", "--uri", target.as_str()], None),
+        (vec!["ping"], Some(target.as_str())),
+    ] {
+        let out = Test::new(|| match env {
+            Some(v) => cli().env("MONGODB_URI", v),
+            None => cli(),
+        })
+        .args(args.clone())
+        .passes()
+        .run();
+        let detail = out.stage(Stage::Config)["detail"].to_string();
+        let from = if args.contains(&"--env-file") {
+            "from --env-file"
+        } else if env.is_some() {
+            "from environment"
+        } else {
+            "from flag"
+        };
+        assert!(detail.contains(from), "{args:?}: {detail}");
+    }
+}
+
+/// An Atlas host from an implicit `.env` may be probed, but never with the file's own trust
+/// options: the CA, a client key, TLS relaxations and a proxy are named and left out.
+#[test]
+fn an_implicit_env_file_cannot_choose_whom_to_trust() {
+    let uri = "mongodb+srv://cluster0.ab12c.mongodb.net/?authSource=%24external\
+               &authMechanism=MONGODB-AWS&tlsCAFile=certs/ca.pem&tlsCertificateKeyFile=certs/k.pem\
+               &tlsAllowInvalidHostnames=true&proxyHost=relay.example&appName=app";
+    let out = atlas_iam()
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .write(".env", &format!("MONGODB_URI={uri}\n"))
+        .args([
+            "ping",
+            "--format",
+            "json",
+            "--timeout",
+            "3",
+            "--dns-server",
+            "127.0.0.1:9",
+        ])
+        .run();
+    let config = out.stage(Stage::Config);
+    let warnings = config["warnings"].to_string();
+    for name in [
+        "tlsCAFile",
+        "tlsCertificateKeyFile",
+        "tlsAllowInvalidHostnames",
+        "proxyHost",
+    ] {
+        assert!(
+            warnings.contains(&format!("{name}")) && warnings.contains("not used"),
+            "{name}: {warnings}"
+        );
+    }
+    assert!(
+        !warnings.contains("option_not_honoured: proxyHost"),
+        "the proxy was not left out as the file's: {warnings}"
+    );
+    assert_ne!(config["status"], "failed", "{config}");
+}

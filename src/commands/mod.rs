@@ -57,7 +57,10 @@ pub fn describe(cfg: &Config) -> String {
         Target::Cluster(_) => format!("cluster {}", target_shown(cfg).unwrap_or_default()),
         Target::Uri(_) => format!("uri {}", target_shown(cfg).unwrap_or_default()),
     };
-    let mut detail = format!("{target}; database {}", cfg.db);
+    let mut detail = match &cfg.target_origin {
+        Some(from) => format!("{target} (from {}); database {}", from.describe(), cfg.db),
+        None => format!("{target}; database {}", cfg.db),
+    };
     if let Some(r) = &cfg.role {
         detail.push_str(&format!("; role {}", r.arn.arn));
     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::config::{Config, Target as ConfigTarget};
 use crate::diagnosis::{Diagnosis, Kind};
+use crate::envfile::Origin;
 use crate::report::Severity;
 use crate::uri::{self, Effect, HostKind, Options, ParsedUri};
 
@@ -124,11 +125,93 @@ pub fn target(cfg: &Config) -> Result<(Destination, Vec<String>), Diagnosis> {
     if !errors.is_empty() {
         return Err(uri::pitfall(&errors));
     }
+    let untrusted = match &cfg.target_origin {
+        Some(from @ Origin::DotEnv(_)) => Some(from.describe()),
+        _ => None,
+    };
+    if let Some(from) = &untrusted {
+        confirm_target(&parsed, from)?;
+    }
     // --db (or its variables) when set, else the string's path, else the default
     let db = (cfg.db != crate::config::DEFAULT_DB).then_some(cfg.db.as_str());
+    let mut parsed = parsed;
+    if let Some(from) = &untrusted {
+        if let Some(w) = drop_trust_options(&mut parsed, from) {
+            warnings.push(w);
+        }
+    }
     let (dest, more) = destination(&parsed, db, cfg.tls_ca_file.clone())?;
     warnings.extend(more);
     Ok((dest, warnings))
+}
+
+/// Options that say where the MONGODB-AWS proof may go or whom to trust with it: files (CA,
+/// client key), the TLS relaxations and the proxy. From a `.env` found in the current directory
+/// they count as what they are, like `AWS_CA_BUNDLE`: not the user's.
+const TRUST_OPTIONS: [&str; 12] = [
+    "tlsCAFile",
+    "tlsCertificateKeyFile",
+    "tlsCertificateKeyFilePassword",
+    "tlsInsecure",
+    "tlsAllowInvalidCertificates",
+    "tlsAllowInvalidHostnames",
+    "tlsDisableOCSPEndpointCheck",
+    "tlsDisableCertificateRevocationCheck",
+    "proxyHost",
+    "proxyPort",
+    "proxyUsername",
+    "proxyPassword",
+];
+
+/// Takes the trust options out of a string from an implicit `.env`; the warning names them.
+fn drop_trust_options(parsed: &mut ParsedUri, from: &str) -> Option<String> {
+    let mut dropped = Vec::new();
+    parsed.query.retain(|(k, _)| {
+        let key = uri::decode(k);
+        let name = uri::lookup(&key).map(|s| uri::canonical_name(s));
+        match name {
+            Some(n) if TRUST_OPTIONS.contains(&n) => {
+                if !dropped.contains(&n) {
+                    dropped.push(n);
+                }
+                false
+            }
+            _ => true,
+        }
+    });
+    (!dropped.is_empty()).then(|| {
+        format!(
+            "the connection string comes from {from}, which may arrive with a cloned \
+             repository: {} not used, since they decide whom the MONGODB-AWS proof is trusted \
+             to; if the string is yours, give it with --uri, in the environment, or with \
+             --env-file",
+            dropped.join(", ")
+        )
+    })
+}
+
+/// A target from an implicit `.env` is sent the MONGODB-AWS proof (a signed STS request and any
+/// session token, good for any cluster) only when it is an Atlas host, reached over TLS verified
+/// with the public roots; any other needs the user's say-so.
+fn confirm_target(parsed: &ParsedUri, from: &str) -> Result<(), Diagnosis> {
+    let atlas = !parsed.seeds.is_empty()
+        && parsed
+            .seeds
+            .iter()
+            .all(|h| h.kind == HostKind::Name && uri::is_atlas_host(&h.host));
+    if atlas {
+        return Ok(());
+    }
+    Err(Diagnosis::new(
+        Kind::TargetNotConfirmed,
+        format!(
+            "the target comes from {from} and is no Atlas host (*.mongodb.net, \
+             *.mongodbgov.net): a cloned repository's .env can point atlas-iam at a server that \
+             relays your MONGODB-AWS proof to a real cluster, so nothing was sent"
+        ),
+        "if the target is yours, give the same value with --uri (or --cluster), in the \
+         environment (MONGODB_URI=… atlas-iam …), or name the file with --env-file .env",
+    ))
 }
 
 /// Where a parsed string leads, as the specifications read it, with the warnings about what

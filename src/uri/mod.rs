@@ -10,7 +10,7 @@ mod verdict;
 
 pub use crate::secret::encode_component;
 pub use findings::{check, findings, is_credential_finding, pitfall};
-pub use options::{honoured, lookup, Effect, Spec};
+pub use options::{canonical_name, honoured, lookup, Effect, Spec};
 pub use parse::{Host, HostKind};
 pub use verdict::{seedlist_rules, verdict, OptionValue, Options};
 
@@ -32,7 +32,7 @@ pub struct Embedded<'a> {
     pub token: Option<&'a str>,
 }
 
-pub(crate) fn is_atlas_host(host: &str) -> bool {
+pub fn is_atlas_host(host: &str) -> bool {
     let h = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
     // a trailing dot (a fully qualified name) is the same host
     let h = h.trim_end_matches('.');

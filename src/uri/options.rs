@@ -254,6 +254,11 @@ pub fn canonical(spec: &'static Spec) -> &'static Spec {
     spec.replaced_by.and_then(lookup).unwrap_or(spec)
 }
 
+/// The specification's name of an option (its replacement's, for a deprecated spelling).
+pub fn canonical_name(spec: &'static Spec) -> &'static str {
+    canonical(spec).name
+}
+
 /// Why a value is not one the specification accepts, or None when it is.
 pub fn bad_value(ty: Ty, value: &str) -> Option<String> {
     let int = |v: &str| v.parse::<i64>().ok();
