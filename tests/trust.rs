@@ -545,7 +545,7 @@ fn an_implicit_env_file_cannot_choose_whom_to_trust() {
         "proxyHost",
     ] {
         assert!(
-            warnings.contains(&format!("{name}")) && warnings.contains("not used"),
+            warnings.contains(name) && warnings.contains("not used"),
             "{name}: {warnings}"
         );
     }

@@ -168,7 +168,7 @@ fn drop_trust_options(parsed: &mut ParsedUri, from: &str) -> Option<String> {
     let mut dropped = Vec::new();
     parsed.query.retain(|(k, _)| {
         let key = uri::decode(k);
-        let name = uri::lookup(&key).map(|s| uri::canonical_name(s));
+        let name = uri::lookup(&key).map(uri::canonical_name);
         match name {
             Some(n) if TRUST_OPTIONS.contains(&n) => {
                 if !dropped.contains(&n) {
