@@ -302,7 +302,28 @@ fn parse_text(path: &Path, text: &str) -> Result<Vec<(String, String)>, Diagnosi
     let mut vars = Vec::new();
     for item in iter {
         match item {
-            Ok(kv) => vars.push(kv),
+            Ok((k, v)) => {
+                // the process environment cannot hold a NUL or a name with `=`: refused here,
+                // never handed to set_var (whose panic would print the value)
+                let name_ok = !k.is_empty() && !k.contains(['=', '\0']);
+                if !name_ok || v.contains('\0') {
+                    let which = if name_ok && looks_like_a_name(&k) {
+                        format!("the value of `{k}`")
+                    } else {
+                        "a variable's name".to_string()
+                    };
+                    return Err(Diagnosis::new(
+                        Kind::EnvFile,
+                        format!(
+                            "env file {shown}: {which} holds a NUL byte (or a name an `=`), which \
+                             no environment variable can hold (value not shown)"
+                        ),
+                        "save the file as plain text (a UTF-16 file, or a binary pasted into it, \
+                         has NUL bytes) and set the value again",
+                    ));
+                }
+                vars.push((k, v))
+            }
             Err(dotenvy::Error::LineParse(line, _)) => {
                 let number = text
                     .lines()

@@ -555,3 +555,109 @@ fn an_implicit_env_file_cannot_choose_whom_to_trust() {
     );
     assert_ne!(config["status"], "failed", "{config}");
 }
+
+// ---------------------------------------------------------------- 8. crashes
+
+/// A NUL byte in an env-file value cannot be put in the environment: refused, unquoted, never a
+/// panic that prints the value.
+#[test]
+fn a_nul_byte_in_an_env_file_is_refused_without_quoting_it() {
+    let content = format!("AWS_ACCESS_KEY_ID={KEY}\nAWS_SECRET_ACCESS_KEY=wJalr\0{SECRET}\n");
+    for explicit in [false, true] {
+        let mut cli = bare().write(".env", &content);
+        if explicit {
+            cli = cli.args(["--env-file", ".env"]);
+        }
+        let out = cli.args(["whoami", "--format", "json"]).run();
+        assert_eq!(out.code, 3, "{}", out.all());
+        assert_eq!(
+            common::failure(&out.json()),
+            ("config".to_string(), "env_file".to_string())
+        );
+        assert!(out.all().contains("NUL"), "{}", out.all());
+        out.assert_absent(&[SECRET, KEY]);
+    }
+}
+
+/// A CR, LF or DEL in a key (a file saved with Windows line endings) is named with its
+/// position, exit 3, from every source: the environment, a quoted .env value, credential_process.
+#[test]
+fn a_mangled_key_is_named_never_a_crash() {
+    let helper_json =
+        format!("{{\"Version\":1,\"AccessKeyId\":\"{KEY}\\r\",\"SecretAccessKey\":\"{SECRET}\"}}");
+    for (what, mangled) in [
+        ("CR", format!("{KEY}\r")),
+        ("LF", format!("AKIA\nIOSFODNN7EXAMPLE")),
+        ("DEL", format!("{KEY}\u{7f}")),
+    ] {
+        for cmd in ["whoami", "assume", "ping"] {
+            let mut args = vec![cmd, "--format", "json", "--timeout", "5"];
+            if cmd == "assume" {
+                args.extend(["--role-arn", "arn:aws:iam::123456789012:role/app"]);
+            }
+            if cmd == "ping" {
+                args.extend(["--uri", "mongodb://127.0.0.1:9/?authMechanism=MONGODB-AWS"]);
+            }
+            let sources = [
+                (
+                    "environment",
+                    bare()
+                        .env("AWS_ACCESS_KEY_ID", &mangled)
+                        .env("AWS_SECRET_ACCESS_KEY", SECRET),
+                ),
+                (
+                    ".env",
+                    bare().write(
+                        ".env",
+                        &format!(
+                            "AWS_ACCESS_KEY_ID=\"{}\"\nAWS_SECRET_ACCESS_KEY={SECRET}\n",
+                            mangled.replace('\n', "\\n")
+                        ),
+                    ),
+                ),
+            ];
+            for (source, cli) in sources {
+                let out = cli.args(args.clone()).run();
+                assert_eq!(out.code, 3, "{what} from {source}, {cmd}: {}", out.all());
+                let r = if cmd == "assume" {
+                    out.json_stderr()
+                } else {
+                    out.json()
+                };
+                assert_eq!(
+                    common::failure(&r).1,
+                    "credentials_error",
+                    "{what} from {source}, {cmd}: {r}"
+                );
+                assert!(
+                    out.all().contains("access key id") && out.all().contains("position"),
+                    "{what} from {source}, {cmd}: {}",
+                    out.all()
+                );
+                out.assert_absent(&[SECRET]);
+            }
+        }
+    }
+    // credential_process JSON with a CR in its key
+    let cli = bare();
+    let helper = cli.path("helper.sh");
+    let config = cli.path("config");
+    let cli = cli
+        .write(
+            "helper.sh",
+            &format!("#!/bin/sh\ncat <<'EOF'\n{helper_json}\nEOF\n"),
+        )
+        .write(
+            "config",
+            &format!("[default]\ncredential_process = sh {}\n", helper.display()),
+        )
+        .env("AWS_CONFIG_FILE", config.display().to_string());
+    let out = cli.args(["whoami", "--format", "json"]).run();
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(
+        out.all()
+            .contains("carriage return (CR) at position 21 of 21"),
+        "{}",
+        out.all()
+    );
+}

@@ -272,6 +272,7 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
         ));
     };
 
+    check_characters(&creds, &source)?;
     if source == Source::Environment {
         warnings.extend(sources::shadowed(&source, env));
         // The SDK's environment provider does not read AWS_CREDENTIAL_EXPIRATION: atlas-iam does.
@@ -359,4 +360,50 @@ mod tests {
         assert!(w.iter().any(|x| x.contains("no session token")), "{w:?}");
         assert!(w.iter().any(|x| x.contains("white space")), "{w:?}");
     }
+}
+
+/// A character no key, secret or token can hold: STS issues printable ASCII only, and the SDK
+/// cannot put anything else in a request header (a key id with a CR panics inside its signer).
+/// A CRLF-mangled key from a Windows editor is exactly what needs naming.
+pub fn check_characters(creds: &Credentials, source: &Source) -> Result<(), Diagnosis> {
+    let parts = [
+        ("access key id", Some(creds.access_key_id())),
+        ("secret access key", Some(creds.secret_access_key())),
+        ("session token", creds.session_token()),
+    ];
+    for (what, value) in parts {
+        let Some(value) = value else { continue };
+        let len = value.chars().count();
+        if let Some((at, c)) = value
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !(c.is_ascii_graphic()))
+        {
+            let name = match c {
+                '\r' => "a carriage return (CR)".to_string(),
+                '\n' => "a line feed (LF)".to_string(),
+                '\t' => "a tab".to_string(),
+                ' ' => "a space".to_string(),
+                '\u{7f}' => "a DEL character".to_string(),
+                '\0' => "a NUL byte".to_string(),
+                c if c.is_control() => format!("a control character (U+{:04X})", c as u32),
+                c => format!("a non-ASCII character (U+{:04X})", c as u32),
+            };
+            return Err(Diagnosis::new(
+                Kind::CredentialsError,
+                format!(
+                    "the {what} from {source} has {name} at position {} of {len}: AWS keys are \
+                     printable ASCII, so this one was mangled on its way (value not shown)",
+                    at + 1
+                ),
+                if matches!(c, '\r' | '\n') {
+                    "the line ending was copied with it (a file saved with Windows line endings, \
+                     or a pasted newline): set it again without it (`tr -d '\\r'`)"
+                } else {
+                    "set it again from the original, typed or copied without the extra character"
+                },
+            ));
+        }
+    }
+    Ok(())
 }
