@@ -349,19 +349,6 @@ pub(crate) fn key_warnings(creds: &Credentials) -> Vec<String> {
     w
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_warnings_spot_mangled_secrets() {
-        let c = Credentials::new("ASIAIOSFODNN7EXAMPLE", "abc def", None, None, "test");
-        let w = key_warnings(&c);
-        assert!(w.iter().any(|x| x.contains("no session token")), "{w:?}");
-        assert!(w.iter().any(|x| x.contains("white space")), "{w:?}");
-    }
-}
-
 /// A character no key, secret or token can hold: STS issues printable ASCII only, and the SDK
 /// cannot put anything else in a request header (a key id with a CR panics inside its signer).
 /// A CRLF-mangled key from a Windows editor is exactly what needs naming.
@@ -406,4 +393,17 @@ pub fn check_characters(creds: &Credentials, source: &Source) -> Result<(), Diag
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_warnings_spot_mangled_secrets() {
+        let c = Credentials::new("ASIAIOSFODNN7EXAMPLE", "abc def", None, None, "test");
+        let w = key_warnings(&c);
+        assert!(w.iter().any(|x| x.contains("no session token")), "{w:?}");
+        assert!(w.iter().any(|x| x.contains("white space")), "{w:?}");
+    }
 }
