@@ -587,7 +587,7 @@ fn a_mangled_key_is_named_never_a_crash() {
         format!("{{\"Version\":1,\"AccessKeyId\":\"{KEY}\\r\",\"SecretAccessKey\":\"{SECRET}\"}}");
     for (what, mangled) in [
         ("CR", format!("{KEY}\r")),
-        ("LF", format!("AKIA\nIOSFODNN7EXAMPLE")),
+        ("LF", "AKIA\nIOSFODNN7EXAMPLE".to_string()),
         ("DEL", format!("{KEY}\u{7f}")),
     ] {
         for cmd in ["whoami", "assume", "ping"] {
