@@ -219,10 +219,33 @@ fn assume_prints_working_credentials_in_each_shape() {
         dotenv
             .stdout
             .lines()
-            .any(|l| l.starts_with("AWS_SECRET_ACCESS_KEY=\"")),
+            .any(|l| l.starts_with("AWS_SECRET_ACCESS_KEY='")),
         "{}",
         dotenv.stdout
     );
+    // Sourced by a shell, it gives the values as they are.
+    let sourced = std::process::Command::new("sh")
+        .args(["-c", ". /dev/stdin; printf %s \"$AWS_SESSION_TOKEN\""])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(dotenv.stdout.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("sh");
+    let token = dotenv
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("AWS_SESSION_TOKEN='"))
+        .and_then(|t| t.strip_suffix('\''))
+        .expect("a token line");
+    assert_eq!(String::from_utf8_lossy(&sourced.stdout), token);
     // The dotenv output is a valid env file for atlas-iam itself.
     let again = atlas_iam()
         .envs(moto.env())

@@ -128,7 +128,9 @@ pub fn format_credentials(creds: &Credentials, output: AssumeOutput) -> String {
             .collect(),
         AssumeOutput::Dotenv => vars
             .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"\n", v.replace('\\', r"\\").replace('"', "\\\"")))
+            // single quotes: literal in dotenv parsers and in a shell that sources the file
+            // (values are STS-shaped, see `sts_shaped`; a quote is escaped all the same)
+            .map(|(k, v)| format!("{k}='{}'\n", v.replace('\'', r"'\''")))
             .collect(),
         AssumeOutput::Json => {
             let mut doc = serde_json::json!({
@@ -147,5 +149,39 @@ pub fn format_credentials(creds: &Credentials, output: AssumeOutput) -> String {
                 serde_json::to_string_pretty(&doc).unwrap_or_default()
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(token: &str) -> Credentials {
+        Credentials::new(
+            "ASIAXXXXXXXXXXXXWXYZ",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            Some(token.to_string()),
+            None,
+            "test",
+        )
+    }
+
+    /// A hostile STS answer is refused before anything is printed; what STS issues is printed
+    /// single-quoted, inert in a shell and literal in a dotenv parser.
+    #[test]
+    fn only_sts_shaped_values_are_printed_and_they_are_inert() {
+        for hostile in ["$(touch /tmp/pwned)", "a`id`b", "tok'en", "x\ny", "a b", ""] {
+            assert!(
+                super::super::sts_shaped(&creds(hostile)).is_err(),
+                "{hostile:?} accepted"
+            );
+        }
+        let good = creds("IQoJb3JpZ2luX2Vj+/=");
+        assert!(super::super::sts_shaped(&good).is_ok());
+        let out = format_credentials(&good, AssumeOutput::Dotenv);
+        assert!(
+            out.contains("AWS_SESSION_TOKEN='IQoJb3JpZ2luX2Vj+/='\n"),
+            "{out}"
+        );
     }
 }

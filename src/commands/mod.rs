@@ -10,7 +10,7 @@ use aws_credential_types::Credentials;
 
 use crate::config::{Config, Env, Target};
 use crate::credentials::{self, rfc3339, Resolved, Source};
-use crate::diagnosis::{Kind, Stage};
+use crate::diagnosis::{Diagnosis, Kind, Stage};
 use crate::identity::{caller_kind, identity_of, CallerKind};
 use crate::probe::auth::{IdentityFacts, SKEW_SUSPECT_SECS};
 use crate::report::CredentialInfo;
@@ -124,6 +124,7 @@ pub async fn credentials_stages(
         .stage(Stage::Assume, async {
             let sdk = credentials::sdk_config(&resolved, resolved.creds.clone(), budget).await;
             let a = credentials::assume_role(&sdk, &resolved, role, &cfg.env).await?;
+            sts_shaped(&a.creds)?;
             let mut detail = a.arn.clone();
             if let Some(exp) = a.expiration {
                 detail.push_str(&format!(", expires {}", rfc3339(exp)));
@@ -377,4 +378,33 @@ pub async fn identity_settle(
     };
     runner.report.identity = Some(identity);
     Some(facts)
+}
+
+/// What STS issues: a key id of capitals and digits, a secret and a token of base64. Anything
+/// else in an AssumeRole answer is refused, so that what `assume` prints is inert in any shell
+/// or env file that reads it.
+pub fn sts_shaped(creds: &Credentials) -> Result<(), Diagnosis> {
+    let base64 = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 8192
+            && s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    };
+    let id = creds.access_key_id();
+    let id_ok = (16..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    let token_ok = creds.session_token().is_none_or(base64);
+    if id_ok && base64(creds.secret_access_key()) && token_ok {
+        return Ok(());
+    }
+    Err(Diagnosis::new(
+        Kind::StsError,
+        "STS answered AssumeRole with credentials that are not what STS issues (a key id of \
+         capitals and digits, a secret and a token of base64): refused, values not shown",
+        "check AWS_ENDPOINT_URL_STS and any proxy between this machine and STS: the answer did \
+         not come from AWS STS as it is",
+    ))
 }
