@@ -140,6 +140,8 @@ impl Family {
 pub fn exit_status(stage: Stage, kind: Kind) -> ExitStatus {
     if kind == Kind::Internal {
         ExitStatus::Internal
+    } else if kind == Kind::UsageError {
+        ExitStatus::Usage
     } else if stage == Stage::Atlas {
         // whoami --atlas: what the API found decides (a missing user is authentication's
         // code), its own failures are the API's
@@ -155,6 +157,7 @@ pub fn exit_status(stage: Stage, kind: Kind) -> ExitStatus {
 pub enum Kind {
     // config and credentials
     InvalidConfig,
+    UsageError,
     EnvFile,
     InvalidUri,
     UriPitfall,
@@ -244,6 +247,7 @@ impl Kind {
         use Kind::*;
         match self {
             InvalidConfig
+            | UsageError
             | EnvFile
             | InvalidUri
             | UriPitfall

@@ -58,6 +58,33 @@ pub fn configure(cli: &Cli, env_file: EnvFile, env: Env) -> Result<Config, Box<R
     }
 }
 
+/// The report of a command line clap refused (exit 2), for `--format json`: a CI job that parses
+/// stdout gets a document here too. `message` must already be scrubbed.
+pub fn usage_report(command: report::CommandName, message: &str) -> Report {
+    let mut runner = Runner::new(
+        command,
+        std::time::Duration::from_secs(1),
+        secret::Scrubber::new(),
+        &Silent,
+    );
+    let text: String = message
+        .lines()
+        .map(|l| l.trim())
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = text.trim_start_matches("error: ").to_string();
+    let d = Diagnosis::new(
+        Kind::UsageError,
+        text,
+        "see `atlas-iam --help` (or `atlas-iam COMMAND --help`)",
+    );
+    runner.record(Stage::Config, Err(d), 0);
+    runner.finish()
+}
+
 /// Runs one command to its report. Never panics on bad input; every failure is a stage. Meant
 /// once per process: a probe's driver client is released with the process (its runtime), not
 /// shut down (see `commands::probe`).

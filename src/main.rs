@@ -80,6 +80,22 @@ fn usage_error(e: clap::Error) -> ! {
     let env = Env::from_process();
     let scrubber = atlas_iam::credentials::env_scrubber(&env);
     let text = secret::redact_tokens(&scrubber.scrub(&e.render().to_string()));
-    eprint!("{text}");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args
+        .windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "json")
+        || args.iter().any(|a| a == "--format=json")
+        || (!args.iter().any(|a| a.starts_with("--format"))
+            && env.get("ATLAS_IAM_FORMAT").as_deref() == Some("json"));
+    let command = args
+        .iter()
+        .find_map(|a| atlas_iam::report::CommandName::from_name(a));
+    match command {
+        Some(c) if json => {
+            let report = atlas_iam::usage_report(c, &text);
+            render::emit(&report, atlas_iam::cli::Format::Json);
+        }
+        _ => eprint!("{text}"),
+    }
     std::process::exit(e.exit_code())
 }

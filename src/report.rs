@@ -34,6 +34,20 @@ impl CommandName {
             CommandName::Man => "man",
         }
     }
+
+    /// The command a report can be made for, by its name on the command line.
+    pub fn from_name(name: &str) -> Option<CommandName> {
+        [
+            CommandName::Assume,
+            CommandName::Whoami,
+            CommandName::Uri,
+            CommandName::Ping,
+            CommandName::ListCollections,
+            CommandName::Roundtrip,
+        ]
+        .into_iter()
+        .find(|c| c.name() == name)
+    }
 }
 
 impl std::fmt::Display for CommandName {

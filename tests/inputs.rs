@@ -408,3 +408,45 @@ fn help_teaches_env_names_and_exit_codes() {
         .run();
     out.assert_absent(&["topsecretvalue"]);
 }
+
+/// A usage error is a JSON report too when JSON is asked for, by flag or by ATLAS_IAM_FORMAT:
+/// a CI job that parses stdout always gets a document. It never echoes a pasted secret.
+#[test]
+fn usage_errors_follow_the_format() {
+    for (args, env) in [
+        (vec!["ping", "--format", "json", "--bogus"], None),
+        (vec!["whoami", "--timeout", "abc"], Some("json")),
+        (
+            vec![
+                "uri",
+                "--format=json",
+                "--cluster",
+                "c.example.net",
+                "AKIAIOSFODNN7EXAMPLE",
+            ],
+            None,
+        ),
+    ] {
+        let mut cli = atlas_iam().args(args.clone());
+        if let Some(f) = env {
+            cli = cli.env("ATLAS_IAM_FORMAT", f);
+        }
+        let out = cli.run();
+        assert_eq!(out.code, 2, "{args:?}: {}", out.all());
+        let r = out.json();
+        assert_eq!(r["exit_code"], 2, "{r}");
+        assert_eq!(
+            failure(&r),
+            ("config".to_string(), "usage_error".to_string())
+        );
+        out.assert_absent(&["AKIAIOSFODNN7EXAMPLE"]);
+    }
+    // human output stays clap's text
+    let out = atlas_iam().args(["ping", "--bogus"]).run();
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("--bogus") && out.stdout.is_empty(),
+        "{}",
+        out.all()
+    );
+}

@@ -387,8 +387,7 @@ pub fn sts_shaped(creds: &Credentials) -> Result<(), Diagnosis> {
     let base64 = |s: &str| {
         !s.is_empty()
             && s.len() <= 8192
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
     };
     let id = creds.access_key_id();
