@@ -243,8 +243,11 @@ pub fn sanitize_terminal(text: &str) -> String {
                     }
                 }
             }
-            '\n' | '\t' | '\r' => out.push(' '),
+            '\n' | '\t' | '\r' | '\u{2028}' | '\u{2029}' | '\u{85}' => out.push(' '),
             c if c.is_control() => {}
+            // bidirectional overrides and isolates reorder what the terminal shows
+            '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => {}
             c => out.push(c),
         }
     }
@@ -336,6 +339,11 @@ mod tests {
         assert_eq!(
             sanitize_terminal("ok\u{1b}[2J\u{1b}]0;title\u{7}\u{8}x\ny"),
             "okx y"
+        );
+        // a right-to-left override and the Unicode line separators, as an errmsg may carry them
+        assert_eq!(
+            sanitize_terminal("user \u{202e}txt.exe\u{2028}next\u{2066}x\u{2069}"),
+            "user txt.exe nextx"
         );
     }
 }

@@ -78,8 +78,14 @@ pub fn emit(report: &Report, format: Format) {
     let _ = report_out.flush();
     if let Some(payload) = &report.payload {
         if to_stderr {
-            let mut p = payload.expose().clone();
-            if !p.ends_with('\n') {
+            // the payload is a connection string or credentials: printable text by now, made
+            // terminal-safe all the same, line by line
+            let mut p: String = payload
+                .expose()
+                .lines()
+                .map(|l| crate::secret::sanitize_terminal(l) + "\n")
+                .collect();
+            if p.is_empty() {
                 p.push('\n');
             }
             let _ = payload_out.write_all(p.as_bytes());
