@@ -246,7 +246,10 @@ pub fn sanitize_terminal(text: &str) -> String {
             '\n' | '\t' | '\r' | '\u{2028}' | '\u{2029}' | '\u{85}' => out.push(' '),
             c if c.is_control() => {}
             // bidirectional overrides and isolates reorder what the terminal shows
-            '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}'
+            '\u{200e}'
+            | '\u{200f}'
+            | '\u{061c}'
+            | '\u{202a}'..='\u{202e}'
             | '\u{2066}'..='\u{2069}' => {}
             c => out.push(c),
         }

@@ -111,7 +111,13 @@ fn a_delete_that_removes_nothing_is_a_failure_naming_the_id() {
 }
 
 #[test]
-fn sigint_after_the_insert_still_deletes_the_document() {
+fn every_signal_after_the_insert_still_deletes_the_document() {
+    for signal in ["INT", "TERM", "HUP", "QUIT"] {
+        a_signal_after_the_insert_still_deletes_the_document(signal);
+    }
+}
+
+fn a_signal_after_the_insert_still_deletes_the_document(signal: &str) {
     let s = stack(Some(Fault::HangFind));
     let (child, _dir) = cli(&s)
         .args([
@@ -133,16 +139,19 @@ fn sigint_after_the_insert_still_deletes_the_document() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status();
     assert!(killed.is_ok_and(|k| k.success()));
     let out = child.wait_with_output().expect("wait");
     assert!(
         started.elapsed() < Duration::from_secs(20),
-        "SIGINT ended the run"
+        "SIG{signal} ended the run"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("interrupted by SIGINT"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("interrupted by SIG{signal}")),
+        "{stdout}"
+    );
     assert_eq!(left(&s), 0, "{stdout}");
 }
 

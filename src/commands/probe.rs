@@ -474,7 +474,7 @@ async fn role_path_lookup(
         .flatten()
 }
 
-/// SIGINT and SIGTERM, caught from before the driver's speculative work starts (its insert may
+/// SIGINT, SIGTERM, SIGHUP (a closed terminal) and SIGQUIT, caught from before the driver's speculative work starts (its insert may
 /// come before the earlier stages are reported), so that a roundtrip interrupted after its insert
 /// still deletes its document.
 struct Signals {
@@ -483,6 +483,10 @@ struct Signals {
     int: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    quit: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -501,6 +505,10 @@ impl Signals {
             int: listen(tokio::signal::unix::SignalKind::interrupt()),
             #[cfg(unix)]
             term: listen(tokio::signal::unix::SignalKind::terminate()),
+            #[cfg(unix)]
+            hup: listen(tokio::signal::unix::SignalKind::hangup()),
+            #[cfg(unix)]
+            quit: listen(tokio::signal::unix::SignalKind::quit()),
         }
     }
 
@@ -521,6 +529,8 @@ impl Signals {
             tokio::select! {
                 _ = next(&mut self.int) => "SIGINT",
                 _ = next(&mut self.term) => "SIGTERM",
+                _ = next(&mut self.hup) => "SIGHUP",
+                _ = next(&mut self.quit) => "SIGQUIT",
             }
         }
         #[cfg(not(unix))]

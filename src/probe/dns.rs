@@ -227,6 +227,21 @@ async fn srv_stage(
             });
         }
     }
+    let limit = match target.srv_max_hosts as usize {
+        0 => crate::uri::MAX_HOSTS,
+        n => n.min(crate::uri::MAX_HOSTS),
+    };
+    if hosts.len() > crate::uri::MAX_HOSTS && limit == crate::uri::MAX_HOSTS {
+        return Err(Diagnosis::new(
+            Kind::DnsTxtInvalid,
+            format!(
+                "{via} answered {name} with {} SRV records; atlas-iam checks at most {}",
+                hosts.len(),
+                crate::uri::MAX_HOSTS
+            ),
+            "check the cluster's DNS records, or limit them with srvMaxHosts",
+        ));
+    }
     if hosts.is_empty() {
         return Err(Diagnosis::new(
             Kind::DnsNameNotFound,

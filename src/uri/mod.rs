@@ -11,7 +11,7 @@ mod verdict;
 pub use crate::secret::encode_component;
 pub use findings::{check, findings, is_credential_finding, pitfall};
 pub use options::{canonical_name, honoured, lookup, Effect, Spec};
-pub use parse::{Host, HostKind};
+pub use parse::{Host, HostKind, MAX_HOSTS};
 pub use verdict::{seedlist_rules, verdict, OptionValue, Options};
 
 use percent_encoding::percent_decode_str;

@@ -42,6 +42,9 @@ impl Host {
     }
 }
 
+/// The most hosts a string or an SRV answer may name: each is checked at once, over TCP and TLS.
+pub const MAX_HOSTS: usize = 100;
+
 const HINT: &str = "a connection string looks like mongodb+srv://cluster0.ab12c.mongodb.net/test?\
                     authSource=%24external&authMechanism=MONGODB-AWS; `atlas-iam uri --cluster \
                     HOST` builds one";
@@ -138,6 +141,13 @@ pub fn parse(uri: &str) -> Result<ParsedUri, Diagnosis> {
 
     if hosts_text.is_empty() {
         return Err(bad("the connection string has no host"));
+    }
+    let count = hosts_text.split(',').count();
+    if count > MAX_HOSTS {
+        return Err(bad(format!(
+            "the connection string names {count} hosts; atlas-iam checks at most {MAX_HOSTS} \
+             (a replica set has at most 50 members)"
+        )));
     }
     let hosts: Vec<String> = hosts_text.split(',').map(str::to_string).collect();
     let mut seeds = Vec::with_capacity(hosts.len());

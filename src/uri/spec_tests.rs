@@ -336,3 +336,17 @@ fn userinfo_is_never_shown() {
         "mongodb://(redacted)@h/?authMechanism=MONGODB-X509"
     );
 }
+
+/// A host list has a bound: every host is checked at once.
+#[test]
+fn a_host_list_has_a_bound() {
+    let hosts = |n: usize| {
+        (0..n)
+            .map(|i| format!("h{i}.example.net"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    assert!(ParsedUri::parse(&format!("mongodb://{}/", hosts(MAX_HOSTS))).is_ok());
+    let d = ParsedUri::parse(&format!("mongodb://{}/", hosts(5000))).expect_err("5000 hosts");
+    assert!(d.cause.contains("5000 hosts"), "{}", d.cause);
+}
