@@ -37,6 +37,22 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Whether a file that someone else will read (the AWS SDK, the driver) is safe to hand over: a
+/// regular file of at most `cap` bytes, links followed. Only its metadata is read, so a FIFO or
+/// a device never blocks here. None when there is no such path (the reader's own business).
+pub fn unsafe_to_read(path: &Path, cap: u64) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return Some("not a regular file (a directory, FIFO or device is never read)".into());
+    }
+    (meta.len() > cap).then(|| {
+        format!(
+            "{} bytes, more than the {cap} bytes such a file may have",
+            meta.len()
+        )
+    })
+}
+
 /// A regular file of at most `cap` bytes, as UTF-8.
 pub fn read_regular_text(path: &Path, cap: u64) -> Result<String, String> {
     String::from_utf8(read_regular(path, cap)?).map_err(|_| "not UTF-8 text".to_string())

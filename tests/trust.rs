@@ -263,6 +263,91 @@ fn hostile_files_end_at_once_with_a_clear_error() {
             "{args:?}"
         );
     }
+
+    // files the SDK or the driver would read to their end: checked before they are handed over
+    let home = cli.path("home");
+    std::fs::create_dir_all(home.join(".aws/sso/cache")).expect("sso cache dir");
+    std::os::unix::fs::symlink("/dev/zero", home.join(".aws/sso/cache/0123abcd.json"))
+        .expect("link");
+    let web_identity = cli.path("web-identity-config");
+    std::fs::write(
+        &web_identity,
+        "[default]\nrole_arn = arn:aws:iam::123456789012:role/app\nweb_identity_token_file = /dev/zero\n",
+    )
+    .expect("config");
+    let sso = cli.path("sso-config");
+    std::fs::write(
+        &sso,
+        "[profile dev]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\n\
+         sso_account_id = 123456789012\nsso_role_name = dev\n",
+    )
+    .expect("config");
+    let home = home.display().to_string();
+    let (web_identity, sso) = (
+        web_identity.display().to_string(),
+        sso.display().to_string(),
+    );
+    let key_file =
+        "mongodb://127.0.0.1:9/?tls=true&authSource=%24external&authMechanism=MONGODB-AWS\
+                    &tlsCertificateKeyFile=/dev/zero";
+    for (env, args, at) in [
+        (
+            vec![("AWS_CONFIG_FILE", "/dev/zero")],
+            vec!["whoami"],
+            ("credentials", "profile_error"),
+        ),
+        (
+            vec![("AWS_CONFIG_FILE", fifo.as_str())],
+            vec!["whoami"],
+            ("credentials", "profile_error"),
+        ),
+        (
+            vec![("AWS_SHARED_CREDENTIALS_FILE", "/dev/zero")],
+            vec!["whoami"],
+            ("credentials", "profile_error"),
+        ),
+        (
+            vec![("AWS_CONFIG_FILE", web_identity.as_str())],
+            vec!["whoami"],
+            ("credentials", "profile_error"),
+        ),
+        (
+            vec![
+                ("AWS_CONFIG_FILE", sso.as_str()),
+                ("AWS_PROFILE", "dev"),
+                ("HOME", home.as_str()),
+            ],
+            vec!["whoami"],
+            ("credentials", "profile_error"),
+        ),
+        (
+            vec![
+                ("AWS_ACCESS_KEY_ID", KEY),
+                ("AWS_SECRET_ACCESS_KEY", SECRET),
+            ],
+            vec!["ping", "--uri", key_file],
+            ("config", "invalid_config"),
+        ),
+    ] {
+        let started = Instant::now();
+        let mut c = bare();
+        for (k, v) in &env {
+            c = c.env(k, v);
+        }
+        let out = c
+            .args(&args)
+            .args(["--format", "json", "--timeout", "3"])
+            .run();
+        assert!(started.elapsed() < Duration::from_secs(4), "{env:?} hung");
+        assert_eq!(out.code, 3, "{env:?}: {}", out.all());
+        assert_eq!(
+            common::failure(&out.json()),
+            (at.0.into(), at.1.into()),
+            "{env:?}: {}",
+            out.all()
+        );
+        assert!(out.all().contains("was not read"), "{env:?}: {}", out.all());
+    }
 }
 
 #[test]

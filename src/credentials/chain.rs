@@ -15,6 +15,7 @@ use aws_types::os_shim_internal::{Env as SdkEnv, Fs};
 use super::{env_scrubber, error_text, rfc3339, sources, ProfileKind, Resolved, RoleVia, Source};
 use crate::config::{Config, Env};
 use crate::diagnosis::{texts, Diagnosis, Kind};
+use crate::files::{unsafe_to_read, MAX_FILE_BYTES};
 
 /// The SDK's view of the environment: the one the config read.
 fn sdk_env(env: &Env) -> SdkEnv {
@@ -33,7 +34,76 @@ fn sdk_env(env: &Env) -> SdkEnv {
     SdkEnv::from(vars)
 }
 
+/// The AWS config and credentials files, checked before the SDK reads them (it reads whatever
+/// the path holds, to the end: `/dev/zero` would take all memory, a FIFO would hang).
+fn check_config_files(env: &Env) -> Result<(), Diagnosis> {
+    let home = env.get("HOME");
+    let files = [
+        (
+            "AWS_CONFIG_FILE",
+            env.get("AWS_CONFIG_FILE")
+                .or_else(|| home.as_ref().map(|h| format!("{h}/.aws/config"))),
+        ),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            env.get("AWS_SHARED_CREDENTIALS_FILE")
+                .or_else(|| home.as_ref().map(|h| format!("{h}/.aws/credentials"))),
+        ),
+    ];
+    for (var, path) in files {
+        let Some(path) = path else { continue };
+        if let Some(why) = unsafe_to_read(std::path::Path::new(&path), MAX_FILE_BYTES) {
+            return Err(Diagnosis::new(
+                Kind::ProfileError,
+                format!("the AWS file {path} ({var}) was not read: {why}"),
+                format!("point {var} at the real file, or remove what stands at {path}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Files a profile names for the SDK to read: its web identity token, and the SSO token cache.
+fn check_profile_files(
+    name: &str,
+    set: &aws_config::profile::ProfileSet,
+    env: &Env,
+) -> Result<(), Diagnosis> {
+    let Some(profile) = set.get_profile(name) else {
+        return Ok(());
+    };
+    let refuse = |what: String, why: String| {
+        Diagnosis::new(
+            Kind::ProfileError,
+            format!("{what} was not read: {why}"),
+            format!("fix profile {name}, or remove what stands at that path"),
+        )
+    };
+    if let Some(file) = profile.get("web_identity_token_file") {
+        if let Some(why) = unsafe_to_read(std::path::Path::new(file), MAX_FILE_BYTES) {
+            return Err(refuse(
+                format!("the web identity token file {file} of profile {name}"),
+                why,
+            ));
+        }
+    }
+    let sso = profile.get("sso_session").is_some() || profile.get("sso_start_url").is_some();
+    if let (true, Some(home)) = (sso, env.get("HOME")) {
+        let dir = std::path::Path::new(&home).join(".aws/sso/cache");
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if let Some(why) = unsafe_to_read(&entry.path(), MAX_FILE_BYTES) {
+                return Err(refuse(
+                    format!("the SSO token cache {}", entry.path().display()),
+                    why,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn profile_set(env: &Env) -> Result<aws_config::profile::ProfileSet, Diagnosis> {
+    check_config_files(env)?;
     #[allow(deprecated)] // the replacement lives in aws-runtime, not a direct dependency
     let files = aws_config::profile::profile_file::ProfileFiles::default();
     aws_config::profile::load(&Fs::real(), &sdk_env(env), &files, None)
@@ -138,6 +208,7 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
     if explicit && set.get_profile(&profile_name).is_none() {
         return Err(unknown_profile(&profile_name, &set, env));
     }
+    check_profile_files(&profile_name, &set, env)?;
 
     let region = resolve_region(cfg, named.then_some(profile_name.as_str())).await;
     let pc = ProviderConfig::default().with_region(Some(region.clone()));

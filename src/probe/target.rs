@@ -227,6 +227,18 @@ pub fn destination(
         .map(|v| v.eq_ignore_ascii_case("true"))
         .unwrap_or(parsed.srv);
     let ca_file = ca_file.or_else(|| opts.get("tlsCAFile").map(PathBuf::from));
+    // the driver reads the client key file to its end: bounded first, like every file named
+    if let Some(file) = opts.get("tlsCertificateKeyFile") {
+        if let Some(why) =
+            crate::files::unsafe_to_read(std::path::Path::new(file), crate::files::MAX_FILE_BYTES)
+        {
+            return Err(Diagnosis::new(
+                Kind::InvalidConfig,
+                format!("tlsCertificateKeyFile {file} was not read: {why}"),
+                "give the path of the PEM file with the client certificate and key",
+            ));
+        }
+    }
     let (options, warnings) = driver_options(&opts);
     if tls {
         super::tls::client_config(ca_file.as_deref())?;
