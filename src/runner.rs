@@ -157,7 +157,7 @@ impl<'p> Runner<'p> {
     }
 
     fn scrub_diagnosis(&self, d: Diagnosis) -> Diagnosis {
-        d.map_text(|t| self.scrubber.scrub(t))
+        d.map_text(|t| self.scrubber.clean(t))
     }
 
     /// Records a stage that was decided without work (the config stage).
@@ -171,10 +171,10 @@ impl<'p> Runner<'p> {
                     Status::Warning
                 },
                 elapsed_ms,
-                detail: self.scrubber.scrub(&p.detail),
-                warnings: p.warnings.iter().map(|w| self.scrubber.scrub(w)).collect(),
+                detail: self.scrubber.clean(&p.detail),
+                warnings: p.warnings.iter().map(|w| self.scrubber.clean(w)).collect(),
                 diagnosis: None,
-                facts: p.facts.map_text(|t| self.scrubber.scrub(t)),
+                facts: p.facts.map_text(|t| self.scrubber.clean(t)),
             },
             Err(d) => StageResult {
                 stage,
@@ -259,7 +259,7 @@ impl<'p> Runner<'p> {
 
     /// Adds a warning to a stage already recorded (a failed stage stays failed).
     pub fn warn_stage(&mut self, stage: Stage, warning: String) {
-        let warning = self.scrubber.scrub(&warning);
+        let warning = self.scrubber.clean(&warning);
         if let Some(s) = self.report.stage_mut(stage) {
             if s.status == Status::Passed {
                 s.status = Status::Warning;
@@ -271,7 +271,7 @@ impl<'p> Runner<'p> {
     /// Turns a failed stage into a warning that keeps its diagnosis: a check that explains but
     /// does not decide (the Admin API in a probe) never stops the run.
     pub fn soften(&mut self, stage: Stage, why: &str) {
-        let why = self.scrubber.scrub(why);
+        let why = self.scrubber.clean(why);
         if let Some(s) = self.report.stage_mut(stage) {
             if s.status == Status::Failed {
                 s.status = Status::Warning;
@@ -298,7 +298,7 @@ impl<'p> Runner<'p> {
 
     /// Appends to the detail of the last stage recorded.
     pub fn note_last(&mut self, note: String) {
-        let note = self.scrubber.scrub(&note);
+        let note = self.scrubber.clean(&note);
         if let Some(last) = self.report.stages.last_mut() {
             if last.detail.is_empty() {
                 last.detail = note;

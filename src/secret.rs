@@ -100,18 +100,33 @@ impl Scrubber {
         let encoded = encode_component(value);
         let json = serde_json::to_string(value).unwrap_or_default();
         let json = json.trim_matches('"').to_string();
-        for needle in [
+        let mut needles = vec![
             value.to_string(),
             encoded.to_ascii_lowercase(),
             encoded,
             json,
-        ] {
+        ];
+        if value.len() >= 12 {
+            needles.extend(base64_cores(value.as_bytes()));
+        }
+        for needle in needles {
             if !self.rules.iter().any(|(n, _, _)| *n == needle) {
                 self.rules.push((needle, replacement.clone(), words));
             }
         }
         self.rules
             .sort_by_key(|(n, _, _)| std::cmp::Reverse(n.len()));
+    }
+
+    /// Text for a report: made terminal-safe first (so that control bytes woven into a secret
+    /// cannot hide it from the match), then scrubbed, then cut to `MAX_TEXT` characters (so that
+    /// a cut never leaves the start of a secret).
+    pub fn clean(&self, text: &str) -> String {
+        let out = self.scrub(&sanitize_terminal(text));
+        match out.char_indices().nth(MAX_TEXT) {
+            Some((at, _)) => format!("{}… (cut)", &out[..at]),
+            None => out,
+        }
     }
 
     pub fn scrub(&self, text: &str) -> String {
@@ -127,6 +142,34 @@ impl Scrubber {
         }
         out
     }
+}
+
+/// The most characters one text of a report keeps (a server's errmsg, an API's detail).
+pub const MAX_TEXT: usize = 8192;
+
+/// What a secret looks like inside base64 of anything that holds it (a SASL payload, a Basic
+/// authorization): for each of the three alignments, the characters that depend on the secret's
+/// bytes alone, in the standard and the URL-safe alphabet.
+fn base64_cores(secret: &[u8]) -> Vec<String> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    for k in 0..3usize {
+        let mut bytes = vec![0u8; k];
+        bytes.extend_from_slice(secret);
+        for engine in [
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            let e = engine.encode(&bytes);
+            // the first group holds prefix bits when k > 0; the last may hold what follows
+            let start = if k == 0 { 0 } else { 4 };
+            let end = e.len().saturating_sub(4);
+            if end > start + 8 {
+                out.push(e[start..end].to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Replaces `needle` where it stands as a whole word (not inside a longer run of letters and
@@ -335,6 +378,41 @@ mod tests {
             "bad key AKIAIOSFODNN7EXAMPLE secret wJalrXUtnFEMI/K7MDENG/bPxRfiCY1 exit 2",
         );
         assert_eq!(t, "bad key AKIA…MPLE secret (redacted) exit 2");
+    }
+
+    #[test]
+    fn secrets_are_found_woven_with_controls_in_base64_and_never_cut() {
+        use base64::Engine;
+        let token = "IQoJb3JpZ2luX2VjEXAMPLETOKENvalue1234567890";
+        let mut s = Scrubber::new();
+        s.add_secret(token);
+        // interleaved with BEL and an escape sequence
+        let woven = format!(
+            "tok {}\u{7}{}\u{1b}[m{} end",
+            &token[..5],
+            &token[5..20],
+            &token[20..]
+        );
+        assert!(!s.clean(&woven).contains("IQoJb"), "{}", s.clean(&woven));
+        // inside the base64 of a larger payload, at every alignment
+        for prefix in ["", "a", "ab", "abc"] {
+            let payload = format!("{prefix}{{\"t\":\"{token}\"}}");
+            let b64 = base64::engine::general_purpose::STANDARD.encode(payload.as_bytes());
+            let cleaned = s.clean(&format!("payload {b64}"));
+            let inner = &base64::engine::general_purpose::STANDARD.encode(token.as_bytes())[4..20];
+            assert!(cleaned.contains(REDACTED), "{prefix:?}: {cleaned}");
+            assert!(
+                !cleaned.contains(inner) || !b64.contains(inner),
+                "{cleaned}"
+            );
+        }
+        // a long text is cut after scrubbing: the secret at the boundary is gone whole
+        let long = format!("{}{token}", "x".repeat(MAX_TEXT - 5));
+        let cleaned = s.clean(&long);
+        assert!(
+            !cleaned.contains("IQoJb"),
+            "the cut left the secret's start"
+        );
     }
 
     #[test]

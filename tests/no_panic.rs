@@ -102,6 +102,12 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
 
+    /// The BSON walk that guards the parser: any bytes give a verdict, never a panic.
+    #[test]
+    fn the_bson_walk_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = atlas_iam::probe::wire::check_bson(&bytes, atlas_iam::probe::wire::MAX_DEPTH);
+    }
+
     /// Whatever a server answers to the hello of the tls stage, it is an error or a document.
     #[test]
     fn server_replies_never_panic(reply in proptest::collection::vec(any::<u8>(), 0..300), lie in any::<bool>()) {

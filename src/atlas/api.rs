@@ -422,7 +422,12 @@ impl Client {
         let code = err.error_code.clone().unwrap_or_default();
         let said = err
             .detail
-            .map(|d| format!(": {}", d.chars().take(300).collect::<String>()))
+            .map(|d| {
+                format!(
+                    ": {}",
+                    d.chars().take(crate::secret::MAX_TEXT).collect::<String>()
+                )
+            })
             .unwrap_or_default();
         let status_text = format!("{} {code}", status.as_u16());
         let status_text = status_text.trim_end();

@@ -95,11 +95,16 @@ impl DriverFailure {
             ErrorKind::ServerSelection { message, .. } => message.clone(),
             other => other.to_string(),
         };
+        // a server's errmsg may be megabytes: kept to what a diagnosis can use
+        let cap = |t: String| match t.char_indices().nth(crate::secret::MAX_TEXT) {
+            Some((at, _)) => t[..at].to_string(),
+            None => t,
+        };
         DriverFailure {
             kind,
             code: refusal.as_ref().map(|r| r.0),
-            server_message: refusal.map(|r| r.1),
-            text,
+            server_message: refusal.map(|r| cap(r.1)),
+            text: cap(text),
         }
     }
 }
