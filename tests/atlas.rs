@@ -338,7 +338,13 @@ fn the_access_list_is_shown_when_the_tls_stage_meets_its_alert() {
 fn the_apis_own_failures_never_stop_a_probe() {
     let s = stack(StackOptions::default());
     type Tweak = Box<dyn Fn(Cli) -> Cli>;
-    let cases: [(&str, Tweak, Option<AdminFault>); 5] = [
+    let cases: [(&str, Tweak, Option<AdminFault>); 6] = [
+        (
+            // a list longer than any project's is not read further (memory and report bounded)
+            "atlas_api_error",
+            Box::new(|c| c),
+            Some(AdminFault::EndlessPages),
+        ),
         (
             "atlas_api_unauthorized",
             Box::new(|c| c.env("MONGODB_ATLAS_PRIVATE_API_KEY", "wrong-private-key-value")),

@@ -16,7 +16,11 @@ pub const API_VERSION: &str = "2023-01-01";
 /// Where Atlas serves it.
 pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
 /// The largest response body read (a project's users fit many times over).
-const MAX_BODY: usize = 8 << 20;
+const MAX_BODY: usize = 4 << 20;
+/// What one list may hold, over all its pages: far above Atlas's own limits (100 database users
+/// and 200 access-list entries a project), so that a hostile API cannot fill memory or the report.
+const MAX_ITEMS: usize = 2_000;
+const MAX_LIST_BYTES: usize = 16 << 20;
 /// Items per page, and the most pages read of one list.
 const PAGE: usize = 500;
 const MAX_PAGES: usize = 20;
@@ -325,9 +329,17 @@ impl Client {
         what: &str,
     ) -> Result<Vec<T>, Diagnosis> {
         let mut all = Vec::new();
+        let mut read = 0;
         for page in 1..=MAX_PAGES {
             let url = format!("{}?itemsPerPage={PAGE}&pageNum={page}", self.url(path));
             let body = self.get(&url, what).await?;
+            read += body.len();
+            if read > MAX_LIST_BYTES {
+                return Err(too_long(
+                    what,
+                    format!("more than {} MiB", MAX_LIST_BYTES >> 20),
+                ));
+            }
             let parsed: Page<T> = serde_json::from_slice(&body).map_err(|e| {
                 Diagnosis::new(
                     Kind::AtlasApiError,
@@ -337,6 +349,9 @@ impl Client {
             })?;
             let got = parsed.results.len();
             all.extend(parsed.results);
+            if all.len() > MAX_ITEMS {
+                return Err(too_long(what, format!("more than {MAX_ITEMS} entries")));
+            }
             let total = parsed.total_count.unwrap_or(all.len());
             if got < PAGE || all.len() >= total {
                 break;
@@ -473,6 +488,14 @@ impl Client {
 }
 
 /// The body, at most MAX_BODY bytes.
+fn too_long(what: &str, how: String) -> Diagnosis {
+    Diagnosis::new(
+        Kind::AtlasApiError,
+        format!("the Admin API's list of {what} holds {how}, beyond any Atlas project: not read further"),
+        "check --atlas-base-url: it must be the Atlas Admin API",
+    )
+}
+
 async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await? {

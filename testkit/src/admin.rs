@@ -34,6 +34,9 @@ pub enum AdminFault {
     NoReadPermission,
     /// Accepts connections and never answers.
     Silent,
+    /// A hostile API: every page of the access list is full, and the total never reached (an
+    /// assumption to test a bound, not an answer Atlas gives).
+    EndlessPages,
 }
 
 /// The cluster as the API shows it.
@@ -351,6 +354,15 @@ async fn handle(
                     "replicationSpecs": [{"regionConfigs": [{"providerName": "AWS", "regionName": "US_EAST_1"}]}],
                 }),
             ])
+        }
+        (Method::GET, "accessList") if state.fault == Some(AdminFault::EndlessPages) => {
+            let entries: Vec<Value> = (0..500)
+                .map(|i| json!({"cidrBlock": format!("10.{}.{}.0/24", i / 250, i % 250), "comment": "x".repeat(400)}))
+                .collect();
+            reply(
+                StatusCode::OK,
+                json!({"results": entries, "totalCount": 10_000_000, "links": []}),
+            )
         }
         (Method::GET, "accessList") => page(
             state
