@@ -746,3 +746,109 @@ fn a_mangled_key_is_named_never_a_crash() {
         out.all()
     );
 }
+
+// ---------------------------------------------------------------- 9. unbounded replies
+
+/// An HTTP server on 127.0.0.1 that answers every request with 200 and a 512 MB body, streamed
+/// until the client stops reading; it stops with the test.
+fn flooding_server() -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let handle = std::thread::spawn(move || {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((mut c, _)) => {
+                    std::thread::spawn(move || {
+                        let _ = c.set_nonblocking(false);
+                        let _ = c.set_read_timeout(Some(Duration::from_millis(300)));
+                        let mut buf = [0u8; 8192];
+                        let _ = c.read(&mut buf);
+                        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                    Content-Length: 536870912\r\n\r\n";
+                        if c.write_all(head.as_bytes()).is_err() {
+                            return;
+                        }
+                        let chunk = vec![b' '; 1 << 16];
+                        for _ in 0..8192 {
+                            if c.write_all(&chunk).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (addr, handle)
+}
+
+/// Runs the binary and follows its peak resident memory (VmHWM) until it exits.
+fn peak_rss_mb(mut cli: common::Cli, args: &[&str]) -> (f64, Duration, i32) {
+    let started = Instant::now();
+    cli = cli.args(args);
+    let (mut child, _dir) = cli.spawn();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    let code = loop {
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            if let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kb = peak_kb.max(kb);
+            }
+        }
+        if let Ok(Some(s)) = child.try_wait() {
+            break s.code().unwrap_or(-1);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (peak_kb as f64 / 1024.0, started.elapsed(), code)
+}
+
+/// STS, the instance metadata service and the container endpoint answering with half a gigabyte:
+/// each reply is read to 1 MiB and refused; memory stays small and the run ends in its time.
+#[test]
+fn floods_from_aws_endpoints_are_cut_short() {
+    let (addr, _server) = flooding_server();
+    let url = format!("http://{addr}");
+    let cases: Vec<(&str, common::Cli)> = vec![
+        (
+            "STS",
+            bare()
+                .env("AWS_ACCESS_KEY_ID", KEY)
+                .env("AWS_SECRET_ACCESS_KEY", SECRET)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ENDPOINT_URL_STS", &url),
+        ),
+        (
+            "instance metadata",
+            bare()
+                .env_remove("AWS_EC2_METADATA_DISABLED")
+                .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &url),
+        ),
+        (
+            "container endpoint",
+            bare().env(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                format!("{url}/credentials"),
+            ),
+        ),
+    ];
+    for (what, cli) in cases {
+        let (peak, took, code) =
+            peak_rss_mb(cli, &["whoami", "--format", "json", "--timeout", "6"]);
+        println!(
+            "{what}: peak RSS {peak:.1} MB, {} ms, exit {code}",
+            took.as_millis()
+        );
+        assert!(peak < 100.0, "{what}: peak RSS {peak:.1} MB");
+        assert!(took < Duration::from_secs(7), "{what}: {took:?}");
+        assert!([3, 4].contains(&code), "{what}: exit {code}");
+    }
+}

@@ -180,12 +180,24 @@ fn profile_source(name: &str, set: &aws_config::profile::ProfileSet) -> Source {
 }
 
 async fn resolve_region(cfg: &Config, profile: Option<&str>) -> Region {
-    let mut default_chain = aws_config::default_provider::region::DefaultRegionChain::builder();
+    // the default region chain (environment, profile, instance metadata), built here so that
+    // its instance-metadata call goes through the capped client, like every AWS call
+    let mut pc = ProviderConfig::default();
+    if let Some(client) = super::http::client() {
+        pc = pc.with_http_client(client);
+    }
+    let mut profile_region = aws_config::profile::region::ProfileFileRegionProvider::builder();
     if let Some(p) = profile {
-        default_chain = default_chain.profile_name(p);
+        profile_region = profile_region.profile_name(p);
     }
     RegionProviderChain::first_try(cfg.region.clone().map(Region::new))
-        .or_else(default_chain.build())
+        .or_else(aws_config::environment::region::EnvironmentVariableRegionProvider::new())
+        .or_else(profile_region.build())
+        .or_else(
+            aws_config::imds::region::ImdsRegionProvider::builder()
+                .configure(&pc)
+                .build(),
+        )
         .or_else(Region::new("us-east-1"))
         .region()
         .await
@@ -211,7 +223,10 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
     check_profile_files(&profile_name, &set, env)?;
 
     let region = resolve_region(cfg, named.then_some(profile_name.as_str())).await;
-    let pc = ProviderConfig::default().with_region(Some(region.clone()));
+    let mut pc = ProviderConfig::default().with_region(Some(region.clone()));
+    if let Some(client) = super::http::client() {
+        pc = pc.with_http_client(client);
+    }
     let mut warnings = Vec::new();
     let mut tried = Vec::new();
 

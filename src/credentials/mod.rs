@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod classify;
+pub mod http;
 pub mod sources;
 pub mod sts;
 pub mod trust;

@@ -32,6 +32,9 @@ pub async fn sdk_config(resolved: &Resolved, creds: Credentials, budget: Duratio
     if let Some(p) = &resolved.profile {
         loader = loader.profile_name(p);
     }
+    if let Some(client) = super::http::client() {
+        loader = loader.http_client(client);
+    }
     loader.load().await
 }
 
