@@ -852,3 +852,79 @@ fn floods_from_aws_endpoints_are_cut_short() {
         assert!([3, 4].contains(&code), "{what}: exit {code}");
     }
 }
+
+/// A credential_process that floods stderr is read to a cap and ends in its time; one that prints
+/// valid credentials and leaves a grandchild holding its stdout is taken at its word, and the
+/// grandchild does not outlive the run.
+#[test]
+fn a_credential_process_is_bounded_and_leaves_no_descendant() {
+    let cli = bare();
+    let config = cli.path("config");
+    let pidfile = cli.path("grandchild");
+    let creds = format!(r#"{{"Version":1,"AccessKeyId":"{KEY}","SecretAccessKey":"{SECRET}"}}"#);
+    let script = format!(
+        "[profile flood]\ncredential_process = sh -c 'head -c 1000000000 /dev/zero >&2; exit 1'\n\
+         [profile lingering]\ncredential_process = sh -c 'cat {}; (sleep 60 & echo $! > {}; wait) &'\n",
+        cli.path("creds.json").display(),
+        pidfile.display()
+    );
+    let cli = cli.write("config", &script).write("creds.json", &creds);
+    let config = config.display().to_string();
+    let (peak, took, code) = peak_rss_mb(
+        bare().env("AWS_CONFIG_FILE", &config),
+        &[
+            "whoami",
+            "--profile",
+            "flood",
+            "--format",
+            "json",
+            "--timeout",
+            "4",
+        ],
+    );
+    println!(
+        "flooding credential_process: peak RSS {peak:.1} MB, {} ms",
+        took.as_millis()
+    );
+    assert!(peak < 100.0, "peak RSS {peak:.1} MB");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(code, 3);
+
+    let started = Instant::now();
+    let out = bare()
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+        .args([
+            "whoami",
+            "--profile",
+            "lingering",
+            "--format",
+            "json",
+            "--timeout",
+            "5",
+        ])
+        .run();
+    let credentials = out.stage(Stage::Credentials);
+    assert_eq!(credentials["status"], "passed", "{}", out.all());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
+    let pid = pid.trim();
+    assert!(!pid.is_empty(), "the grandchild never started");
+    let waited = Instant::now();
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("State:"))
+            .is_some_and(|l| !l.contains("Z (zombie)") && !l.contains("X (dead)"))
+    };
+    while running() && waited.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!running(), "the grandchild {pid} outlived the run");
+    drop(cli);
+}

@@ -283,11 +283,23 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
         }};
     }
 
-    let profile_provider = || {
-        aws_config::profile::ProfileFileCredentialsProvider::builder()
-            .configure(&pc)
-            .profile_name(&profile_name)
-            .build()
+    // A profile that is a credential_process is run by atlas-iam (bounded output, its process
+    // group ended); any other profile, role chains included, by the SDK.
+    let own_process = set
+        .get_profile(&profile_name)
+        .filter(|p| p.get("role_arn").is_none())
+        .and_then(|p| p.get("credential_process"))
+        .map(str::to_string);
+    let profile_provider = || match &own_process {
+        Some(command) => aws_credential_types::provider::SharedCredentialsProvider::new(
+            super::process::CredentialProcess::new(command, cfg.timeout),
+        ),
+        None => aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .configure(&pc)
+                .profile_name(&profile_name)
+                .build(),
+        ),
     };
 
     // A role profile may start from a `credential_source`, checked only when the profile is

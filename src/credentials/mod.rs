@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod classify;
 pub mod http;
+pub mod process;
 pub mod sources;
 pub mod sts;
 pub mod trust;
