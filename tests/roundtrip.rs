@@ -197,3 +197,47 @@ fn twenty_concurrent_roundtrips_leave_nothing_and_a_created_collection_is_droppe
     // the stack speaks plaintext: never silently
     assert!(out.stdout.contains("cleartext"), "{}", out.stdout);
 }
+
+/// A server that accepts connections and never answers a hello: no connection is ever
+/// authenticated, so no insert was sent, nothing "may remain", and the run ends in its time
+/// (no cleanup is waited for).
+#[test]
+fn no_leftover_is_claimed_when_nothing_was_sent() {
+    let s = stack(None);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let until = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < until {
+            if let Ok((mut c, _)) = listener.accept() {
+                // half a reply header, then silence: the hello never completes
+                use std::io::Write;
+                let _ = c.write_all(&[0x40, 0, 0, 0, 1, 0]);
+                open.push(c);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let uri = format!("mongodb://{addr}/?authSource=%24external&authMechanism=MONGODB-AWS");
+    let started = Instant::now();
+    let out = cli(&s)
+        .args([
+            "roundtrip",
+            "--uri",
+            &uri,
+            "--timeout",
+            "3",
+            "--format",
+            "json",
+        ])
+        .run();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "{took:?}: {}", out.all());
+    let r = out.json();
+    assert!(r["leftover"].is_null(), "{r:#}");
+    assert!(!out.stdout.contains("may remain"), "{}", out.stdout);
+    assert_ne!(out.code, 0);
+    drop(held);
+}

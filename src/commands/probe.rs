@@ -122,8 +122,12 @@ pub async fn run(
     drop(rx);
     if command == ProbeCommand::Roundtrip {
         if let Some(session) = session_slot.get() {
-            let done = roundtrip::cleanup(session, collection, &written, CLEANUP_BUDGET).await;
-            report_cleanup(runner, &session.db, collection, done);
+            // A command goes only over an authenticated connection: when none was ever ready,
+            // the insert was never sent, and there is nothing to clean up or wait for.
+            if ready.get().is_some() {
+                let done = roundtrip::cleanup(session, collection, &written, CLEANUP_BUDGET).await;
+                report_cleanup(runner, &session.db, collection, done);
+            }
         }
     }
     // The driver's client is released with the process, neither shut down nor dropped:
