@@ -434,7 +434,7 @@ async fn report_in_order(
             return None;
         }
     }
-    let role_path = role_path_lookup(resolved, in_use, &facts);
+    let role_path = role_path_lookup(resolved, in_use, &facts, runner.remaining());
     let auth = probe::auth::auth_outcome(
         run.started,
         run.ready,
@@ -461,26 +461,28 @@ async fn report_in_order(
     Some(())
 }
 
-/// The caller's role with its IAM path, read with iam:GetRole (bounded by 3 s): asked only after
-/// Atlas found no user for an assumed role. Callers without iam:GetRole get None, and the hint
-/// says only that paths are dropped.
+/// The caller's role with its IAM path, read with iam:GetRole (bounded by 3 s and by what is
+/// left of the run, the SDK's set-up included): asked only after Atlas found no user for an
+/// assumed role. Callers without iam:GetRole get None, and the hint says only that paths are
+/// dropped.
 async fn role_path_lookup(
     resolved: &credentials::Resolved,
     in_use: &InUse,
     facts: &IdentityFacts,
+    left: Duration,
 ) -> Option<String> {
-    const LOOKUP_BUDGET: Duration = Duration::from_secs(3);
+    let budget = Duration::from_secs(3).min(left);
     let role = facts.atlas_user_arn.clone()?;
-    let sdk = credentials::sdk_config(resolved, in_use.creds.clone(), LOOKUP_BUDGET).await;
-    tokio::time::timeout(LOOKUP_BUDGET, credentials::role_with_path(&sdk, &role))
-        .await
-        .ok()
-        .flatten()
+    let lookup = async {
+        let sdk = credentials::sdk_config(resolved, in_use.creds.clone(), budget).await;
+        credentials::role_with_path(&sdk, &role).await
+    };
+    tokio::time::timeout(budget, lookup).await.ok().flatten()
 }
 
-/// SIGINT, SIGTERM, SIGHUP (a closed terminal) and SIGQUIT, caught from before the driver's speculative work starts (its insert may
-/// come before the earlier stages are reported), so that a roundtrip interrupted after its insert
-/// still deletes its document.
+/// SIGINT, SIGTERM, SIGHUP (a closed terminal) and SIGQUIT, caught from before the driver's
+/// speculative work starts (its insert may come before the earlier stages are reported), so
+/// that a roundtrip interrupted after its insert still deletes its document.
 struct Signals {
     on: bool,
     #[cfg(unix)]
