@@ -225,6 +225,10 @@ pub struct HostFacts {
     /// tls: the replica set's name, when the server is a member of one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replica_set: Option<String>,
+    /// tls: the hosts this server's hello names (`hosts`, `passives`, `arbiters`, `primary`):
+    /// where the driver goes next, unless the connection is direct or load-balanced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub announced_hosts: Vec<String>,
 }
 
 impl HostFacts {
@@ -252,6 +256,7 @@ impl HostFacts {
             }),
             server_version: opt(self.server_version),
             replica_set: opt(self.replica_set),
+            announced_hosts: self.announced_hosts.iter().map(|h| f(h)).collect(),
             ..self
         }
     }

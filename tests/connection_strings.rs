@@ -219,3 +219,33 @@ fn a_password_with_sub_delimiters_is_never_printed() {
         );
     }
 }
+
+/// A seed whose hello names other hosts sends the driver there, with the proof: the tls stage
+/// names every host it announced that no stage checked, unless the connection is direct.
+#[test]
+fn hosts_a_hello_announces_are_named_when_no_stage_checked_them() {
+    let s = Stack::start(StackOptions {
+        dns: true,
+        tls: true,
+        ..Default::default()
+    })
+    .expect("local Atlas stack");
+    let k = client(&s);
+    let direct = s.uri();
+    assert!(direct.contains("&directConnection=true"), "{direct}");
+    let discovering = direct.replace("&directConnection=true", "");
+    let warnings_of = |uri: &str| {
+        let out = cli(&s)
+            .keys(&k)
+            .args(["ping", "--format", "json", "--timeout", "5", "--uri", uri])
+            .run();
+        out.stage(Stage::Tls)["warnings"].to_string()
+    };
+    let w = warnings_of(&discovering);
+    assert!(
+        w.contains("names hosts no stage checked") && w.contains("node0.ab12c.example.test:"),
+        "{w}"
+    );
+    let w = warnings_of(&direct);
+    assert!(!w.contains("no stage checked"), "{w}");
+}

@@ -278,10 +278,23 @@ async fn network(
     let Some(connections) = connections else {
         return;
     };
+    // the driver follows the hello's hosts unless the connection is direct or load-balanced
+    let txt_true = |name: &str| {
+        seedlist
+            .txt_options
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case(name) && v.eq_ignore_ascii_case("true"))
+    };
+    let load_balanced = match target.uri_options.get("loadBalanced") {
+        Some(v) => v.eq_ignore_ascii_case("true"),
+        None => txt_true("loadBalanced"),
+    };
+    let discovers = !target.uri_options.is_true("directConnection") && !load_balanced;
     let tls = timed(probe::tls::tls_stage(
         connections,
         target.tls,
         target.ca_file.as_deref(),
+        discovers,
         budget_until(deadline),
     ))
     .await;

@@ -171,6 +171,7 @@ pub async fn tls_stage(
     connections: Vec<(HostPort, TcpStream)>,
     tls: bool,
     ca_file: Option<&Path>,
+    discovers: bool,
     budget: Duration,
 ) -> Result<Passed<()>, Diagnosis> {
     let config = if tls {
@@ -247,9 +248,22 @@ pub async fn tls_stage(
             hosts: passed.value.into_iter().map(|(_, f)| f).collect(),
             ..Default::default()
         };
-        let passed = Passed::new((), passed.detail)
+        let unchecked = if discovers {
+            unchecked_hosts(&hosts, &facts.hosts)
+        } else {
+            Vec::new()
+        };
+        let mut passed = Passed::new((), passed.detail)
             .warn(passed.warnings)
             .with_facts(facts);
+        if !unchecked.is_empty() {
+            passed = passed.warn([format!(
+                "the server's hello names hosts no stage checked: {}; the driver connects and \
+                 authenticates to them too, sending them the MONGODB-AWS proof: check that they \
+                 are the cluster's members (directConnection=true keeps to the seed)",
+                unchecked.join(", ")
+            )]);
+        }
         if tls {
             passed
         } else {
@@ -277,6 +291,39 @@ fn server_facts(
         .filter(|n| n.len() <= 256)
         .map(str::to_string);
     facts.server_version = server_version;
+    let mut announced: Vec<String> = Vec::new();
+    for field in ["hosts", "passives", "arbiters"] {
+        if let Ok(list) = hello.get_array(field) {
+            announced.extend(list.iter().filter_map(|h| h.as_str()).map(str::to_string));
+        }
+    }
+    announced.extend(hello.get_str("primary").ok().map(str::to_string));
+    announced.retain(|h| h.len() <= 300);
+    announced
+        .iter_mut()
+        .for_each(|h| *h = h.to_ascii_lowercase());
+    announced.sort();
+    announced.dedup();
+    announced.truncate(crate::uri::MAX_HOSTS);
+    facts.announced_hosts = announced;
+}
+
+/// Hosts a hello names that no stage checked: the driver authenticates to them too (sending
+/// them the MONGODB-AWS proof) unless the connection is direct or load-balanced.
+fn unchecked_hosts(checked: &[HostPort], facts: &[HostFacts]) -> Vec<String> {
+    let seen: Vec<String> = checked
+        .iter()
+        .map(|h| h.to_string().to_ascii_lowercase())
+        .collect();
+    let mut out: Vec<String> = facts
+        .iter()
+        .flat_map(|f| f.announced_hosts.iter())
+        .filter(|h| !seen.contains(h))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The leaf certificate's subject, issuer, validity and DNS names; None when it does not parse
