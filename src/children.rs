@@ -55,3 +55,71 @@ fn kill_process(pid: i32) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// SIGINT, SIGTERM, SIGHUP (a closed terminal) and SIGQUIT, caught for the whole run, so that an
+/// interrupted run still ends its children and prints its report. A roundtrip catches them from
+/// before the driver's speculative work starts (its insert may come before the earlier stages are
+/// reported), so that, interrupted after its insert, it still deletes its document.
+pub struct Signals {
+    on: bool,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    quit: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    pub fn install(on: bool) -> Signals {
+        #[cfg(unix)]
+        let listen = |kind| {
+            if on {
+                tokio::signal::unix::signal(kind).ok()
+            } else {
+                None
+            }
+        };
+        Signals {
+            on,
+            #[cfg(unix)]
+            int: listen(tokio::signal::unix::SignalKind::interrupt()),
+            #[cfg(unix)]
+            term: listen(tokio::signal::unix::SignalKind::terminate()),
+            #[cfg(unix)]
+            hup: listen(tokio::signal::unix::SignalKind::hangup()),
+            #[cfg(unix)]
+            quit: listen(tokio::signal::unix::SignalKind::quit()),
+        }
+    }
+
+    pub async fn received(mut self) -> &'static str {
+        if !self.on {
+            return std::future::pending().await;
+        }
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.int) => "SIGINT",
+                _ = next(&mut self.term) => "SIGTERM",
+                _ = next(&mut self.hup) => "SIGHUP",
+                _ = next(&mut self.quit) => "SIGQUIT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}

@@ -158,6 +158,7 @@ pub enum Kind {
     // config and credentials
     InvalidConfig,
     UsageError,
+    Interrupted,
     EnvFile,
     InvalidUri,
     UriPitfall,
@@ -248,6 +249,7 @@ impl Kind {
         match self {
             InvalidConfig
             | UsageError
+            | Interrupted
             | EnvFile
             | InvalidUri
             | UriPitfall

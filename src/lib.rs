@@ -108,34 +108,49 @@ pub async fn run(cfg: &Config, command: &Command, progress: &dyn Progress) -> Re
     runner.report.target = commands::target_shown(cfg);
     let config_stage = Passed::new((), commands::describe(cfg)).warn(cfg.warnings.clone());
     runner.record(Stage::Config, Ok(config_stage), 0);
+    // A signal ends the run with its report (a credential_process's group ended as its future
+    // is dropped); a roundtrip catches signals itself, to delete its document first.
+    let signals = children::Signals::install(!matches!(command, Command::Roundtrip { .. }));
+    let work = execute(&mut runner, cfg, command);
+    let interrupted = tokio::select! {
+        () = work => None,
+        name = signals.received() => Some(name),
+    };
+    if let Some(name) = interrupted {
+        runner.interrupt(name);
+    }
+    runner.finish()
+}
+
+async fn execute(runner: &mut Runner<'_>, cfg: &Config, command: &Command) {
     let probe_collection = "atlas_iam_probe";
     let once = Repeat {
         count: 1,
         interval: 0.0,
     };
     match command {
-        Command::Whoami => commands::whoami::run(&mut runner, cfg).await,
+        Command::Whoami => commands::whoami::run(runner, cfg).await,
         Command::Assume { output, out, force } => {
             let to = out.as_deref().map(|path| commands::assume::OutFile {
                 path,
                 force: *force,
             });
-            commands::assume::run(&mut runner, cfg, *output, to).await
+            commands::assume::run(runner, cfg, *output, to).await
         }
         Command::Uri { embed_credentials } => {
-            commands::uri::run(&mut runner, cfg, *embed_credentials).await
+            commands::uri::run(runner, cfg, *embed_credentials).await
         }
         Command::Ping { repeat } => {
             let c = ProbeCommand::Ping;
-            commands::probe::run(&mut runner, cfg, c, probe_collection, repeat).await;
+            commands::probe::run(runner, cfg, c, probe_collection, repeat).await;
         }
         Command::ListCollections => {
             let c = ProbeCommand::ListCollections;
-            commands::probe::run(&mut runner, cfg, c, probe_collection, &once).await;
+            commands::probe::run(runner, cfg, c, probe_collection, &once).await;
         }
         Command::Roundtrip { collection, repeat } => {
             let c = ProbeCommand::Roundtrip;
-            commands::probe::run(&mut runner, cfg, c, collection, repeat).await;
+            commands::probe::run(runner, cfg, c, collection, repeat).await;
         }
         Command::Completions { .. } | Command::Man => runner.fail_config(Diagnosis::new(
             Kind::Internal,
@@ -143,5 +158,4 @@ pub async fn run(cfg: &Config, command: &Command, progress: &dyn Progress) -> Re
             "run `atlas-iam completions SHELL` or `atlas-iam man`",
         )),
     }
-    runner.finish()
 }

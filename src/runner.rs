@@ -308,6 +308,28 @@ impl<'p> Runner<'p> {
         }
     }
 
+    /// The run was stopped by a signal: the first planned stage with no outcome yet fails with
+    /// `interrupted`, and the rest are skipped.
+    pub fn interrupt(&mut self, signal: &str) {
+        let Some(stage) = self
+            .plan
+            .iter()
+            .copied()
+            .find(|s| self.report.stage(*s).is_none())
+        else {
+            return;
+        };
+        let d = Diagnosis::new(
+            crate::diagnosis::Kind::Interrupted,
+            format!(
+                "interrupted by {signal} while the {} stage ran",
+                stage.name()
+            ),
+            "run it again; what it started (a credential_process) was ended with it",
+        );
+        self.record(stage, Err(d), 0);
+    }
+
     /// Marks what was planned and not run as skipped, and sets the exit code.
     pub fn finish(mut self) -> Report {
         for stage in self.plan.clone() {

@@ -928,3 +928,73 @@ fn a_credential_process_is_bounded_and_leaves_no_descendant() {
     assert!(!running(), "the grandchild {pid} outlived the run");
     drop(cli);
 }
+
+/// A signal during the credentials stage ends the run with its report, and the credential
+/// process with it.
+#[test]
+fn a_signal_during_the_credentials_stage_ends_the_helper_and_reports() {
+    for signal in ["INT", "TERM", "HUP"] {
+        let cli = bare();
+        let config = cli.path("config");
+        let pidfile = cli.path("pid");
+        let script = format!(
+            "[profile slow]\ncredential_process = sh -c 'echo $$ > {}; exec sleep 60'\n",
+            pidfile.display()
+        );
+        let (child, _dir) = cli
+            .write("config", &script)
+            .env("AWS_CONFIG_FILE", &config)
+            .args([
+                "whoami",
+                "--profile",
+                "slow",
+                "--timeout",
+                "30",
+                "--format",
+                "json",
+            ])
+            .spawn();
+        let started = Instant::now();
+        while !pidfile.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the helper never ran"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()));
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIG{signal} did not end the run"
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "SIG{signal}: no report: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert_eq!(
+            common::failure(&report),
+            ("credentials".to_string(), "interrupted".to_string()),
+            "{report}"
+        );
+        assert_eq!(out.status.code(), Some(3));
+        let pid = std::fs::read_to_string(&pidfile).expect("pid");
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+                .unwrap_or_default()
+                .lines()
+                .find(|l| l.starts_with("State:"))
+                .is_some_and(|l| !l.contains("Z (zombie)") && !l.contains("X (dead)"))
+        };
+        let waited = Instant::now();
+        while alive() && waited.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!alive(), "SIG{signal}: the helper {} survived", pid.trim());
+    }
+}

@@ -88,7 +88,7 @@ pub async fn run(
     // time), and a silent one is named by its stage before the run's deadline.
     // Only a roundtrip has something to undo: only it takes over SIGINT and SIGTERM, from
     // before its speculative insert can start.
-    let signals = Signals::install(command == ProbeCommand::Roundtrip);
+    let signals = crate::children::Signals::install(command == ProbeCommand::Roundtrip);
     let identity = Speculative::spawn(timed(identity_work(runner, cfg, &resolved, &in_use, mode)));
     let opts = probe::command::CommandOptions {
         command,
@@ -344,7 +344,7 @@ async fn report_in_order(
     rx: &mut Receivers,
     opts: &probe::command::CommandOptions,
     ready: &ReadyAt,
-    signals: Signals,
+    signals: crate::children::Signals,
 ) -> Option<()> {
     let identity = async {
         identity.join().await.unwrap_or_else(|| {
@@ -491,73 +491,6 @@ async fn role_path_lookup(
         credentials::role_with_path(&sdk, &role).await
     };
     tokio::time::timeout(budget, lookup).await.ok().flatten()
-}
-
-/// SIGINT, SIGTERM, SIGHUP (a closed terminal) and SIGQUIT, caught from before the driver's
-/// speculative work starts (its insert may come before the earlier stages are reported), so
-/// that a roundtrip interrupted after its insert still deletes its document.
-struct Signals {
-    on: bool,
-    #[cfg(unix)]
-    int: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    term: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    hup: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    quit: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn install(on: bool) -> Signals {
-        #[cfg(unix)]
-        let listen = |kind| {
-            if on {
-                tokio::signal::unix::signal(kind).ok()
-            } else {
-                None
-            }
-        };
-        Signals {
-            on,
-            #[cfg(unix)]
-            int: listen(tokio::signal::unix::SignalKind::interrupt()),
-            #[cfg(unix)]
-            term: listen(tokio::signal::unix::SignalKind::terminate()),
-            #[cfg(unix)]
-            hup: listen(tokio::signal::unix::SignalKind::hangup()),
-            #[cfg(unix)]
-            quit: listen(tokio::signal::unix::SignalKind::quit()),
-        }
-    }
-
-    async fn received(mut self) -> &'static str {
-        if !self.on {
-            return std::future::pending().await;
-        }
-        #[cfg(unix)]
-        {
-            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
-                match s.as_mut() {
-                    Some(s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            }
-            tokio::select! {
-                _ = next(&mut self.int) => "SIGINT",
-                _ = next(&mut self.term) => "SIGTERM",
-                _ = next(&mut self.hup) => "SIGHUP",
-                _ = next(&mut self.quit) => "SIGQUIT",
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            "Ctrl-C"
-        }
-    }
 }
 
 /// Says in the report what the cleanup did, and fails the command stage when a probe document
