@@ -1048,3 +1048,37 @@ fn stages_carry_their_facts_as_fields() {
     // a stage that found nothing to say has no facts; a failed one neither
     assert!(out.stage(Stage::Config).get("facts").is_none(), "{r}");
 }
+
+/// The role-path lookup (iam:GetRole) asked after Atlas found no user for an assumed role: an
+/// IAM endpoint that never answers does not hold the run past --timeout (it took 3 s more).
+#[test]
+fn the_role_path_lookup_keeps_to_the_deadline() {
+    let s = plain();
+    let k = client(&s);
+    let session = s.assume(&k, &role(&s), "lookup").expect("assume");
+    s.remove_db_user(&role(&s));
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let iam = format!("http://{}", silent.local_addr().expect("addr"));
+    let started = Instant::now();
+    let out = session_env(cli(&s), &session)
+        .env("AWS_ENDPOINT_URL_IAM", &iam)
+        .args([
+            "ping",
+            "--uri",
+            &s.uri(),
+            "--timeout",
+            "1",
+            "--format",
+            "json",
+        ])
+        .run();
+    let took = started.elapsed();
+    assert_eq!(
+        common::failure(&out.json()),
+        ("auth".to_string(), "atlas_user_missing".to_string()),
+        "{}",
+        out.all()
+    );
+    assert!(took < Duration::from_millis(2200), "{took:?}");
+    drop(silent);
+}
