@@ -204,7 +204,7 @@ fn a_user_scoped_to_other_clusters() {
         .fails_at(Stage::Auth, "atlas_user_other_clusters")
         .exit(6)
         .says("scoped to Cluster9 only, not to the cluster Cluster0")
-        .says("--scope Cluster0")
+        .says("--authDB '$external' --scope Cluster0")
         .run();
 }
 
@@ -239,7 +239,8 @@ fn roles_against_what_the_command_needs() {
         .exit(7)
         .says("the Admin API shows the database user")
         .says("with read@test, which does not grant readWrite@test")
-        .says("atlas dbusers update")
+        // runnable as printed: an IAM user lives in $external, which the update must name
+        .says("atlas dbusers update arn:aws:iam::123456789012:role/atlas-app --authDB '$external' --role readWrite@test")
         .run();
     assert!(
         warnings(&atlas_stage(&out)).contains("not_authorized"),

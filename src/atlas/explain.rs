@@ -350,8 +350,8 @@ impl Analysis {
                     ),
                     format!(
                         "add the cluster to its scopes (Atlas: Database Access > Edit > Restrict \
-                         Access to Specific Clusters), or `atlas dbusers update {arn} --scope {} \
-                         --projectId {project}` (list every cluster it needs)",
+                         Access to Specific Clusters), or `atlas dbusers update {arn} --authDB '$external' \
+                         --scope {} --projectId {project}` (list every cluster it needs)",
                         c.name
                     ),
                 )
@@ -429,7 +429,7 @@ impl Analysis {
                 u.username
             ),
             format!(
-                "give it {need}: `atlas dbusers update {} --role {need} --projectId {}` (the \
+                "give it {need}: `atlas dbusers update {} --authDB '$external' --role {need} --projectId {}` (the \
                  list replaces its roles: name the ones it keeps too)",
                 u.username, self.project_id
             ),

@@ -49,7 +49,7 @@ pub fn classify_command(
             format!("authentication passed, but the database user {user} may not run {command} on {on}: {}",
                 f.server_message.clone().unwrap_or_else(|| f.text.clone())),
             format!("give the database user the role {role} (Atlas: Database Access > Edit > \
-                     Built-in Role, or `atlas dbusers update {user} --role {role}`)"),
+                     Built-in Role, or `atlas dbusers update {user} --authDB '$external' --role {role}`)"),
         );
     }
     Diagnosis::new(
