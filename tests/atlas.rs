@@ -423,6 +423,24 @@ fn a_silent_api_is_bounded() {
         "{}",
         out.all()
     );
+    // a long --timeout: the API gets at most a second past the probe's own checks
+    let started = Instant::now();
+    let out = cli(&s)
+        .args(ping(&s, &["--timeout", "15", "--format", "json"]))
+        .run();
+    let took = started.elapsed();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        took < Duration::from_secs(3),
+        "a silent API held the report {took:?}"
+    );
+    assert!(
+        atlas_stage(&out)["diagnosis"]["cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("after the probe's own checks were done")),
+        "{}",
+        out.all()
+    );
 }
 
 #[test]

@@ -197,9 +197,33 @@ pub async fn atlas_settle(
     db: &str,
     need: crate::atlas::Need,
     mode: crate::atlas::Mode,
+    others_done: Option<std::sync::Arc<tokio::sync::Notify>>,
 ) -> Option<crate::atlas::Analysis> {
+    let started = std::time::Instant::now();
+    let joined = async {
+        match others_done {
+            None => work.join().await,
+            // The API never holds a finished report: once the probe's own work is done, it
+            // gets at most `ATLAS_GRACE` more.
+            Some(done) => tokio::select! {
+                r = work.join() => r,
+                () = async { done.notified().await; tokio::time::sleep(ATLAS_GRACE).await } => Some((
+                    Err(crate::diagnosis::Diagnosis::new(
+                        Kind::AtlasApiTimeout,
+                        format!(
+                            "the Admin API had not answered {} s after the probe's own checks were done",
+                            ATLAS_GRACE.as_secs()
+                        ),
+                        "check the network path to cloud.mongodb.com (a proxy: HTTPS_PROXY); the \
+                         checks above did not wait for it",
+                    )),
+                    started.elapsed(),
+                )),
+            },
+        }
+    };
     let judged = async {
-        let (fetched, took) = work.join().await.unwrap_or_else(|| {
+        let (fetched, took) = joined.await.unwrap_or_else(|| {
             (
                 Err(crate::diagnosis::Diagnosis::new(
                     Kind::Internal,
@@ -232,6 +256,9 @@ pub enum IdentityMode {
     Answer,
     Preflight,
 }
+
+/// How long the Admin API may still take once a probe's own checks are done.
+pub const ATLAS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a preflight waits for STS before it goes on without it.
 pub const PREFLIGHT_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);

@@ -99,6 +99,8 @@ pub async fn run(
     let written = Probe::default();
     let session_slot: Arc<OnceLock<Session>> = Arc::default();
     let ready = ReadyAt::default();
+    // told when the probe's own work is done: the Admin API then gets at most ATLAS_GRACE more
+    let others_done = Arc::new(tokio::sync::Notify::new());
     let (tx, mut rx) = Channels::new();
     let network = Speculative::spawn(network(
         target.clone(),
@@ -110,10 +112,22 @@ pub async fn run(
         written.clone(),
         session_slot.clone(),
         ready.clone(),
+        others_done.clone(),
     ));
 
     let reported = report_in_order(
-        runner, cfg, &resolved, &in_use, identity, atlas, &target, &mut rx, &opts, &ready, signals,
+        runner,
+        cfg,
+        &resolved,
+        &in_use,
+        identity,
+        atlas,
+        &target,
+        &mut rx,
+        &opts,
+        &ready,
+        signals,
+        &others_done,
     )
     .await;
     // Nothing runs past the report: the network checks and the driver's command end here
@@ -196,6 +210,15 @@ fn budget_until(deadline: tokio::time::Instant) -> Duration {
         .min(DRIVER_CONNECT_TIMEOUT)
 }
 
+/// Tells whoever waits that the probe's own work is done, however the driver's run ends.
+struct Told(Arc<tokio::sync::Notify>);
+
+impl Drop for Told {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
 /// dns; then, at once, the driver's connection and command beside the tcp and tls checks (whose
 /// connection is the one the tls stage uses: none is opened only to be closed).
 #[allow(clippy::too_many_arguments)]
@@ -209,6 +232,7 @@ async fn network(
     written: Probe,
     session_slot: Arc<OnceLock<Session>>,
     ready: ReadyAt,
+    done: Arc<tokio::sync::Notify>,
 ) {
     let dns = timed(probe::dns::stage(
         &target,
@@ -220,6 +244,7 @@ async fn network(
         Ok(p) => p.value.clone(),
         Err(_) => {
             let _ = tx.dns.send(dns);
+            done.notify_one();
             return;
         }
     };
@@ -231,7 +256,9 @@ async fn network(
     let driver = Speculative::spawn({
         let target = target.clone();
         let seedlist = seedlist.clone();
+        let done = done.clone();
         async move {
+            let _told = Told(done);
             let started = StdInstant::now();
             let session =
                 match probe::auth::open_client(&target, &seedlist, creds, driver_budget, &ready)
@@ -345,6 +372,7 @@ async fn report_in_order(
     opts: &probe::command::CommandOptions,
     ready: &ReadyAt,
     signals: crate::children::Signals,
+    others_done: &Arc<tokio::sync::Notify>,
 ) -> Option<()> {
     let identity = async {
         identity.join().await.unwrap_or_else(|| {
@@ -372,6 +400,7 @@ async fn report_in_order(
                 &cfg.db,
                 opts.command.need(),
                 crate::atlas::Mode::Preflight,
+                Some(others_done.clone()),
             )
             .await
         }

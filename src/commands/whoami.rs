@@ -33,6 +33,7 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config) {
             &cfg.db,
             crate::atlas::Need::Nothing,
             crate::atlas::Mode::Answer,
+            None,
         )
         .await;
     }
