@@ -187,6 +187,43 @@ pub fn atlas_work(
     }))
 }
 
+/// The Admin API's work, bounded for a probe: it never holds a finished report. Once the probe's
+/// own work is done (`done`), it gets at most `ATLAS_GRACE` more, then is a timeout.
+pub fn atlas_bounded(
+    work: crate::runner::Speculative<AtlasFetched>,
+    done: std::sync::Arc<tokio::sync::Notify>,
+) -> crate::runner::Speculative<AtlasFetched> {
+    crate::runner::Speculative::spawn(async move {
+        let started = std::time::Instant::now();
+        let grace = async {
+            done.notified().await;
+            tokio::time::sleep(ATLAS_GRACE).await;
+        };
+        let timed_out = || {
+            Err(Diagnosis::new(
+                Kind::AtlasApiTimeout,
+                format!(
+                    "the Admin API had not answered {} s after the probe's own checks were done",
+                    ATLAS_GRACE.as_secs()
+                ),
+                "check the network path to cloud.mongodb.com (a proxy: HTTPS_PROXY); the checks \
+                 above did not wait for it",
+            ))
+        };
+        tokio::select! {
+            r = work.join() => r.unwrap_or_else(|| (
+                Err(Diagnosis::new(
+                    Kind::Internal,
+                    "the Admin API check ended without an outcome",
+                    "report this",
+                )),
+                started.elapsed(),
+            )),
+            () = grace => (timed_out(), started.elapsed()),
+        }
+    })
+}
+
 /// Records the atlas stage: the API's facts judged against the caller's Atlas user. In a probe
 /// (Preflight) the API's own failure is a warning that keeps its diagnosis.
 pub async fn atlas_settle(
@@ -197,33 +234,9 @@ pub async fn atlas_settle(
     db: &str,
     need: crate::atlas::Need,
     mode: crate::atlas::Mode,
-    others_done: Option<std::sync::Arc<tokio::sync::Notify>>,
 ) -> Option<crate::atlas::Analysis> {
-    let started = std::time::Instant::now();
-    let joined = async {
-        match others_done {
-            None => work.join().await,
-            // The API never holds a finished report: once the probe's own work is done, it
-            // gets at most `ATLAS_GRACE` more.
-            Some(done) => tokio::select! {
-                r = work.join() => r,
-                () = async { done.notified().await; tokio::time::sleep(ATLAS_GRACE).await } => Some((
-                    Err(crate::diagnosis::Diagnosis::new(
-                        Kind::AtlasApiTimeout,
-                        format!(
-                            "the Admin API had not answered {} s after the probe's own checks were done",
-                            ATLAS_GRACE.as_secs()
-                        ),
-                        "check the network path to cloud.mongodb.com (a proxy: HTTPS_PROXY); the \
-                         checks above did not wait for it",
-                    )),
-                    started.elapsed(),
-                )),
-            },
-        }
-    };
     let judged = async {
-        let (fetched, took) = joined.await.unwrap_or_else(|| {
+        let (fetched, took) = work.join().await.unwrap_or_else(|| {
             (
                 Err(crate::diagnosis::Diagnosis::new(
                     Kind::Internal,

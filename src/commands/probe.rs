@@ -394,13 +394,12 @@ async fn report_in_order(
             let arn = facts.atlas_user_arn.clone();
             atlas_settle(
                 runner,
-                work,
+                super::atlas_bounded(work, others_done.clone()),
                 arn.as_deref(),
                 &targets,
                 &cfg.db,
                 opts.command.need(),
                 crate::atlas::Mode::Preflight,
-                Some(others_done.clone()),
             )
             .await
         }

@@ -33,7 +33,6 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config) {
             &cfg.db,
             crate::atlas::Need::Nothing,
             crate::atlas::Mode::Answer,
-            None,
         )
         .await;
     }
