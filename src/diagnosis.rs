@@ -227,6 +227,7 @@ pub enum Kind {
     AtlasApiNotConfigured,
     AtlasApiUnauthorized,
     AtlasApiForbidden,
+    AtlasApiVersionGone,
     AtlasProjectNotFound,
     AtlasApiUnreachable,
     AtlasApiTimeout,
@@ -304,6 +305,7 @@ impl Kind {
             AtlasApiNotConfigured
             | AtlasApiUnauthorized
             | AtlasApiForbidden
+            | AtlasApiVersionGone
             | AtlasProjectNotFound
             | AtlasApiUnreachable
             | AtlasApiTimeout

@@ -310,7 +310,7 @@ impl Client {
             .await
             .map_err(|e| self.transport(&e, "a token"))?;
         if !status.is_success() {
-            return Err(self.refused(status, &body, "a service account token"));
+            return Err(self.refused(status, &body, "a service account token", None));
         }
         let token: Token = serde_json::from_slice(&body).map_err(|_| {
             Diagnosis::new(
@@ -401,11 +401,16 @@ impl Client {
             }
         }
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = read_body(resp)
             .await
             .map_err(|e| self.transport(&e, what))?;
         if !status.is_success() {
-            return Err(self.refused(status, &body, what));
+            return Err(self.refused(status, &body, what, retry_after.as_deref()));
         }
         Ok(body)
     }
@@ -432,7 +437,17 @@ impl Client {
         )
     }
 
-    fn refused(&self, status: StatusCode, body: &[u8], what: &str) -> Diagnosis {
+    /// A refusal, told by Atlas's `errorCode` first and its status second (the codes as real
+    /// Atlas sends them, ATLAS.md "The Atlas Admin API by its published document"): a valid key
+    /// without the role is `401 USER_UNAUTHORIZED`, a wrong key a 401 with a new Digest
+    /// challenge; `retry_after` is the `Retry-After` header of a 429.
+    fn refused(
+        &self,
+        status: StatusCode,
+        body: &[u8],
+        what: &str,
+        retry_after: Option<&str>,
+    ) -> Diagnosis {
         let err: ApiError = serde_json::from_slice(body).unwrap_or_default();
         let code = err.error_code.clone().unwrap_or_default();
         let said = err
@@ -448,32 +463,54 @@ impl Client {
         let status_text = status_text.trim_end();
         let project = &self.cfg.project_id;
         let names = self.cfg.credential_names();
-        match status {
-            StatusCode::UNAUTHORIZED => Diagnosis::new(
-                Kind::AtlasApiUnauthorized,
-                format!("the Admin API refused the credentials ({status_text}{said}) when reading {what}"),
-                format!("check {names}: the key may be mistyped, deleted or from another organization"),
-            ),
-            StatusCode::FORBIDDEN if code.contains("ACCESS_LIST") || code.contains("IP_ADDRESS") => Diagnosis::new(
+        let no_role = || {
+            Diagnosis::new(
+                Kind::AtlasApiForbidden,
+                format!("the credentials are valid but may not read {what} of project {project} ({status_text}{said})"),
+                "give the API key or service account the Project Read Only role on this project \
+                 (Atlas: Project > Access Manager > Applications > API Keys)",
+            )
+        };
+        let address = || {
+            Diagnosis::new(
                 Kind::AtlasApiForbidden,
                 format!("the Admin API refused this machine's address ({status_text}{said})"),
                 "add this machine's public IP address to the API key's own access list (Organization \
                  Access Manager > API Keys > Edit > API Access List)",
+            )
+        };
+        match (code.as_str(), status) {
+            ("USER_UNAUTHORIZED", _) | ("USER_CANNOT_ACCESS_ORGANIZATION_OR_GROUP", _) => no_role(),
+            ("IP_ADDRESS_NOT_ON_ACCESS_LIST" | "API_KEY_ACCESS_LIST_ACCESS_DENIED", _) => address(),
+            ("GROUP_NOT_FOUND" | "INVALID_GROUP_ID", _) => Diagnosis::new(
+                Kind::AtlasProjectNotFound,
+                format!("the Admin API has no project {project} for these credentials ({status_text}{said})"),
+                "check MONGODB_ATLAS_PROJECT_ID (--atlas-project-id): the 24-hex-digit id in the \
+                 project's settings, or `atlas projects list`",
             ),
-            StatusCode::FORBIDDEN => Diagnosis::new(
-                Kind::AtlasApiForbidden,
-                format!("the credentials may not read {what} of project {project} ({status_text}{said})"),
-                "give the API key or service account the Project Read Only role on this project",
+            ("VERSION_GONE", _) | (_, StatusCode::GONE) => Diagnosis::new(
+                Kind::AtlasApiVersionGone,
+                format!("the Admin API no longer serves the version atlas-iam asked for {what} ({status_text}{said})"),
+                "upgrade atlas-iam: this version of it reads an Admin API version past its sunset",
             ),
-            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST if code.contains("GROUP") => {
-                Diagnosis::new(
-                    Kind::AtlasProjectNotFound,
-                    format!("the Admin API has no project {project} for these credentials ({status_text}{said})"),
-                    "check MONGODB_ATLAS_PROJECT_ID (--atlas-project-id): the 24-hex-digit id in the \
-                     project's settings, or `atlas projects list`",
-                )
-            }
-            StatusCode::NOT_FOUND | StatusCode::NOT_ACCEPTABLE => Diagnosis::new(
+            ("RATE_LIMITED", _) | (_, StatusCode::TOO_MANY_REQUESTS) => Diagnosis::new(
+                Kind::AtlasApiError,
+                format!(
+                    "the Admin API is rate-limiting these credentials ({status_text}{said}){}",
+                    retry_after
+                        .map(|r| format!("; it asks to retry after {} s", r.chars().take(12).collect::<String>()))
+                        .unwrap_or_default()
+                ),
+                "run it again later: the other checks did not need the API",
+            ),
+            // a wrong key: Atlas answers a 401 and a new challenge (UNEXPECTED_ERROR, or none)
+            (_, StatusCode::UNAUTHORIZED) => Diagnosis::new(
+                Kind::AtlasApiUnauthorized,
+                format!("the Admin API refused the credentials ({status_text}{said}) when reading {what}"),
+                format!("check {names}: the key may be mistyped, deleted or from another organization"),
+            ),
+            (_, StatusCode::FORBIDDEN) => no_role(),
+            (_, StatusCode::NOT_FOUND | StatusCode::NOT_ACCEPTABLE) => Diagnosis::new(
                 Kind::AtlasApiError,
                 format!("the Admin API answered the request for {what} with {status_text}{said}"),
                 "check --atlas-base-url: it must be the Atlas Admin API (https://cloud.mongodb.com)",
@@ -563,10 +600,34 @@ mod tests {
         .expect("client");
         let kind = |status: u16, body: &str| {
             let status = StatusCode::from_u16(status).expect("status");
-            client.refused(status, body.as_bytes(), "the users").kind
+            client
+                .refused(status, body.as_bytes(), "the users", None)
+                .kind
         };
         let doc = |code: &str| format!(r#"{{"error":0,"errorCode":"{code}","detail":"d"}}"#);
         assert_eq!(kind(401, &doc("UNAUTHORIZED")), Kind::AtlasApiUnauthorized);
+        assert_eq!(
+            kind(401, &doc("UNEXPECTED_ERROR")),
+            Kind::AtlasApiUnauthorized
+        );
+        // a valid key without the role: real Atlas says 401 USER_UNAUTHORIZED
+        assert_eq!(
+            kind(401, &doc("USER_UNAUTHORIZED")),
+            Kind::AtlasApiForbidden
+        );
+        assert_eq!(
+            kind(401, &doc("API_KEY_ACCESS_LIST_ACCESS_DENIED")),
+            Kind::AtlasApiForbidden
+        );
+        assert_eq!(kind(410, &doc("VERSION_GONE")), Kind::AtlasApiVersionGone);
+        assert_eq!(kind(429, &doc("RATE_LIMITED")), Kind::AtlasApiError);
+        let d = client.refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            doc("RATE_LIMITED").as_bytes(),
+            "x",
+            Some("30"),
+        );
+        assert!(d.cause.contains("retry after 30 s"), "{d}");
         assert_eq!(
             kind(403, &doc("IP_ADDRESS_NOT_ON_ACCESS_LIST")),
             Kind::AtlasApiForbidden
@@ -589,6 +650,7 @@ mod tests {
             StatusCode::FORBIDDEN,
             doc("IP_ADDRESS_NOT_ON_ACCESS_LIST").as_bytes(),
             "x",
+            None,
         );
         assert!(d.hint.contains("API Access List"), "{d}");
     }

@@ -212,6 +212,7 @@ async fn handle(
         std::future::pending::<()>().await;
     }
     if state.fault == Some(AdminFault::NotOnApiAccessList) {
+        // real Atlas: 403 IP_ADDRESS_NOT_ON_ACCESS_LIST (same source)
         return Ok(api_error(
             StatusCode::FORBIDDEN,
             "IP_ADDRESS_NOT_ON_ACCESS_LIST",
@@ -306,10 +307,13 @@ async fn handle(
     Ok(match (method, resource) {
         (Method::GET, "databaseUsers") => {
             if state.fault == Some(AdminFault::NoReadPermission) {
+                // as real Atlas answers a valid key without Project Read Only (recorded in the
+                // Atlas CLI's e2e snapshots; ATLAS.md, "The Atlas Admin API by its published
+                // document"): a 401, not a 403, told from a wrong key by its errorCode
                 api_error(
-                    StatusCode::FORBIDDEN,
-                    "USER_CANNOT_ACCESS_ORGANIZATION_OR_GROUP",
-                    "The user does not have access to this organization or project.",
+                    StatusCode::UNAUTHORIZED,
+                    "USER_UNAUTHORIZED",
+                    "Current user is not authorized to perform this action.",
                 )
             } else {
                 let users = ctx
