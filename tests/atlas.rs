@@ -553,3 +553,29 @@ fn an_implicit_env_file_may_hold_the_api_key_but_not_redirect_it() {
     assert_eq!(atlas_stage(&out)["status"], "passed", "{}", out.all());
     out.assert_absent(&[PRIVATE_KEY]);
 }
+
+/// Pages are followed by the document's signs (`totalCount`, a `next` link), never stopped by a
+/// page shorter than asked: the stand-in serves two users a page, and the caller's is on the
+/// third.
+#[test]
+fn every_page_is_read_whatever_its_length() {
+    let s = stack(StackOptions::default());
+    for i in 0..4 {
+        s.set_db_user(
+            &format!("arn:aws:iam::{ACCOUNT}:role/a{i}"),
+            vec![Role::Read("test".into())],
+        );
+    }
+    s.admin_update(|a| a.page_cap = Some(2));
+    let out = Test::new(|| cli(&s))
+        .args(["whoami", "--atlas", "--role-arn", &role(&s)])
+        .passes()
+        .run();
+    let facts = &atlas_stage(&out)["facts"]["atlas"];
+    assert_eq!(facts["matched_user"], role(&s).as_str(), "{facts}");
+    assert_eq!(
+        facts["database_users"].as_array().map(Vec::len),
+        Some(5),
+        "{facts}"
+    );
+}

@@ -159,6 +159,9 @@ pub struct RegionConfig {
 pub struct ProviderSettings {
     #[serde(default)]
     pub provider_name: Option<String>,
+    /// The real cloud of a shared-tier (M0) cluster, whose provider is `TENANT`.
+    #[serde(default)]
+    pub backing_provider_name: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -200,6 +203,15 @@ struct Page<T> {
     results: Vec<T>,
     #[serde(default)]
     total_count: Option<usize>,
+    #[serde(default)]
+    links: Vec<Link>,
+}
+
+/// A page's links (`rel` self, next, previous).
+#[derive(Deserialize, Default)]
+struct Link {
+    #[serde(default)]
+    rel: String,
 }
 
 /// The error document of the Admin API.
@@ -348,12 +360,20 @@ impl Client {
                 )
             })?;
             let got = parsed.results.len();
+            let next = parsed.links.iter().any(|l| l.rel == "next");
             all.extend(parsed.results);
             if all.len() > MAX_ITEMS {
                 return Err(too_long(what, format!("more than {MAX_ITEMS} entries")));
             }
-            let total = parsed.total_count.unwrap_or(all.len());
-            if got < PAGE || all.len() >= total {
+            // The document's own signs of more: a `next` link, or a total not yet reached. A
+            // short page alone proves nothing (the API may serve fewer than asked); only with
+            // neither sign does a short page end the list.
+            let more = match parsed.total_count {
+                _ if got == 0 => false,
+                Some(total) => next || all.len() < total,
+                None => next || got >= PAGE,
+            };
+            if !more {
                 break;
             }
         }

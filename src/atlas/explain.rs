@@ -212,7 +212,17 @@ fn provider(c: &ApiCluster) -> Option<String> {
                 _ => None,
             }
         })
-        .or_else(|| c.provider_settings.as_ref()?.provider_name.clone())
+        .or_else(|| {
+            // the legacy shape: an M0's cloud is its backing provider under `TENANT`
+            let p = c.provider_settings.as_ref()?;
+            match (
+                p.provider_name.as_deref(),
+                p.backing_provider_name.as_deref(),
+            ) {
+                (Some("TENANT" | "FLEX"), Some(b)) => Some(b.to_string()),
+                _ => p.provider_name.clone(),
+            }
+        })
 }
 
 fn is_paused(c: &ApiCluster) -> bool {

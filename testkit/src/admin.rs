@@ -56,6 +56,10 @@ pub struct AdminState {
     /// (CIDR, comment)
     pub access_list: Vec<(String, String)>,
     pub fault: Option<AdminFault>,
+    /// Serve at most this many entries a page, whatever `itemsPerPage` asks, with `totalCount`
+    /// and a `next` link (the document's paging, `links[].rel`; a cap below the request is an
+    /// assumption that tests a client that must not trust short pages).
+    pub page_cap: Option<usize>,
 }
 
 pub struct AdminApi {
@@ -297,11 +301,30 @@ async fn handle(
             &format!("No group with ID {group} exists."),
         ));
     }
+    // itemsPerPage (default 100, at most 500) and pageNum (from 1), as the document pages lists
+    let query = |name: &str| {
+        path_and_query
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or("")
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let per_page = query("itemsPerPage").unwrap_or(100).clamp(1, 500);
+    let per_page = state.page_cap.map_or(per_page, |cap| per_page.min(cap));
+    let page_num = query("pageNum").unwrap_or(1).max(1);
     let page = |results: Vec<Value>| {
         let n = results.len();
+        let start = (page_num - 1).saturating_mul(per_page).min(n);
+        let end = (start + per_page).min(n);
+        let mut links = vec![json!({"rel": "self", "href": path_and_query})];
+        if end < n {
+            links.push(json!({"rel": "next", "href": format!("{path}?pageNum={}", page_num + 1)}));
+        }
         reply(
             StatusCode::OK,
-            json!({"results": results, "totalCount": n, "links": []}),
+            json!({"results": results[start..end].to_vec(), "totalCount": n, "links": links}),
         )
     };
     Ok(match (method, resource) {

@@ -204,6 +204,7 @@ impl Stack {
                 },
                 access_list: vec![("203.0.113.7/32".into(), "office".into())],
                 fault: None,
+                page_cap: None,
             };
             Some(rt.block_on(AdminApi::start(atlas.shared.clone(), state))?)
         } else {
