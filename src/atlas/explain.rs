@@ -618,6 +618,26 @@ mod tests {
     use super::super::api::{ApiRole, ApiScope, ConnectionStrings};
     use super::*;
 
+    /// The cloud of a cluster: under `TENANT` (an M0) or `FLEX`, the backing provider, in the
+    /// current shape (regionConfigs) and in the legacy one (providerSettings).
+    #[test]
+    fn the_real_cloud_of_shared_clusters() {
+        let legacy: ApiCluster = serde_json::from_str(
+            r#"{"name":"c","providerSettings":{"providerName":"TENANT","backingProviderName":"GCP"}}"#,
+        )
+        .expect("legacy");
+        assert_eq!(provider(&legacy).as_deref(), Some("GCP"));
+        let current: ApiCluster = serde_json::from_str(
+            r#"{"name":"c","replicationSpecs":[{"regionConfigs":[{"providerName":"TENANT","backingProviderName":"AZURE"}]}]}"#,
+        )
+        .expect("current");
+        assert_eq!(provider(&current).as_deref(), Some("AZURE"));
+        let dedicated: ApiCluster =
+            serde_json::from_str(r#"{"name":"c","providerSettings":{"providerName":"AWS"}}"#)
+                .expect("dedicated");
+        assert_eq!(provider(&dedicated).as_deref(), Some("AWS"));
+    }
+
     fn user(arn: &str, t: &str, roles: &[(&str, &str)], scopes: &[&str]) -> ApiUser {
         ApiUser {
             username: arn.into(),
