@@ -579,3 +579,65 @@ fn every_page_is_read_whatever_its_length() {
         "{facts}"
     );
 }
+
+/// A Flex cluster, listed only at /flexClusters: matched to the target like any other, with its
+/// real cloud, so that a missing database user is named rather than passed over.
+#[test]
+fn a_flex_cluster_is_found_and_judged() {
+    let s = stack(StackOptions::default());
+    s.admin_update(|a| a.cluster.flex = true);
+    let out = Test::new(|| cli(&s)).args(ping(&s, &[])).passes().run();
+    let facts = &atlas_stage(&out)["facts"]["atlas"];
+    assert_eq!(facts["cluster"]["name"], "Cluster0", "{facts}");
+    assert_eq!(facts["cluster"]["provider"], "AWS", "{facts}");
+    s.remove_db_user(&role(&s));
+    let out = cli(&s)
+        .args([
+            "whoami",
+            "--atlas",
+            "--uri",
+            &s.uri(),
+            "--role-arn",
+            &role(&s),
+            "--format",
+            "json",
+        ])
+        .run();
+    assert_eq!(out.code, 6, "{}", out.all());
+    assert_eq!(
+        atlas_stage(&out)["diagnosis"]["kind"],
+        "atlas_user_missing",
+        "{}",
+        out.all()
+    );
+}
+
+/// Versions: a deprecated one is a warning naming the list and its sunset; one past its sunset
+/// (410 VERSION_GONE) is a notice to upgrade, and the other lists still count.
+#[test]
+fn versions_that_will_go_and_that_are_gone() {
+    let s = stack(StackOptions::default());
+    s.admin_update(|a| a.fault = Some(AdminFault::UsersDeprecated));
+    let out = Test::new(|| cli(&s)).args(ping(&s, &[])).passes().run();
+    let w = warnings(&atlas_stage(&out));
+    assert!(
+        w.contains("version 2023-01-01 of the database users deprecated")
+            && w.contains("01 Jul 2027"),
+        "{w}"
+    );
+    // the users' version gone: nothing to judge, said as such (never "no such user")
+    s.admin_update(|a| a.fault = Some(AdminFault::UsersVersionGone));
+    let out = Test::new(|| cli(&s)).args(ping(&s, &[])).passes().run();
+    let atlas = atlas_stage(&out);
+    assert_eq!(atlas["status"], "warning", "{atlas}");
+    assert_eq!(
+        atlas["diagnosis"]["kind"], "atlas_api_version_gone",
+        "{atlas}"
+    );
+    assert!(
+        atlas["diagnosis"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("upgrade atlas-iam")),
+        "{atlas}"
+    );
+}

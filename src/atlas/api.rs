@@ -11,8 +11,14 @@ use serde::Deserialize;
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::secret::Secret;
 
-/// The API version every request asks for (the versioned media type of Admin API v2).
-pub const API_VERSION: &str = "2023-01-01";
+/// The version each list is read with: the current, non-deprecated one of each endpoint in the
+/// published document (mongodb/openapi, `openapi/v2/`): the clusters list's 2023-01-01 and
+/// 2023-02-01 are deprecated with `x-sunset: 2027-07-01`; Flex clusters are listed only at
+/// `flexClusters`, from 2024-11-13.
+pub const USERS_VERSION: &str = "2023-01-01";
+pub const CLUSTERS_VERSION: &str = "2024-08-05";
+pub const FLEX_VERSION: &str = "2024-11-13";
+pub const ACCESS_LIST_VERSION: &str = "2023-01-01";
 /// Where Atlas serves it.
 pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
 /// The largest response body read (a project's users fit many times over).
@@ -228,8 +234,12 @@ struct ApiError {
 #[derive(Clone, Debug, Default)]
 pub struct Project {
     pub users: Vec<ApiUser>,
+    /// Dedicated and shared clusters, and Flex clusters (from their own list).
     pub clusters: Vec<ApiCluster>,
     pub access_list: Vec<ApiAccessEntry>,
+    /// What the API said of itself: a deprecated version (its `Deprecation` and `Sunset`
+    /// headers), or a list it no longer serves in the version asked (the other lists still count).
+    pub notices: Vec<String>,
 }
 
 /// A client bound to one project; every request within `budget`.
@@ -237,6 +247,7 @@ pub struct Client {
     http: reqwest::Client,
     cfg: ApiConfig,
     bearer: Option<Secret<String>>,
+    notices: std::sync::Mutex<Vec<String>>,
 }
 
 impl Client {
@@ -254,6 +265,7 @@ impl Client {
             http,
             cfg,
             bearer: None,
+            notices: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -263,20 +275,34 @@ impl Client {
             self.bearer = Some(self.token().await?);
         }
         let group = format!("groups/{}", self.cfg.project_id);
-        let (users_path, clusters_path, access_path) = (
+        let (users_path, clusters_path, flex_path, access_path) = (
             format!("{group}/databaseUsers"),
             format!("{group}/clusters"),
+            format!("{group}/flexClusters"),
             format!("{group}/accessList"),
         );
-        let (users, clusters, access_list) = tokio::try_join!(
-            self.list::<ApiUser>(&users_path, "the database users"),
-            self.list::<ApiCluster>(&clusters_path, "the clusters"),
-            self.list::<ApiAccessEntry>(&access_path, "the IP access list"),
-        )?;
+        let (users, clusters, flex, access_list) = tokio::join!(
+            self.list::<ApiUser>(&users_path, USERS_VERSION, "the database users"),
+            self.list::<ApiCluster>(&clusters_path, CLUSTERS_VERSION, "the clusters"),
+            self.list::<ApiCluster>(&flex_path, FLEX_VERSION, "the Flex clusters"),
+            self.list::<ApiAccessEntry>(&access_path, ACCESS_LIST_VERSION, "the IP access list"),
+        );
+        // A list of clusters or of the access list whose version is gone is a notice: the
+        // others still count.
+        let mut notices = Vec::new();
+        // without the users there is nothing to judge: their version gone fails the stage
+        let users = users?;
+        let mut clusters = kept(clusters, &mut notices)?;
+        clusters.extend(kept(flex, &mut notices)?);
+        let access_list = kept(access_list, &mut notices)?;
+        if let Ok(mut n) = self.notices.lock() {
+            notices.append(&mut n);
+        }
         Ok(Project {
             users,
             clusters,
             access_list,
+            notices,
         })
     }
 
@@ -338,13 +364,14 @@ impl Client {
     async fn list<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
+        version: &str,
         what: &str,
     ) -> Result<Vec<T>, Diagnosis> {
         let mut all = Vec::new();
         let mut read = 0;
         for page in 1..=MAX_PAGES {
             let url = format!("{}?itemsPerPage={PAGE}&pageNum={page}", self.url(path));
-            let body = self.get(&url, what).await?;
+            let body = self.get(&url, version, what).await?;
             read += body.len();
             if read > MAX_LIST_BYTES {
                 return Err(too_long(
@@ -380,11 +407,11 @@ impl Client {
         Ok(all)
     }
 
-    async fn get(&self, url: &str, what: &str) -> Result<Vec<u8>, Diagnosis> {
+    async fn get(&self, url: &str, version: &str, what: &str) -> Result<Vec<u8>, Diagnosis> {
         let request = || {
             self.http
                 .request(Method::GET, url)
-                .header(ACCEPT, format!("application/vnd.atlas.{API_VERSION}+json"))
+                .header(ACCEPT, format!("application/vnd.atlas.{version}+json"))
         };
         let mut req = request();
         if let Some(token) = &self.bearer {
@@ -421,6 +448,7 @@ impl Client {
             }
         }
         let status = resp.status();
+        self.note_deprecation(&resp, version, what);
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -433,6 +461,34 @@ impl Client {
             return Err(self.refused(status, &body, what, retry_after.as_deref()));
         }
         Ok(body)
+    }
+
+    /// A `Deprecation` or `Sunset` header: the version asked will go; said once per list.
+    fn note_deprecation(&self, resp: &reqwest::Response, version: &str, what: &str) {
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(64).collect::<String>())
+        };
+        let (deprecation, sunset) = (header("Deprecation"), header("Sunset"));
+        if deprecation.is_none() && sunset.is_none() {
+            return;
+        }
+        let note =
+            format!(
+            "the Admin API marks version {version} of {what} deprecated{}{}: upgrade atlas-iam \
+             before then",
+            deprecation.map(|d| format!(" (since {d})")).unwrap_or_default(),
+            sunset
+                .map(|s| format!(", and will stop serving it on {s}"))
+                .unwrap_or_default()
+        );
+        if let Ok(mut n) = self.notices.lock() {
+            if !n.contains(&note) {
+                n.push(note);
+            }
+        }
     }
 
     fn transport(&self, e: &reqwest::Error, what: &str) -> Diagnosis {
@@ -545,6 +601,18 @@ impl Client {
 }
 
 /// The body, at most MAX_BODY bytes.
+/// A list's outcome, where a version past its sunset is a notice and an empty list: the other
+/// lists still count.
+fn kept<T>(r: Result<Vec<T>, Diagnosis>, notices: &mut Vec<String>) -> Result<Vec<T>, Diagnosis> {
+    match r {
+        Err(d) if d.kind == Kind::AtlasApiVersionGone => {
+            notices.push(format!("{} ({})", d.cause, d.hint));
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
 fn too_long(what: &str, how: String) -> Diagnosis {
     Diagnosis::new(
         Kind::AtlasApiError,
@@ -673,6 +741,20 @@ mod tests {
             None,
         );
         assert!(d.hint.contains("API Access List"), "{d}");
+    }
+
+    #[test]
+    fn a_list_whose_version_is_gone_is_a_notice() {
+        let mut notices = Vec::new();
+        let gone: Result<Vec<u8>, Diagnosis> = Err(Diagnosis::new(
+            Kind::AtlasApiVersionGone,
+            "gone",
+            "upgrade atlas-iam",
+        ));
+        assert_eq!(kept(gone, &mut notices).map(|v| v.len()), Ok(0));
+        assert_eq!(notices, ["gone (upgrade atlas-iam)"]);
+        let other: Result<Vec<u8>, Diagnosis> = Err(Diagnosis::new(Kind::AtlasApiError, "x", "y"));
+        assert!(kept(other, &mut notices).is_err());
     }
 
     #[test]

@@ -60,9 +60,11 @@ pub fn stage(
     need: Need,
     mode: Mode,
 ) -> Result<Passed<Analysis>, Diagnosis> {
-    let (project_id, project) = fetched?;
+    let (project_id, mut project) = fetched?;
+    let notices = std::mem::take(&mut project.notices);
     let analysis = Analysis::new(&project_id, project, atlas_arn, targets, db, need);
-    let mut warnings: Vec<String> = analysis.project_mismatch().into_iter().collect();
+    let mut warnings: Vec<String> = notices;
+    warnings.extend(analysis.project_mismatch());
     let line = |d: &Diagnosis| format!("{} ({}): {}", d.cause, d.kind.name(), d.hint);
     if let Some(d) = analysis.user_problem() {
         if mode == Mode::Answer {
@@ -205,6 +207,7 @@ mod tests {
                 ..Default::default()
             }],
             access_list: vec![],
+            notices: vec![],
         };
         let arn = "arn:aws:iam::123456789012:role/app";
         let elsewhere = Analysis::new(

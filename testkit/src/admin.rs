@@ -23,7 +23,22 @@ pub const CLIENT_ID: &str = "mdb_sa_id_0123456789abcdef01234567";
 pub const CLIENT_SECRET: &str = "mdb_sa_sk_s3rv1c3s3cr3tv4lu3xyz";
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.stand-in-access-token.sig";
 const REALM: &str = "MMS Public API";
-const ACCEPT: &str = "application/vnd.atlas.2023-01-01+json";
+/// The versions each list is served in, current first (mongodb/openapi, `openapi/v2/`: the
+/// clusters list's 2023-01-01 and 2023-02-01 carry `x-sunset: 2027-07-01`; flexClusters exists
+/// only from 2024-11-13).
+fn versions(resource: &str) -> &'static [&'static str] {
+    match resource {
+        "clusters" => &["2024-08-05", "2023-02-01", "2023-01-01"],
+        "flexClusters" => &["2024-11-13"],
+        _ => &["2023-01-01"],
+    }
+}
+
+/// A version the document marks deprecated, with its sunset (the headers Atlas sends with it).
+fn deprecated(resource: &str, version: &str) -> Option<&'static str> {
+    (resource == "clusters" && matches!(version, "2023-01-01" | "2023-02-01"))
+        .then_some("Thu, 01 Jul 2027 00:00:00 GMT")
+}
 
 /// What the stand-in gets wrong on purpose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +49,12 @@ pub enum AdminFault {
     NoReadPermission,
     /// Accepts connections and never answers.
     Silent,
+    /// The database users' version is past its sunset (410 VERSION_GONE), as every version will
+    /// be one day; the other lists still answer.
+    UsersVersionGone,
+    /// The database users' version is deprecated: answers carry Deprecation and Sunset headers
+    /// (what Atlas sends for a deprecated version).
+    UsersDeprecated,
     /// A hostile API: every page of the access list is full, and the total never reached (an
     /// assumption to test a bound, not an answer Atlas gives).
     EndlessPages,
@@ -47,6 +68,8 @@ pub struct ClusterState {
     /// The connection strings' host lists (standard) and SRV name.
     pub standard: String,
     pub standard_srv: Option<String>,
+    /// A Flex cluster: listed only at `/flexClusters` (since January 2026), in its own shape.
+    pub flex: bool,
 }
 
 /// The project's state besides its users (those are the local Atlas's).
@@ -279,13 +302,6 @@ async fn handle(
             },
         );
     }
-    if accept.as_deref() != Some(ACCEPT) {
-        return Ok(api_error(
-            StatusCode::NOT_ACCEPTABLE,
-            "INVALID_VERSION_DATE",
-            "The version date is invalid or missing.",
-        ));
-    }
     let Some(rest) = path.strip_prefix("/api/atlas/v2/groups/") else {
         return Ok(api_error(
             StatusCode::NOT_FOUND,
@@ -294,6 +310,62 @@ async fn handle(
         ));
     };
     let (group, resource) = rest.split_once('/').unwrap_or((rest, ""));
+    let version = accept
+        .as_deref()
+        .and_then(|a| a.strip_prefix("application/vnd.atlas."))
+        .and_then(|a| a.strip_suffix("+json"))
+        .unwrap_or("")
+        .to_string();
+    if !versions(resource).contains(&version.as_str()) {
+        return Ok(api_error(
+            StatusCode::NOT_ACCEPTABLE,
+            "INVALID_VERSION_DATE",
+            "The version date is invalid or missing.",
+        ));
+    }
+    if resource == "databaseUsers" && state.fault == Some(AdminFault::UsersVersionGone) {
+        return Ok(api_error(
+            StatusCode::GONE,
+            "VERSION_GONE",
+            &format!("The requested API version {version} is no longer supported."),
+        ));
+    }
+    let sunset = deprecated(resource, &version).or((resource == "databaseUsers"
+        && state.fault == Some(AdminFault::UsersDeprecated))
+    .then_some("Thu, 01 Jul 2027 00:00:00 GMT"));
+    let mut answer = handle_list(
+        &state,
+        &ctx,
+        method.clone(),
+        group,
+        resource,
+        &path,
+        &path_and_query,
+    )
+    .await;
+    if let (Some(sunset), Ok(r)) = (sunset, answer.as_mut()) {
+        let h = r.headers_mut();
+        h.insert(
+            "Deprecation",
+            hyper::header::HeaderValue::from_static("Mon, 01 Jul 2024 00:00:00 GMT"),
+        );
+        if let Ok(v) = hyper::header::HeaderValue::from_str(sunset) {
+            h.insert("Sunset", v);
+        }
+    }
+    answer
+}
+
+/// A list of the project, paged as the document pages lists.
+async fn handle_list(
+    state: &AdminState,
+    ctx: &Ctx,
+    method: Method,
+    group: &str,
+    resource: &str,
+    path: &str,
+    path_and_query: &str,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     if group != PROJECT_ID {
         return Ok(api_error(
             StatusCode::NOT_FOUND,
@@ -363,11 +435,35 @@ async fn handle(
                 )
             }
         }
+        (Method::GET, "flexClusters") => {
+            let c = &state.cluster;
+            let mut strings = json!({"standard": c.standard});
+            if let Some(srv) = &c.standard_srv {
+                strings["standardSrv"] = json!(srv);
+            }
+            // the FlexClusterDescription20241113 shape: provider FLEX, the real cloud backing it
+            page(if c.flex {
+                vec![json!({
+                    "name": CLUSTER_NAME, "stateName": "IDLE", "mongoDBVersion": c.version,
+                    "connectionStrings": strings, "groupId": PROJECT_ID, "clusterType": "REPLICASET",
+                    "providerSettings": {"providerName": "FLEX", "backingProviderName": "AWS", "regionName": "US_EAST_1"},
+                })]
+            } else {
+                Vec::new()
+            })
+        }
         (Method::GET, "clusters") => {
             let c = &state.cluster;
             let mut strings = json!({"standard": c.standard});
             if let Some(srv) = &c.standard_srv {
                 strings["standardSrv"] = json!(srv);
+            }
+            if c.flex {
+                return Ok(page(vec![json!({
+                    "name": "Cluster9", "stateName": "IDLE", "paused": false, "mongoDBVersion": "8.0.4",
+                    "connectionStrings": {"standardSrv": "mongodb+srv://cluster9.zz99z.mongodb.net"},
+                    "replicationSpecs": [{"regionConfigs": [{"providerName": "GCP"}]}],
+                })]));
             }
             page(vec![
                 json!({

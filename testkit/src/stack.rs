@@ -201,6 +201,7 @@ impl Stack {
                     standard_srv: options
                         .dns
                         .then(|| format!("mongodb+srv://{}", options.cluster)),
+                    flex: false,
                 },
                 access_list: vec![("203.0.113.7/32".into(), "office".into())],
                 fault: None,
