@@ -598,5 +598,20 @@ mod tests {
             .collect();
         assert_eq!(bad.len(), 2, "{found:?}");
         assert!(bad[0].contains("connectTimeoutMS=abc"), "{bad:?}");
+        // a malformed property list is warned about without echoing it (it may be a token), and
+        // a token pasted as an option's name is masked
+        let (_, found) = check(
+            "mongodb://h/?authMechanismProperties=IQoJb3JpZ2luX2VjEXAMPLETOKEN&AKIAIOSFODNN7EXAMPLE=x",
+        )
+        .expect("valid, with warnings");
+        let text = format!("{found:?}");
+        assert!(
+            !text.contains("IQoJb3JpZ2lu") && !text.contains("AKIAIOSFODNN7EXAMPLE"),
+            "{text}"
+        );
+        assert!(
+            text.contains("option_invalid_value") && text.contains("option_unknown"),
+            "{text}"
+        );
     }
 }

@@ -115,7 +115,9 @@ pub fn verdict(p: &ParsedUri) -> Result<Options, Diagnosis> {
         .collect();
     for (key, value) in &written {
         let Some(spec) = options::lookup(key) else {
-            let key: String = key.chars().take(40).collect();
+            // a token pasted where a key goes is masked
+            let key: String =
+                crate::secret::redact_tokens(&key.chars().take(40).collect::<String>());
             out.warnings.push(warning(
                 "option_unknown",
                 format!(
@@ -150,7 +152,8 @@ pub fn verdict(p: &ParsedUri) -> Result<Options, Diagnosis> {
             tls_values.push(value.to_ascii_lowercase());
         }
         let shown = |v: &str| -> String {
-            if spec.secret {
+            // a property list may hold a session token: never echoed
+            if spec.secret || target.name == "authMechanismProperties" {
                 REDACTED.to_string()
             } else {
                 v.chars().take(60).collect()
