@@ -54,11 +54,6 @@ impl Origin {
             Origin::DotEnv(p) => format!("{} found in the current directory", p.display()),
         }
     }
-
-    /// Whether the user chose it: everything but an implicit `.env`.
-    pub fn is_users(&self) -> bool {
-        !matches!(self, Origin::DotEnv(_))
-    }
 }
 
 pub const DEFAULT_ENV_FILE: &str = ".env";

@@ -80,7 +80,11 @@ fn usage_error(e: clap::Error) -> ! {
     let env = Env::from_process();
     let scrubber = atlas_iam::credentials::env_scrubber(&env);
     let text = secret::redact_tokens(&scrubber.scrub(&e.render().to_string()));
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // args_os: an argument that is not UTF-8 must not panic here
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let json = args
         .windows(2)
         .any(|w| w[0] == "--format" && w[1] == "json")

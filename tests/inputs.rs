@@ -450,3 +450,21 @@ fn usage_errors_follow_the_format() {
         out.all()
     );
 }
+
+/// An argument that is not UTF-8 is a usage error, never a panic, in either format.
+#[test]
+fn a_non_utf8_argument_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"--cluster=\xff\xfe");
+    for format in ["human", "json"] {
+        let out = atlas_iam()
+            .args([
+                std::ffi::OsStr::new("uri"),
+                std::ffi::OsStr::new("--format"),
+                std::ffi::OsStr::new(format),
+                bad,
+            ])
+            .run();
+        assert_eq!(out.code, 2, "{format}: {}", out.all());
+    }
+}
