@@ -86,8 +86,8 @@ pub async fn run(
     // (connectTimeoutMS, 10 s, for the connection, the TLS handshake and the hello), so that a
     // slow cluster the drivers reach is never failed (slow stages get a warning with their
     // time), and a silent one is named by its stage before the run's deadline.
-    // Only a roundtrip has something to undo: only it takes over SIGINT and SIGTERM, from
-    // before its speculative insert can start.
+    // Only a roundtrip has something to undo: it catches the signals itself (the run's own
+    // handler leaves it alone), from before its speculative insert can start.
     let signals = crate::children::Signals::install(command == ProbeCommand::Roundtrip);
     let identity = Speculative::spawn(timed(identity_work(runner, cfg, &resolved, &in_use, mode)));
     let opts = probe::command::CommandOptions {
