@@ -220,6 +220,8 @@ pub enum Kind {
     AtlasUserWrongType,
     AtlasUserOtherClusters,
     AtlasVersionTooOld,
+    AtlasLdapAuthorization,
+    AtlasChangePending,
     // authorization or command
     NotAuthorized,
     CommandFailed,
@@ -300,7 +302,9 @@ impl Kind {
             | AuthenticationFailed
             | AtlasUserWrongType
             | AtlasUserOtherClusters
-            | AtlasVersionTooOld => Family::Authentication,
+            | AtlasVersionTooOld
+            | AtlasLdapAuthorization
+            | AtlasChangePending => Family::Authentication,
             NotAuthorized | CommandFailed => Family::Authorization,
             AtlasApiNotConfigured
             | AtlasApiUnauthorized

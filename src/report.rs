@@ -274,6 +274,30 @@ pub struct AtlasFacts {
     pub cluster: Option<AtlasClusterFacts>,
     /// The IP access list: `CIDR (comment)`, an address or a security group.
     pub access_list: Vec<String>,
+    /// Read only after Atlas refused the authentication: what Atlas's own records say of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<AtlasRefusalFacts>,
+}
+
+/// Atlas's own records of a refused authentication: the cluster's change status, the project's
+/// LDAP authorization and the attempt in the cluster's database access history.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct AtlasRefusalFacts {
+    /// The cluster's `changeStatus`: `APPLIED`, or `PENDING` while a change (a database user
+    /// created a moment ago) is not yet deployed. Absent when not read.
+    pub change_status: Option<String>,
+    /// Whether the project has LDAP authorization on (AWS IAM users cannot authenticate then).
+    /// Absent when not read (it needs Project Owner).
+    pub ldap_authorization: Option<bool>,
+    /// The database access history: `read`, `forbidden` (the key's role may not read it),
+    /// `not_kept` (M0 and Flex clusters have none) or `unavailable` (the API did not answer).
+    pub access_history: String,
+    /// The refused attempt found in the history: when, from where, Atlas's reason and the
+    /// server's log line.
+    pub attempt_at: Option<String>,
+    pub attempt_ip: Option<String>,
+    pub failure_reason: Option<String>,
+    pub log_line: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
@@ -322,6 +346,15 @@ impl AtlasFacts {
                 ..c
             }),
             access_list: all(self.access_list),
+            refusal: self.refusal.map(|r| AtlasRefusalFacts {
+                change_status: r.change_status.map(|s| f(&s)),
+                access_history: f(&r.access_history),
+                attempt_at: r.attempt_at.map(|s| f(&s)),
+                attempt_ip: r.attempt_ip.map(|s| f(&s)),
+                failure_reason: r.failure_reason.map(|s| f(&s)),
+                log_line: r.log_line.map(|s| f(&s)),
+                ..r
+            }),
         }
     }
 }

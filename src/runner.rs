@@ -287,6 +287,20 @@ impl<'p> Runner<'p> {
         }
     }
 
+    /// Adds to the facts of a stage already recorded (what was learnt later about it), scrubbed
+    /// like everything recorded.
+    pub fn amend_facts(&mut self, stage: Stage, amend: impl FnOnce(&mut Facts)) {
+        let Some(s) = self.report.stage_mut(stage) else {
+            return;
+        };
+        let mut facts = std::mem::take(&mut s.facts);
+        amend(&mut facts);
+        let facts = facts.map_text(|t| self.scrubber.clean(t));
+        if let Some(s) = self.report.stage_mut(stage) {
+            s.facts = facts;
+        }
+    }
+
     /// Fails a stage already recorded, after the fact.
     pub fn fail_stage(&mut self, stage: Stage, d: Diagnosis) {
         let d = self.scrub_diagnosis(d);

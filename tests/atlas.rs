@@ -641,3 +641,128 @@ fn versions_that_will_go_and_that_are_gone() {
         "{atlas}"
     );
 }
+
+fn refusal(out: &Output) -> serde_json::Value {
+    atlas_stage(out)["facts"]["atlas"]["refusal"].clone()
+}
+
+/// After a refusal, Atlas's own reason: the attempt in the cluster's database access history,
+/// with its failureReason and log line, when the key may read it; the role that could, once,
+/// when it may not.
+#[test]
+fn atlas_gives_its_own_reason_for_a_refused_login() {
+    let s = stack(StackOptions::default());
+    s.admin_update(|a| {
+        a.key_roles = vec![
+            atlas_iam_testkit::admin::READ_ONLY,
+            atlas_iam_testkit::admin::MONITORING_ADMIN,
+        ]
+    });
+    s.remove_db_user(&role(&s));
+    let out = Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .hides(&hidden(&s))
+        .run();
+    let r = refusal(&out);
+    assert_eq!(r["access_history"], "read", "{r}");
+    assert_eq!(r["change_status"], "APPLIED", "{r}");
+    let reason = r["failure_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("UserNotFound") && reason.contains(&role(&s)),
+        "{r}"
+    );
+    assert_eq!(r["attempt_ip"], "127.0.0.1", "{r}");
+    assert!(
+        r["log_line"]
+            .as_str()
+            .is_some_and(|l| l.contains("Authentication failed")),
+        "{r}"
+    );
+    let auth = out.stage(Stage::Auth);
+    assert!(
+        auth["diagnosis"]["cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("access history") && c.contains("UserNotFound")),
+        "{auth}"
+    );
+    // LDAP settings need Project Owner: not read, and nothing said of them
+    assert!(r["ldap_authorization"].is_null(), "{r}");
+
+    // Project Read Only only: the history is not read, and the role that could is named once
+    s.admin_update(|a| a.key_roles = vec![atlas_iam_testkit::admin::READ_ONLY]);
+    let out = Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .run();
+    assert_eq!(
+        refusal(&out)["access_history"],
+        "forbidden",
+        "{}",
+        out.all()
+    );
+    let w = warnings(&atlas_stage(&out));
+    assert_eq!(
+        w.matches("Project Monitoring Admin or Project Database Access Admin")
+            .count(),
+        1,
+        "{w}"
+    );
+    // a passing run reads none of it
+    s.set_db_user(&role(&s), vec![Role::ReadWrite("test".into())]);
+    let out = Test::new(|| cli(&s)).args(ping(&s, &[])).passes().run();
+    assert!(refusal(&out).is_null(), "{}", out.all());
+}
+
+/// With LDAP authorization on for the project, AWS IAM users cannot authenticate: named as the
+/// cause, whatever else the lists show.
+#[test]
+fn ldap_authorization_is_named_as_the_cause() {
+    let s = stack(StackOptions::default());
+    s.admin_update(|a| {
+        a.key_roles = vec![atlas_iam_testkit::admin::OWNER];
+        a.ldap_authorization = true;
+    });
+    s.remove_db_user(&role(&s));
+    let out = Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_ldap_authorization")
+        .exit(6)
+        .says("LDAP authorization")
+        .run();
+    assert_eq!(refusal(&out)["ldap_authorization"], true, "{}", out.all());
+}
+
+/// A database user registered a moment ago is refused until Atlas has deployed it: the change
+/// status says so, and the kind is its own.
+#[test]
+fn a_user_not_yet_applied_is_told() {
+    let s = stack(StackOptions::default());
+    s.admin_pending_user(&role(&s), vec![Role::ReadWrite("test".into())], None);
+    let out = Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_change_pending")
+        .exit(6)
+        .says("--wait")
+        .run();
+    assert_eq!(refusal(&out)["change_status"], "PENDING", "{}", out.all());
+}
+
+/// A Flex cluster keeps no access history: not asked for, and said so.
+#[test]
+fn no_access_history_is_asked_of_a_flex_cluster() {
+    let s = stack(StackOptions::default());
+    s.admin_update(|a| {
+        a.cluster.flex = true;
+        a.key_roles = vec![atlas_iam_testkit::admin::MONITORING_ADMIN];
+    });
+    s.remove_db_user(&role(&s));
+    let out = Test::new(|| cli(&s))
+        .args(ping(&s, &[]))
+        .fails_at(Stage::Auth, "atlas_user_missing")
+        .exit(6)
+        .run();
+    assert_eq!(refusal(&out)["access_history"], "not_kept", "{}", out.all());
+}

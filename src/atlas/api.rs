@@ -19,6 +19,13 @@ pub const USERS_VERSION: &str = "2023-01-01";
 pub const CLUSTERS_VERSION: &str = "2024-08-05";
 pub const FLEX_VERSION: &str = "2024-11-13";
 pub const ACCESS_LIST_VERSION: &str = "2023-01-01";
+/// Read only after a refused authentication: the cluster's change status, its database access
+/// history and the project's LDAP settings (each 2023-01-01, the only version published).
+pub const STATUS_VERSION: &str = "2023-01-01";
+pub const HISTORY_VERSION: &str = "2023-01-01";
+pub const USER_SECURITY_VERSION: &str = "2023-01-01";
+/// The most attempts of the access history asked for (`nLogs`; the API's default is 20000).
+const HISTORY_LINES: usize = 200;
 /// Where Atlas serves it.
 pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
 /// The largest response body read (a project's users fit many times over).
@@ -230,6 +237,58 @@ struct ApiError {
     error_code: Option<String>,
 }
 
+/// One authentication attempt of a cluster's database access history (`MongoDBAccessLogs`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessLog {
+    /// Whether it succeeded.
+    #[serde(default)]
+    pub auth_result: Option<bool>,
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub log_line: Option<String>,
+    /// ISO 8601, UTC.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct AccessLogs {
+    #[serde(default)]
+    access_logs: Vec<AccessLog>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ClusterStatus {
+    #[serde(default)]
+    change_status: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct UserSecurity {
+    #[serde(default)]
+    ldap: Option<LdapSettings>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct LdapSettings {
+    #[serde(default)]
+    authorization_enabled: Option<bool>,
+}
+
+/// A path segment, percent-encoded (a cluster's name comes from the API itself).
+fn segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// What the API told about the project.
 #[derive(Clone, Debug, Default)]
 pub struct Project {
@@ -269,11 +328,82 @@ impl Client {
         })
     }
 
-    /// Reads the users, clusters and access list (concurrently).
-    pub async fn project(mut self) -> Result<Project, Diagnosis> {
-        if let ApiAuth::ServiceAccount { .. } = self.cfg.auth {
+    /// A service account's access token, obtained once before the first request.
+    pub async fn sign_in(&mut self) -> Result<(), Diagnosis> {
+        if let (ApiAuth::ServiceAccount { .. }, None) = (&self.cfg.auth, &self.bearer) {
             self.bearer = Some(self.token().await?);
         }
+        Ok(())
+    }
+
+    /// The cluster's `changeStatus`: `APPLIED`, or `PENDING` while a change to the project
+    /// (a database user, the access list) is not yet deployed to it.
+    pub async fn change_status(&self, cluster: &str) -> Result<Option<String>, Diagnosis> {
+        let path = format!(
+            "groups/{}/clusters/{}/status",
+            self.cfg.project_id,
+            segment(cluster)
+        );
+        let what = format!("the change status of {cluster}");
+        let body = self.get(&self.url(&path), STATUS_VERSION, &what).await?;
+        let status: ClusterStatus = self.parsed(&body, &what)?;
+        Ok(status.change_status)
+    }
+
+    /// The cluster's database access history from `since_ms` (epoch milliseconds) to now and a
+    /// minute past, most recent first, at most `HISTORY_LINES` attempts.
+    pub async fn access_history(
+        &self,
+        cluster: &str,
+        since_ms: u64,
+        now_ms: u64,
+    ) -> Result<Vec<AccessLog>, Diagnosis> {
+        let path = format!(
+            "groups/{}/dbAccessHistory/clusters/{}",
+            self.cfg.project_id,
+            segment(cluster)
+        );
+        let url = format!(
+            "{}?start={since_ms}&end={}&nLogs={HISTORY_LINES}",
+            self.url(&path),
+            now_ms + 60_000
+        );
+        let what = format!("the database access history of {cluster}");
+        let body = self.get(&url, HISTORY_VERSION, &what).await?;
+        let logs: AccessLogs = self.parsed(&body, &what)?;
+        let mut logs = logs.access_logs;
+        logs.truncate(HISTORY_LINES);
+        Ok(logs)
+    }
+
+    /// Whether the project has LDAP authorization on (`userSecurity.ldap.authorizationEnabled`).
+    pub async fn ldap_authorization(&self) -> Result<Option<bool>, Diagnosis> {
+        let path = format!("groups/{}/userSecurity", self.cfg.project_id);
+        let what = "the project's LDAP settings";
+        let body = self
+            .get(&self.url(&path), USER_SECURITY_VERSION, what)
+            .await?;
+        let security: UserSecurity = self.parsed(&body, what)?;
+        Ok(security.ldap.and_then(|l| l.authorization_enabled))
+    }
+
+    fn parsed<T: serde::de::DeserializeOwned>(
+        &self,
+        body: &[u8],
+        what: &str,
+    ) -> Result<T, Diagnosis> {
+        serde_json::from_slice(body).map_err(|e| {
+            Diagnosis::new(
+                Kind::AtlasApiError,
+                format!("the Admin API answered the request for {what} with something this version cannot read ({e})"),
+                "check --atlas-base-url: it must be the Atlas Admin API",
+            )
+        })
+    }
+
+    /// Reads the users, clusters and access list (concurrently).
+    pub async fn project(mut self) -> Result<Project, Diagnosis> {
+        self.sign_in().await?;
         let group = format!("groups/{}", self.cfg.project_id);
         let (users_path, clusters_path, flex_path, access_path) = (
             format!("{group}/databaseUsers"),

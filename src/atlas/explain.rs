@@ -548,6 +548,7 @@ impl Analysis {
                 .iter()
                 .map(ApiAccessEntry::shown)
                 .collect(),
+            refusal: None,
         }
     }
 

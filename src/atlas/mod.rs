@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod explain;
+pub mod refusal;
 
 use std::time::Duration;
 

@@ -374,6 +374,8 @@ async fn report_in_order(
     signals: crate::children::Signals,
     others_done: &Arc<tokio::sync::Notify>,
 ) -> Option<()> {
+    // when the run began, to find its attempt in Atlas's access history
+    let run_began = crate::atlas::refusal::now_ms();
     let identity = async {
         identity.join().await.unwrap_or_else(|| {
             (
@@ -485,9 +487,29 @@ async fn report_in_order(
         role_path,
     )
     .await;
-    runner
-        .settle(Stage::Auth, explained(Stage::Auth, async { auth }, a))
-        .await?;
+    let (auth, took) = explained(Stage::Auth, async { auth }, a).await;
+    let auth = match (auth, &analysis, &cfg.atlas) {
+        (Err(d), Some(analysis), Some(Ok(api))) if refused(d.kind) => match &analysis.cluster {
+            Some(cluster) => {
+                let arn = analysis.expected.as_ref().map(|(arn, _)| arn.as_str());
+                let budget = super::ATLAS_GRACE.min(runner.remaining());
+                let f =
+                    crate::atlas::refusal::read(api.clone(), cluster, arn, run_began, budget).await;
+                runner.amend_facts(Stage::Atlas, |facts| {
+                    if let Some(atlas) = facts.atlas.as_mut() {
+                        atlas.refusal = Some(f.facts.clone());
+                    }
+                });
+                for w in &f.warnings {
+                    runner.warn_stage(Stage::Atlas, w.clone());
+                }
+                Err(crate::atlas::refusal::explain(d, &f, analysis))
+            }
+            None => Err(d),
+        },
+        (auth, _, _) => auth,
+    };
+    runner.settle(Stage::Auth, async { (auth, took) }).await?;
     let took = run.ready.map_or(run.ended, |r| {
         run.ended
             .saturating_sub(r.saturating_duration_since(run.started))
@@ -500,6 +522,19 @@ async fn report_in_order(
         .await;
     runner.report.latency.as_ref()?;
     Some(())
+}
+
+/// A refusal by Atlas itself, which its own records may explain (not a mechanism or protocol
+/// fault of the client).
+fn refused(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::AuthenticationFailed
+            | Kind::AtlasUserMissing
+            | Kind::AtlasStsRejected
+            | Kind::AtlasUserWrongType
+            | Kind::AtlasUserOtherClusters
+    )
 }
 
 /// The caller's role with its IAM path, read with iam:GetRole (bounded by 3 s and by what is

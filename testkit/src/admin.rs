@@ -1,7 +1,12 @@
-//! An Atlas Admin API v2 stand-in on 127.0.0.1: the endpoints atlas-iam reads (database users,
-//! clusters, IP access list) for one project, behind HTTP Digest (a project API key) or an
-//! OAuth2 bearer token from `/api/oauth/token` (a service account), with the versioned Accept
-//! header required. Its users are the local Atlas's own table, so both always agree.
+//! An Atlas Admin API v2 stand-in on 127.0.0.1: the endpoints atlas-iam reads for one project,
+//! behind HTTP Digest (a project API key) or an OAuth2 bearer token from `/api/oauth/token` (a
+//! service account), with the versioned Accept header required. Its users are the local Atlas's
+//! own table, and its database access history the local Atlas's own attempts, so both always
+//! agree.
+//!
+//! Each answer follows a path of the published document (mongodb/openapi, `openapi/v2/`; the
+//! facts gathered in ATLAS.md, "The Atlas Admin API by its published document"); the comment at
+//! each one names it, and says where a fact is not published and the stand-in assumes it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -14,7 +19,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::server::{Role, Shared, CLUSTER_NAME};
+use crate::server::{DbUser, Role, Shared, CLUSTER_NAME};
 
 pub const PROJECT_ID: &str = "5f1e2d3c4b5a697887766554";
 pub const PUBLIC_KEY: &str = "abcdwxyz";
@@ -60,6 +65,16 @@ pub enum AdminFault {
     EndlessPages,
 }
 
+/// The project roles of the API key (or service account), as Atlas names them. Each endpoint
+/// needs the role its operation's description names ("To use this resource, the requesting
+/// Service Account or API Key must have the … role"): the lists and the cluster status Project
+/// Read Only; the database access history Project Monitoring Admin or Project Database Access
+/// Admin (Owner has both); userSecurity Project Owner.
+pub const READ_ONLY: &str = "GROUP_READ_ONLY";
+pub const MONITORING_ADMIN: &str = "GROUP_MONITORING_ADMIN";
+pub const DATABASE_ACCESS_ADMIN: &str = "GROUP_DATABASE_ACCESS_ADMIN";
+pub const OWNER: &str = "GROUP_OWNER";
+
 /// The cluster as the API shows it.
 #[derive(Clone, Debug)]
 pub struct ClusterState {
@@ -83,11 +98,39 @@ pub struct AdminState {
     /// and a `next` link (the document's paging, `links[].rel`; a cap below the request is an
     /// assumption that tests a client that must not trust short pages).
     pub page_cap: Option<usize>,
+    /// The key's project roles (`READ_ONLY`, `MONITORING_ADMIN`, …).
+    pub key_roles: Vec<&'static str>,
+    /// The cluster's `changeStatus`: `APPLIED`, or `PENDING` while a change (a database user
+    /// created a moment ago) is not yet deployed.
+    pub change_status: &'static str,
+    /// Database users the project has and the cluster does not have yet: listed by the API,
+    /// refused by the local Atlas until `AdminApi::apply`.
+    pub pending_users: Vec<(String, DbUser)>,
+    /// `userSecurity.ldap.authorizationEnabled`: LDAP authorization on for the project.
+    pub ldap_authorization: bool,
+}
+
+impl AdminState {
+    /// The project as `atlas-iam`'s tests start it: one cluster, one access-list entry, a key
+    /// with Project Read Only, every change applied.
+    pub fn new(cluster: ClusterState) -> AdminState {
+        AdminState {
+            cluster,
+            access_list: vec![("203.0.113.7/32".into(), "office".into())],
+            fault: None,
+            page_cap: None,
+            key_roles: vec![READ_ONLY],
+            change_status: "APPLIED",
+            pending_users: Vec::new(),
+            ldap_authorization: false,
+        }
+    }
 }
 
 pub struct AdminApi {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<AdminState>>,
+    users: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -108,13 +151,18 @@ impl AdminApi {
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(state));
         let ctx = Arc::new(Ctx {
-            users,
+            users: users.clone(),
             state: state.clone(),
         });
         let task = tokio::spawn(crate::http::serve(listener, move |req| {
             handle(req, ctx.clone())
         }));
-        Ok(AdminApi { addr, state, task })
+        Ok(AdminApi {
+            addr,
+            state,
+            users,
+            task,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -125,6 +173,42 @@ impl AdminApi {
         if let Ok(mut s) = self.state.lock() {
             f(&mut s);
         }
+    }
+
+    /// Registers a database user as a change not yet deployed: the API lists it, the cluster's
+    /// `changeStatus` is `PENDING`, and the local Atlas refuses it until `apply`.
+    pub fn add_pending_user(&self, arn: &str, user: DbUser) {
+        self.update(|s| {
+            s.pending_users.push((arn.to_string(), user));
+            s.change_status = "PENDING";
+        });
+    }
+
+    /// Deploys the pending change: the local Atlas gets the users, and the status is `APPLIED`.
+    pub fn apply(&self) {
+        apply(&self.state, &self.users);
+    }
+
+    /// Deploys the pending change after `delay`, as Atlas does a moment after the API call.
+    pub fn apply_after(&self, delay: std::time::Duration) -> impl std::future::Future<Output = ()> {
+        let (state, users) = (self.state.clone(), self.users.clone());
+        async move {
+            tokio::time::sleep(delay).await;
+            apply(&state, &users);
+        }
+    }
+}
+
+fn apply(state: &Mutex<AdminState>, users: &Shared) {
+    let pending = match state.lock() {
+        Ok(mut s) => {
+            s.change_status = "APPLIED";
+            std::mem::take(&mut s.pending_users)
+        }
+        Err(_) => return,
+    };
+    if let Ok(mut users) = users.users.write() {
+        users.extend(pending);
     }
 }
 
@@ -195,11 +279,13 @@ fn digest_ok(header: &str, method: &str, path_and_query: &str) -> bool {
     get("response") == expected
 }
 
+/// A wrong key, as real Atlas answers it (recorded in the Atlas CLI's e2e snapshots): a 401
+/// with a new challenge and `UNEXPECTED_ERROR`.
 fn challenge() -> Response<Full<Bytes>> {
     let nonce: u64 = rand::random();
     let mut r = api_error(
         StatusCode::UNAUTHORIZED,
-        "UNAUTHORIZED",
+        "UNEXPECTED_ERROR",
         "You are not authorized for this resource.",
     );
     if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
@@ -405,11 +491,7 @@ async fn handle_list(
                 // as real Atlas answers a valid key without Project Read Only (recorded in the
                 // Atlas CLI's e2e snapshots; ATLAS.md, "The Atlas Admin API by its published
                 // document"): a 401, not a 403, told from a wrong key by its errorCode
-                api_error(
-                    StatusCode::UNAUTHORIZED,
-                    "USER_UNAUTHORIZED",
-                    "Current user is not authorized to perform this action.",
-                )
+                unauthorized()
             } else {
                 let users = ctx
                     .users
@@ -418,6 +500,7 @@ async fn handle_list(
                     .map(|u| u.clone())
                     .unwrap_or_default();
                 let mut users: Vec<_> = users.into_iter().collect();
+                users.extend(state.pending_users.iter().cloned());
                 users.sort_by(|a, b| a.0.cmp(&b.0));
                 page(
                     users
@@ -494,8 +577,95 @@ async fn handle_list(
                 .map(|(cidr, comment)| json!({"cidrBlock": cidr, "comment": comment, "groupId": PROJECT_ID}))
                 .collect(),
         ),
+        (Method::GET, r) if r.starts_with("clusters/") || r.starts_with("dbAccessHistory/clusters/") => {
+            let (name, what) = match r.strip_prefix("dbAccessHistory/clusters/") {
+                Some(name) => (name, "history"),
+                None => match r.trim_start_matches("clusters/").split_once('/') {
+                    Some((name, "status")) => (name, "status"),
+                    _ => return Ok(api_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND", "Not Found")),
+                },
+            };
+            if name != CLUSTER_NAME && name != "Cluster9" {
+                return Ok(api_error(
+                    StatusCode::NOT_FOUND,
+                    "CLUSTER_NOT_FOUND",
+                    &format!("No cluster named {name} exists in group {group}."),
+                ));
+            }
+            if what == "status" {
+                // GET /groups/{groupId}/clusters/{clusterName}/status (2023-01-01): ClusterStatus,
+                // `changeStatus` PENDING | APPLIED; any project role reads it
+                return Ok(reply(StatusCode::OK, json!({"changeStatus": state.change_status})));
+            }
+            // GET /groups/{groupId}/dbAccessHistory/clusters/{clusterName} (2023-01-01):
+            // MongoDBAccessLogsList {accessLogs}; Project Monitoring Admin or Project Database
+            // Access Admin; `start`/`end` in epoch milliseconds, `ipAddress`, `authResult`
+            // (true: successes only), `nLogs` (default 20000). Not for tenant or Flex clusters.
+            if !state.key_roles.iter().any(|r| [MONITORING_ADMIN, DATABASE_ACCESS_ADMIN, OWNER].contains(r)) {
+                return Ok(unauthorized());
+            }
+            let raw = |name: &str| {
+                path_and_query
+                    .split_once('?')
+                    .map(|(_, q)| q)
+                    .unwrap_or("")
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+            };
+            let start = raw("start").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let end = raw("end").and_then(|v| v.parse::<u64>().ok()).unwrap_or(u64::MAX);
+            let n_logs = raw("nLogs").and_then(|v| v.parse::<usize>().ok()).unwrap_or(20_000);
+            let only_ok = raw("authResult").as_deref() == Some("true");
+            let ip = raw("ipAddress");
+            let log = ctx.users.access_log.lock().map(|l| l.clone()).unwrap_or_default();
+            let logs: Vec<Value> = log
+                .iter()
+                .rev()
+                .filter(|a| a.at_ms >= start && a.at_ms <= end)
+                .filter(|a| !only_ok || a.ok)
+                .filter(|a| ip.as_ref().is_none_or(|ip| *ip == a.ip))
+                .take(n_logs)
+                .map(|a| {
+                    let timestamp = bson::DateTime::from_millis(a.at_ms as i64)
+                        .try_to_rfc3339_string()
+                        .unwrap_or_default();
+                    json!({
+                        "authResult": a.ok, "authSource": "$external", "failureReason": a.failure_reason,
+                        "groupId": PROJECT_ID, "hostname": "atlas-abc123-shard-00-00.ab12c.mongodb.net",
+                        "ipAddress": a.ip, "logLine": a.log_line, "timestamp": timestamp,
+                        "username": a.username,
+                    })
+                })
+                .collect();
+            reply(StatusCode::OK, json!({"accessLogs": logs}))
+        }
+        (Method::GET, "userSecurity") => {
+            // GET /groups/{groupId}/userSecurity (2023-01-01): UserSecurity {customerX509, ldap};
+            // Project Owner only
+            if !state.key_roles.contains(&OWNER) {
+                return Ok(unauthorized());
+            }
+            let on = state.ldap_authorization;
+            reply(
+                StatusCode::OK,
+                json!({"customerX509": {}, "ldap": {
+                    "authenticationEnabled": on, "authorizationEnabled": on,
+                    "hostname": if on { json!("ldap.example.test") } else { Value::Null }, "port": 636,
+                }}),
+            )
+        }
         _ => api_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND", "Not Found"),
     })
+}
+
+/// A valid key without the role an endpoint needs, as real Atlas answers it (the Atlas CLI's e2e
+/// snapshots): a 401 told from a wrong key by its errorCode.
+fn unauthorized() -> Response<Full<Bytes>> {
+    api_error(
+        StatusCode::UNAUTHORIZED,
+        "USER_UNAUTHORIZED",
+        "Current user is not authorized to perform this action.",
+    )
 }
 
 #[cfg(test)]

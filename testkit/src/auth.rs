@@ -125,27 +125,107 @@ pub fn sasl_start(body: &Document, db: &str, conn: &mut Conn, shared: &Shared) -
 
 pub async fn sasl_continue(body: &Document, conn: &mut Conn, shared: &Shared) -> Document {
     let mode = shared.cfg.mode;
+    let outcome = conversation(body, conn, shared).await;
+    let ip = conn.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let remote = conn.peer.map(|p| p.to_string()).unwrap_or_default();
+    let attempt = match &outcome {
+        Ok(user) => attempt(&user.arn, ip, &remote, None),
+        Err((username, r)) => attempt(username, ip, &remote, Some(failure_reason(r))),
+    };
+    if let Ok(mut log) = shared.access_log.lock() {
+        log.push(attempt);
+    }
+    match outcome {
+        Ok(user) => {
+            conn.user = Some(user);
+            let empty = Bson::Binary(Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: Vec::new(),
+            });
+            doc! { "conversationId": 1, "done": true, "payload": empty, "ok": 1.0 }
+        }
+        Err((_, r)) => refusal_reply(mode, &r),
+    }
+}
+
+/// The server's own reason, as its log names it. Not published for Atlas's access history:
+/// modelled on the `error` of mongod's "Authentication failed" log line (log id 20249), which is
+/// the status of the failed step (`UserNotFound: Could not find user "…" for db "$external"`).
+fn failure_reason(r: &Refusal) -> String {
+    match r {
+        Refusal::UserNotFound(arn) => {
+            format!("UserNotFound: Could not find user \"{arn}\" for db \"$external\"")
+        }
+        Refusal::Sts(status, code) => {
+            format!("AuthenticationFailed: aws sts call has response {status} ({code})")
+        }
+        Refusal::Protocol(why) => format!("AuthenticationFailed: {why}"),
+    }
+}
+
+/// The attempt as the access history lists it; its log line in mongod's structured log format
+/// (`{"t":…,"s":"I","c":"ACCESS","id":…,"msg":…,"attr":{…}}`), 5286306 for a success and 20249
+/// for a failure.
+fn attempt(
+    username: &str,
+    ip: String,
+    remote: &str,
+    failure: Option<String>,
+) -> crate::server::AuthAttempt {
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let date = bson::DateTime::from_millis(at_ms as i64)
+        .try_to_rfc3339_string()
+        .unwrap_or_default();
+    let (id, msg) = match failure {
+        None => (5286306, "Successfully authenticated"),
+        Some(_) => (20249, "Authentication failed"),
+    };
+    let mut attr = serde_json::json!({
+        "mechanism": MECHANISM, "speculative": false, "principalName": username,
+        "authenticationDatabase": "$external", "remote": remote,
+    });
+    if let Some(f) = &failure {
+        attr["error"] = serde_json::json!(f);
+    }
+    let log_line = serde_json::json!({
+        "t": {"$date": date}, "s": "I", "c": "ACCESS", "id": id, "ctx": "conn", "msg": msg,
+        "attr": attr,
+    })
+    .to_string();
+    crate::server::AuthAttempt {
+        at_ms,
+        username: username.to_string(),
+        ip,
+        ok: failure.is_none(),
+        failure_reason: failure,
+        log_line,
+    }
+}
+
+/// The conversation's second step: the user Atlas found, or the ARN it looked up (empty before
+/// STS named one) and why it refused.
+async fn conversation(
+    body: &Document,
+    conn: &mut Conn,
+    shared: &Shared,
+) -> Result<User, (String, Refusal)> {
+    let bare = |r: Refusal| (String::new(), r);
     let Some(server_nonce) = conn.conversation.take() else {
-        return refusal_reply(
-            mode,
-            &Refusal::Protocol("saslContinue without saslStart".into()),
-        );
+        return Err(bare(Refusal::Protocol(
+            "saslContinue without saslStart".into(),
+        )));
     };
-    let second = match payload(body) {
-        Ok(p) => p,
-        Err(r) => return refusal_reply(mode, &r),
-    };
+    let second = payload(body).map_err(bare)?;
     let (Ok(authorization), Ok(date)) = (second.get_str("a"), second.get_str("d")) else {
-        return refusal_reply(mode, &Refusal::Protocol("a or d missing".into()));
+        return Err(bare(Refusal::Protocol("a or d missing".into())));
     };
     let token = second.get_str("t").ok();
-    if let Err(r) = check_signed_headers(authorization, token.is_some()) {
-        return refusal_reply(mode, &r);
-    }
-    let arn = match replay(shared, authorization, date, token, &server_nonce).await {
-        Ok(arn) => arn,
-        Err(r) => return refusal_reply(mode, &r),
-    };
+    check_signed_headers(authorization, token.is_some()).map_err(bare)?;
+    let arn = replay(shared, authorization, date, token, &server_nonce)
+        .await
+        .map_err(bare)?;
     let db_user = atlas_user_arn(&arn);
     let found = shared
         .users
@@ -159,17 +239,12 @@ pub async fn sasl_continue(body: &Document, conn: &mut Conn, shared: &Shared) ->
             && (u.scopes.is_empty() || u.scopes.iter().any(|s| s == crate::server::CLUSTER_NAME))
     });
     let Some(crate::server::DbUser { roles, .. }) = found else {
-        return refusal_reply(mode, &Refusal::UserNotFound(db_user));
+        return Err((db_user.clone(), Refusal::UserNotFound(db_user)));
     };
-    conn.user = Some(User {
+    Ok(User {
         arn: db_user,
         roles,
-    });
-    let empty = Bson::Binary(Binary {
-        subtype: BinarySubtype::Generic,
-        bytes: Vec::new(),
-    });
-    doc! { "conversationId": 1, "done": true, "payload": empty, "ok": 1.0 }
+    })
 }
 
 fn check_signed_headers(authorization: &str, has_token: bool) -> Result<(), Refusal> {

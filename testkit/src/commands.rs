@@ -24,6 +24,8 @@ pub struct Conn {
     pub user: Option<User>,
     /// The server nonce of a conversation under way.
     pub conversation: Option<Vec<u8>>,
+    /// Where the client connected from.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 struct CursorState {

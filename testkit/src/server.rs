@@ -230,6 +230,24 @@ pub struct Shared {
     pub requests: std::sync::atomic::AtomicU64,
     /// The name of every command received, in order (lower case).
     pub commands: Mutex<Vec<String>>,
+    /// Every MONGODB-AWS conversation that reached its end, as Atlas keeps them for the database
+    /// access history (read by the Admin API stand-in).
+    pub access_log: Mutex<Vec<AuthAttempt>>,
+}
+
+/// One authentication attempt, as Atlas's database access history records it (the fields of
+/// `MongoDBAccessLogs` in the published document: authResult, authSource, failureReason,
+/// hostname, ipAddress, logLine, timestamp, username).
+#[derive(Clone, Debug)]
+pub struct AuthAttempt {
+    /// Milliseconds since the epoch.
+    pub at_ms: u64,
+    /// The ARN Atlas looked up (empty when the conversation failed before STS named one).
+    pub username: String,
+    pub ip: String,
+    pub ok: bool,
+    pub failure_reason: Option<String>,
+    pub log_line: String,
 }
 
 impl Shared {
@@ -263,6 +281,7 @@ impl LocalAtlas {
             connections: Default::default(),
             requests: Default::default(),
             commands: Mutex::new(Vec::new()),
+            access_log: Mutex::new(Vec::new()),
         });
         if shared.cfg.fault == Some(Fault::Refuse) {
             drop(listener); // the port is closed: connections are refused
@@ -356,7 +375,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         conns.spawn(async move {
-            if let Err(e) = handle(stream, shared).await {
+            if let Err(e) = handle(stream, peer, shared).await {
                 eprintln!("local-atlas: connection from {peer} closed: {e}");
             }
         });
@@ -366,7 +385,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// Bytes of a fatal TLS alert: internal_error (80), as Atlas sends to an IP not on its list.
 const TLS_ALERT_INTERNAL_ERROR: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50];
 
-async fn handle(mut stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
+async fn handle(
+    mut stream: TcpStream,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
     match shared.cfg.fault {
         Some(Fault::CloseAfterAccept) => return Ok(()),
         Some(Fault::Silent) => {
@@ -378,14 +401,14 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()
     }
     let tls_wanted = shared.cfg.tls.is_some() || shared.cfg.fault == Some(Fault::TlsAlert);
     if !tls_wanted {
-        return serve(stream, &shared).await;
+        return serve(stream, peer, &shared).await;
     }
     let mut first = [0u8; 1];
     let n = tokio::time::timeout(Duration::from_secs(30), stream.peek(&mut first)).await??;
     let is_tls = n == 1 && first[0] == 0x16;
     if !is_tls {
         if shared.cfg.allow_plaintext || shared.cfg.tls.is_none() {
-            return serve(stream, &shared).await;
+            return serve(stream, peer, &shared).await;
         }
         // A TLS-only port: read what the plaintext client sent, then close.
         let mut buf = [0u8; 1024];
@@ -405,7 +428,7 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let tls_stream =
         tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await??;
-    serve(tls_stream, &shared).await
+    serve(tls_stream, peer, &shared).await
 }
 
 fn mongodb_doc_n0() -> bson::Document {
@@ -421,9 +444,13 @@ fn encode(request: &Request, id: i32, reply: &bson::Document) -> Vec<u8> {
 
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
+    peer: std::net::SocketAddr,
     shared: &Arc<Shared>,
 ) -> anyhow::Result<()> {
-    let mut conn = commands::Conn::default();
+    let mut conn = commands::Conn {
+        peer: Some(peer),
+        ..Default::default()
+    };
     loop {
         let Some((header, body)) = wire::read_message(&mut stream).await? else {
             return Ok(());

@@ -193,20 +193,15 @@ impl Stack {
         };
         let admin = if options.admin {
             let shown_addr = atlas_proxy.as_ref().map_or(atlas.addr, |p| p.addr);
-            let state = AdminState {
-                cluster: ClusterState {
-                    paused: false,
-                    version: "7.0.12".into(),
-                    standard: format!("mongodb://{shown_addr}/?ssl=true&authSource=admin"),
-                    standard_srv: options
-                        .dns
-                        .then(|| format!("mongodb+srv://{}", options.cluster)),
-                    flex: false,
-                },
-                access_list: vec![("203.0.113.7/32".into(), "office".into())],
-                fault: None,
-                page_cap: None,
-            };
+            let state = AdminState::new(ClusterState {
+                paused: false,
+                version: "7.0.12".into(),
+                standard: format!("mongodb://{shown_addr}/?ssl=true&authSource=admin"),
+                standard_srv: options
+                    .dns
+                    .then(|| format!("mongodb+srv://{}", options.cluster)),
+                flex: false,
+            });
             Some(rt.block_on(AdminApi::start(atlas.shared.clone(), state))?)
         } else {
             None
@@ -386,6 +381,24 @@ impl Stack {
     pub fn admin_update(&self, f: impl FnOnce(&mut AdminState)) {
         if let Some(admin) = &self.admin {
             admin.update(f);
+        }
+    }
+
+    /// A database user registered a moment ago (with `admin`): the API lists it and says the
+    /// change is `PENDING`; the local Atlas refuses it until the change is applied, `after` from
+    /// now (None: never).
+    pub fn admin_pending_user(
+        &self,
+        arn: &str,
+        roles: Vec<Role>,
+        after: Option<std::time::Duration>,
+    ) {
+        if let Some(admin) = &self.admin {
+            self.atlas.remove_user(arn);
+            admin.add_pending_user(arn, crate::server::DbUser::new(arn, roles));
+            if let Some(after) = after {
+                self.rt.spawn(admin.apply_after(after));
+            }
         }
     }
 
