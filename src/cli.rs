@@ -127,10 +127,15 @@ pub enum Command {
     Ping {
         #[command(flatten)]
         repeat: Repeat,
+        #[command(flatten)]
+        wait: Wait,
     },
     /// Like ping, then listCollections on --db (needs the role read@DB)
     #[command(after_help = PROBE_EXIT_CODES)]
-    ListCollections,
+    ListCollections {
+        #[command(flatten)]
+        wait: Wait,
+    },
     /// Like ping, then insert a tagged document (w: majority), read it back and delete it
     /// (needs readWrite@DB); the document is deleted however the run ends (--timeout, a lost
     /// connection, Ctrl-C), and a document that may remain is named by its _id
@@ -141,6 +146,8 @@ pub enum Command {
         collection: String,
         #[command(flatten)]
         repeat: Repeat,
+        #[command(flatten)]
+        wait: Wait,
     },
     /// Print a shell completion script: bash, zsh, fish, powershell or elvish
     ///
@@ -206,6 +213,40 @@ pub struct Repeat {
     pub interval: f64,
 }
 
+/// Seconds between the tries of `--wait`.
+pub const WAIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct Wait {
+    /// Try again every 5 s until the check passes, for up to SECONDS: for CI right after
+    /// provisioning, when a new database user or access-list entry is not deployed yet. Stops
+    /// early when trying again cannot help (a config or credentials error, or, with --atlas, a
+    /// refusal while Atlas says every change is applied). Each try authenticates at most once;
+    /// the exit code is the last try's
+    #[arg(long, value_name = "SECONDS", value_parser = parse_wait, env = "ATLAS_IAM_WAIT")]
+    pub wait: Option<u64>,
+}
+
+fn parse_wait(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(v) if v <= 3600 => Ok(v),
+        _ => Err("a whole number of seconds from 0 to 3600".to_string()),
+    }
+}
+
+impl Command {
+    /// How long `--wait` may keep trying (None: one try).
+    pub fn wait(&self) -> Option<std::time::Duration> {
+        match self {
+            Command::Ping { wait, .. }
+            | Command::ListCollections { wait }
+            | Command::Roundtrip { wait, .. } => wait.wait.filter(|w| *w > 0),
+            _ => None,
+        }
+        .map(std::time::Duration::from_secs)
+    }
+}
+
 fn parse_interval(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
@@ -220,7 +261,7 @@ impl Command {
             Command::Whoami => CommandName::Whoami,
             Command::Uri { .. } => CommandName::Uri,
             Command::Ping { .. } => CommandName::Ping,
-            Command::ListCollections => CommandName::ListCollections,
+            Command::ListCollections { .. } => CommandName::ListCollections,
             Command::Roundtrip { .. } => CommandName::Roundtrip,
             Command::Completions { .. } => CommandName::Completions,
             Command::Man => CommandName::Man,

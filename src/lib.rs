@@ -87,8 +87,77 @@ pub fn usage_report(command: report::CommandName, message: &str) -> Report {
 
 /// Runs one command to its report. Never panics on bad input; every failure is a stage. Meant
 /// once per process: a probe's driver client is released with the process (its runtime), not
-/// shut down (see `commands::probe`).
+/// shut down (see `commands::probe`). With `--wait`, a probe is tried again every
+/// `WAIT_INTERVAL` until it passes, trying again cannot help, or the time is up: the report is
+/// the last try's, with every try listed.
 pub async fn run(cfg: &Config, command: &Command, progress: &dyn Progress) -> Report {
+    let Some(wait) = command.wait() else {
+        return run_once(cfg, command, progress).await;
+    };
+    let began = Instant::now();
+    let mut tries = Vec::new();
+    loop {
+        let start = began.elapsed();
+        let mut report = run_once(cfg, command, progress).await;
+        let t = report::Try::of(&report, tries.len() as u32 + 1, start, began.elapsed());
+        let again = worth_another(&report, &t);
+        tries.push(t);
+        let time_left = began.elapsed() + cli::WAIT_INTERVAL < wait;
+        if report.ok || again.is_err() || !time_left {
+            if let (false, Err(why)) = (report.ok, &again) {
+                report.note_tries(why);
+            } else if !report.ok && !time_left {
+                report.note_tries(&format!(
+                    "--wait {} s ran out after {} tries",
+                    wait.as_secs(),
+                    tries.len()
+                ));
+            }
+            report.tries = Some(tries);
+            return report;
+        }
+        progress.retrying(tries.len() as u32, &report, cli::WAIT_INTERVAL);
+        let signals = children::Signals::install(true);
+        tokio::select! {
+            () = tokio::time::sleep(cli::WAIT_INTERVAL) => {}
+            name = signals.received() => {
+                report.note_tries(&format!("--wait stopped by {name} after {} tries", tries.len()));
+                report.tries = Some(tries);
+                return report;
+            }
+        }
+    }
+}
+
+/// Whether another try of `--wait` may pass: not after a config, credentials or usage error
+/// (the same input fails the same way), an interruption, a probe document left behind, or a
+/// refusal while Atlas says every change of the project is applied.
+fn worth_another(report: &Report, t: &report::Try) -> Result<(), String> {
+    let Some(stage) = t.failed_stage else {
+        return Ok(());
+    };
+    if matches!(stage, Stage::Config | Stage::Credentials)
+        || t.kind
+            .is_some_and(|k| matches!(k, Kind::Interrupted | Kind::UsageError))
+    {
+        return Err(format!(
+            "not tried again: the {} stage fails the same way each time",
+            stage.name()
+        ));
+    }
+    if report.leftover.is_some() {
+        return Err("not tried again: a probe document may remain".into());
+    }
+    if stage == Stage::Auth && t.change_status.as_deref() == Some("APPLIED") {
+        return Err(
+            "not tried again: Atlas says every change of the project is applied, so the refusal              is not one that waiting ends"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+async fn run_once(cfg: &Config, command: &Command, progress: &dyn Progress) -> Report {
     let uri = match &cfg.target {
         config::Target::Uri(u) => Some(u.expose().as_str()),
         _ => None,
@@ -140,15 +209,17 @@ async fn execute(runner: &mut Runner<'_>, cfg: &Config, command: &Command) {
         Command::Uri { embed_credentials } => {
             commands::uri::run(runner, cfg, *embed_credentials).await
         }
-        Command::Ping { repeat } => {
+        Command::Ping { repeat, .. } => {
             let c = ProbeCommand::Ping;
             commands::probe::run(runner, cfg, c, probe_collection, repeat).await;
         }
-        Command::ListCollections => {
+        Command::ListCollections { .. } => {
             let c = ProbeCommand::ListCollections;
             commands::probe::run(runner, cfg, c, probe_collection, &once).await;
         }
-        Command::Roundtrip { collection, repeat } => {
+        Command::Roundtrip {
+            collection, repeat, ..
+        } => {
             let c = ProbeCommand::Roundtrip;
             commands::probe::run(runner, cfg, c, collection, repeat).await;
         }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 pub use crate::diagnosis::Stage;
-use crate::diagnosis::{exit_status, Diagnosis, ExitStatus};
+use crate::diagnosis::{exit_status, Diagnosis, ExitStatus, Kind};
 use crate::secret::Secret;
 
 /// The command a report is about; its name is part of the public interface.
@@ -440,6 +440,50 @@ pub struct UriReport {
     pub findings: Vec<Finding>,
 }
 
+/// One try of `--wait`.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct Try {
+    /// From 1.
+    pub number: u32,
+    /// When it began, in ms from the first try's start.
+    pub started_ms: u64,
+    pub elapsed_ms: u64,
+    pub ok: bool,
+    pub exit_code: i32,
+    /// The stage that failed, and its diagnosis kind.
+    pub failed_stage: Option<Stage>,
+    pub kind: Option<Kind>,
+    /// With `--atlas`, after a refusal: the cluster's `changeStatus` (`PENDING`, `APPLIED`).
+    pub change_status: Option<String>,
+}
+
+impl Try {
+    /// The try that gave `report`.
+    pub fn of(
+        report: &Report,
+        number: u32,
+        started: std::time::Duration,
+        ended: std::time::Duration,
+    ) -> Try {
+        let failed = report.first_failure();
+        let change_status = report
+            .stage(Stage::Atlas)
+            .and_then(|s| s.facts.atlas.as_ref())
+            .and_then(|a| a.refusal.as_ref())
+            .and_then(|r| r.change_status.clone());
+        Try {
+            number,
+            started_ms: started.as_millis() as u64,
+            elapsed_ms: ended.saturating_sub(started).as_millis() as u64,
+            ok: report.ok,
+            exit_code: report.exit_code,
+            failed_stage: failed.map(|s| s.stage),
+            kind: failed.and_then(|s| s.diagnosis.as_ref()).map(|d| d.kind),
+            change_status,
+        }
+    }
+}
+
 /// Where roundtrip's probe documents may remain, and their `_id`s (hex).
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Leftover {
@@ -473,6 +517,9 @@ pub struct Report {
     /// Probe documents of `roundtrip` that may remain (a delete failed or removed nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leftover: Option<Leftover>,
+    /// With `--wait`: every try, the last one being this report's own stages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tries: Option<Vec<Try>>,
     /// What the command writes to stdout besides the report (the credentials of `assume`, the
     /// connection string of `uri`). Never serialised into the report.
     #[serde(skip)]
@@ -493,7 +540,20 @@ impl Report {
             stages: Vec::new(),
             latency: None,
             leftover: None,
+            tries: None,
             payload: None,
+        }
+    }
+
+    /// Says why `--wait` stopped trying, in the failed stage's hint.
+    pub fn note_tries(&mut self, why: &str) {
+        let failed = self
+            .stages
+            .iter_mut()
+            .find(|s| s.status == Status::Failed)
+            .and_then(|s| s.diagnosis.as_mut());
+        if let Some(d) = failed {
+            d.hint = format!("{} ({why})", d.hint);
         }
     }
 

@@ -111,6 +111,8 @@ impl<T> Drop for Speculative<T> {
 pub trait Progress: Sync {
     fn started(&self, _stage: Stage) {}
     fn finished(&self, _stage: Stage) {}
+    /// `--wait`: try `number` failed as `report` says; the next begins `after` from now.
+    fn retrying(&self, _number: u32, _report: &crate::report::Report, _after: Duration) {}
 }
 
 /// No progress shown.

@@ -766,3 +766,109 @@ fn no_access_history_is_asked_of_a_flex_cluster() {
         .run();
     assert_eq!(refusal(&out)["access_history"], "not_kept", "{}", out.all());
 }
+
+fn attempts(s: &Stack) -> usize {
+    s.atlas
+        .shared
+        .access_log
+        .lock()
+        .map(|l| l.len())
+        .unwrap_or(0)
+}
+
+/// `--wait`: a user registered a moment ago passes once Atlas has applied it; each try
+/// authenticates once, and every try is in the report.
+#[test]
+fn wait_tries_again_until_the_change_is_applied() {
+    let s = stack(StackOptions::default());
+    s.admin_pending_user(
+        &role(&s),
+        vec![Role::ReadWrite("test".into())],
+        Some(Duration::from_secs(3)),
+    );
+    let out = cli(&s)
+        .args(ping(&s, &["--wait", "60", "--format", "json"]))
+        .run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    let report = out.json();
+    let tries = report["tries"].as_array().cloned().unwrap_or_default();
+    assert!(tries.len() >= 2, "{report}");
+    assert_eq!(tries[0]["kind"], "atlas_change_pending", "{report}");
+    assert_eq!(tries[0]["change_status"], "PENDING", "{report}");
+    assert_eq!(tries[0]["failed_stage"], "auth", "{report}");
+    assert_eq!(tries.last().map(|t| t["ok"].clone()), Some(true.into()));
+    assert!(tries[1]["started_ms"].as_u64() >= Some(5_000), "{report}");
+    // one MONGODB-AWS conversation per try
+    assert_eq!(attempts(&s), tries.len(), "{report}");
+}
+
+/// `--wait` stops at once where waiting cannot help: a refusal while every change is applied,
+/// or a config error; without the Admin API it tries until the time is up.
+#[test]
+fn wait_stops_where_waiting_cannot_help() {
+    let s = stack(StackOptions::default());
+    s.remove_db_user(&role(&s));
+    let started = Instant::now();
+    let out = cli(&s)
+        .args(ping(&s, &["--wait", "60", "--format", "json"]))
+        .run();
+    assert_eq!(out.code, 6, "{}", out.all());
+    assert!(started.elapsed() < Duration::from_secs(5), "{}", out.all());
+    let report = out.json();
+    assert_eq!(
+        report["tries"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("every change of the project is applied"),
+        "{report}"
+    );
+    assert_eq!(attempts(&s), 1);
+
+    // a config error: one try
+    let out = cli(&s)
+        .args([
+            "ping",
+            "--uri",
+            "mongodb://h:99999/",
+            "--wait",
+            "60",
+            "--format",
+            "json",
+        ])
+        .run();
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert_eq!(out.json()["tries"].as_array().map(Vec::len), Some(1));
+
+    // no --atlas: no change status to read, so tries until the time is up
+    let out = cli(&s)
+        .args([
+            "ping",
+            "--uri",
+            &s.uri(),
+            "--role-arn",
+            &role(&s),
+            "--wait",
+            "6",
+            "--format",
+            "json",
+        ])
+        .run();
+    assert_eq!(out.code, 6, "{}", out.all());
+    let report = out.json();
+    assert_eq!(
+        report["tries"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("--wait 6 s ran out after 2 tries"),
+        "{report}"
+    );
+    assert_eq!(attempts(&s), 3);
+}

@@ -90,6 +90,32 @@ pub fn render(report: &Report) -> String {
         }
     }
 
+    if let Some(tries) = report.tries.as_ref().filter(|t| t.len() > 1) {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            format!("Tries (--wait): {}", tries.len()).bold()
+        );
+        for t in tries {
+            let outcome = match (t.failed_stage, t.kind) {
+                (Some(stage), Some(kind)) => format!("{} at {}", kind.name(), stage.name()),
+                _ => "passed".to_string(),
+            };
+            let change = t
+                .change_status
+                .as_deref()
+                .map(|c| format!(" (change {c})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:>3}  +{:>6.1} s  {outcome}{}",
+                t.number,
+                t.started_ms as f64 / 1000.0,
+                clean(&change)
+            );
+        }
+    }
+
     if let Some(failed) = report.first_failure() {
         if let Some(d) = &failed.diagnosis {
             let _ = writeln!(
@@ -141,6 +167,35 @@ mod tests {
         let text = render(&r);
         assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
         assert!(text.contains("errmsg boom"), "{text}");
+    }
+
+    #[test]
+    fn every_try_of_wait_is_listed() {
+        colored::control::set_override(false);
+        let mut r = Report::new(CommandName::Ping);
+        r.stages.push(stage(Stage::Config, Status::Passed, None));
+        r.conclude();
+        let try_ = |number, ok, kind: Option<Kind>| crate::report::Try {
+            number,
+            started_ms: u64::from(number - 1) * 5_000,
+            elapsed_ms: 300,
+            ok,
+            exit_code: if ok { 0 } else { 6 },
+            failed_stage: kind.map(|_| Stage::Auth),
+            kind,
+            change_status: kind.map(|_| "PENDING".to_string()),
+        };
+        r.tries = Some(vec![
+            try_(1, false, Some(Kind::AtlasChangePending)),
+            try_(2, true, None),
+        ]);
+        let text = render(&r);
+        assert!(text.contains("Tries (--wait): 2"), "{text}");
+        assert!(
+            text.contains("atlas_change_pending at auth (change PENDING)"),
+            "{text}"
+        );
+        assert!(text.contains("+   5.0 s  passed"), "{text}");
     }
 
     #[test]

@@ -53,6 +53,17 @@ impl Progress for TerminalProgress {
     fn finished(&self, _stage: Stage) {
         eprint!("\r\x1b[2K");
     }
+    fn retrying(&self, number: u32, report: &crate::report::Report, after: std::time::Duration) {
+        let why = report
+            .first_failure()
+            .and_then(|s| s.diagnosis.as_ref().map(|d| (s.stage, d.kind)))
+            .map(|(stage, kind)| format!("{} at {}", kind.name(), stage.name()))
+            .unwrap_or_else(|| "failed".into());
+        eprintln!(
+            "  try {number}: {why}; trying again in {} s (--wait)",
+            after.as_secs()
+        );
+    }
 }
 
 /// Whether to show progress: human output on stdout, stderr a terminal.
