@@ -184,6 +184,117 @@ mod tests {
         )
     }
 
+    /// The Atlas CLI's commands that hints print, with the flags each accepts (read from its
+    /// source, mongodb/mongodb-atlas-cli `internal/cli/dbusers/*.go`, `accesslists/create.go`,
+    /// `clusters/start.go`, `projects/list.go`).
+    const ATLAS_CLI: &[(&str, &[&str])] = &[
+        (
+            "dbusers create",
+            &[
+                "--username",
+                "--password",
+                "--role",
+                "--scope",
+                "--awsIAMType",
+                "--x509Type",
+                "--ldapType",
+                "--oidcType",
+                "--deleteAfter",
+                "--desc",
+                "--projectId",
+                "--output",
+            ],
+        ),
+        (
+            "dbusers update",
+            &[
+                "--username",
+                "--password",
+                "--desc",
+                "--authDB",
+                "--role",
+                "--scope",
+                "--x509Type",
+                "--projectId",
+                "--output",
+            ],
+        ),
+        ("dbusers delete", &["--authDB", "--force", "--projectId"]),
+        ("dbusers describe", &["--authDB", "--projectId", "--output"]),
+        (
+            "accessLists create",
+            &[
+                "--type",
+                "--comment",
+                "--currentIp",
+                "--deleteAfter",
+                "--projectId",
+                "--output",
+            ],
+        ),
+        ("clusters start", &["--projectId", "--output"]),
+        ("projects list", &["--orgId", "--output"]),
+    ];
+
+    /// Every `atlas …` command written in a hint, as the source spells it.
+    fn hint_commands() -> Vec<String> {
+        let sources = [
+            include_str!("api.rs"),
+            include_str!("explain.rs"),
+            include_str!("refusal.rs"),
+            include_str!("../config.rs"),
+            include_str!("../identity.rs"),
+            include_str!("../probe/auth.rs"),
+            include_str!("../probe/command.rs"),
+            include_str!("../probe/tls.rs"),
+        ];
+        let mut out = Vec::new();
+        for src in sources {
+            // a string continued over lines (`\` then indentation) is one command
+            let joined = src
+                .split("\\\n")
+                .map(str::trim_start)
+                .collect::<Vec<_>>()
+                .join("");
+            for (i, _) in joined.match_indices("`atlas ") {
+                let rest = &joined[i + 1..];
+                if let Some(end) = rest.find('`') {
+                    out.push(rest[..end].to_string());
+                }
+            }
+            for (i, _) in joined.match_indices("\"atlas dbusers ") {
+                let rest = &joined[i + 1..];
+                if let Some(end) = rest.find('"') {
+                    out.push(rest[..end].to_string());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_atlas_cli_command_in_a_hint_is_runnable_as_printed() {
+        let commands = hint_commands();
+        assert!(commands.len() >= 8, "{commands:?}");
+        for c in &commands {
+            let words: Vec<&str> = c.split_whitespace().collect();
+            let path = words.get(1..3).map(|w| w.join(" ")).unwrap_or_default();
+            let Some((_, flags)) = ATLAS_CLI.iter().find(|(p, _)| *p == path) else {
+                panic!("`{c}`: the Atlas CLI has no command `atlas {path}` in this table");
+            };
+            for w in words.iter().filter(|w| w.starts_with("--")) {
+                assert!(flags.contains(w), "`{c}`: `atlas {path}` has no flag {w}");
+            }
+            // an IAM user lives in $external; the CLI's default for these is admin
+            if ["dbusers update", "dbusers delete", "dbusers describe"].contains(&path.as_str()) {
+                assert!(
+                    c.contains("--authDB '$external'"),
+                    "`{c}` misses --authDB '$external'"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_hint_names_the_api_only_when_it_was_not_asked() {
         let d = explain(Stage::Auth, refused(), View::NotAsked);
