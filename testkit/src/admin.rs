@@ -348,6 +348,9 @@ async fn handle(
     let authorization = header(hyper::header::AUTHORIZATION);
     let accept = header(hyper::header::ACCEPT);
 
+    // POST /api/oauth/token: a service account's client-credentials grant (Basic auth, form
+    // grant_type=client_credentials, a bearer token for an hour). The refusal's body is the OAuth2
+    // error shape; Atlas's exact text is not published, this one is assumed.
     if method == Method::POST && path == "/api/oauth/token" {
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
@@ -402,6 +405,9 @@ async fn handle(
         .and_then(|a| a.strip_suffix("+json"))
         .unwrap_or("")
         .to_string();
+    // Every operation requires `Accept: application/vnd.atlas.<version>+json`; an unknown or
+    // missing version is refused (406 INVALID_VERSION_DATE: the code is Atlas's, the detail text
+    // is assumed)
     if !versions(resource).contains(&version.as_str()) {
         return Ok(api_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -452,6 +458,8 @@ async fn handle_list(
     path: &str,
     path_and_query: &str,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    // another project: 404 GROUP_NOT_FOUND "No group with ID … exists." (real Atlas answers,
+    // ATLAS.md)
     if group != PROJECT_ID {
         return Ok(api_error(
             StatusCode::NOT_FOUND,
@@ -486,6 +494,9 @@ async fn handle_list(
         )
     };
     Ok(match (method, resource) {
+        // GET /groups/{groupId}/databaseUsers (2023-01-01): PaginatedApiAtlasDatabaseUser,
+        // CloudDatabaseUser {username, databaseName, awsIAMType, roles[], scopes[], ldapAuthType,
+        // x509Type, oidcAuthType}
         (Method::GET, "databaseUsers") => {
             if state.fault == Some(AdminFault::NoReadPermission) {
                 // as real Atlas answers a valid key without Project Read Only (recorded in the
@@ -518,6 +529,7 @@ async fn handle_list(
                 )
             }
         }
+        // GET /groups/{groupId}/flexClusters (2024-11-13): PaginatedFlexClusters20241113
         (Method::GET, "flexClusters") => {
             let c = &state.cluster;
             let mut strings = json!({"standard": c.standard});
@@ -535,6 +547,9 @@ async fn handle_list(
                 Vec::new()
             })
         }
+        // GET /groups/{groupId}/clusters (2024-08-05; 2023-01-01 and 2023-02-01 deprecated, sunset
+        // 2027-07-01): PaginatedClusterDescription20240805, `replicationSpecs[].regionConfigs[]`
+        // with providerName. Since January 2026 Flex clusters are not in this list.
         (Method::GET, "clusters") => {
             let c = &state.cluster;
             let mut strings = json!({"standard": c.standard});
@@ -570,6 +585,8 @@ async fn handle_list(
                 json!({"results": entries, "totalCount": 10_000_000, "links": []}),
             )
         }
+        // GET /groups/{groupId}/accessList (2023-01-01): PaginatedNetworkAccessView, entries
+        // {cidrBlock | ipAddress | awsSecurityGroup, comment, groupId}
         (Method::GET, "accessList") => page(
             state
                 .access_list
