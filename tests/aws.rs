@@ -2,9 +2,8 @@
 //! refusals (wrong secret, unknown key, missing token, no credentials, unknown profile, a silent
 //! STS) are tested once, through the probe, in tests/probe.rs.
 
-mod common;
 
-use common::{atlas_iam, failure, stage_of, Moto, Stage, ACCOUNT};
+use crate::common::{atlas_iam, failure, stage_of, Moto, Stage, ACCOUNT};
 
 #[test]
 fn whoami_with_environment_keys_maps_the_iam_user() {

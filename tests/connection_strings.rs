@@ -3,11 +3,10 @@
 //! connection, with a warning that says what that does to the verdict); strings drivers must
 //! refuse stop at config, exit 3, before any connection; no driver text reaches the user raw.
 
-mod common;
 
 use atlas_iam_testkit::moto::Keys;
 use atlas_iam_testkit::{Stack, StackOptions};
-use common::{atlas_iam, Cli, Stage, Test};
+use crate::common::{atlas_iam, Cli, Stage, Test};
 
 fn stack() -> Stack {
     Stack::start(StackOptions::default()).expect("local Atlas stack (moto from `bash .ci/setup`)")

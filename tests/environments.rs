@@ -3,13 +3,12 @@
 //! IMDSv2 hop limit, no role attached, a refusing endpoint, an expired token) and the successes
 //! (a probe that authenticates with those credentials at the local Atlas).
 
-mod common;
 
 use atlas_iam_testkit::metadata::{MetadataFault, MetadataServer};
 use atlas_iam_testkit::stack::SessionKeys;
 use atlas_iam_testkit::{Stack, StackOptions};
 use base64::Engine;
-use common::{atlas_iam, Cli, Stage, Test};
+use crate::common::{atlas_iam, Cli, Stage, Test};
 
 fn stack() -> Stack {
     Stack::start(StackOptions::default()).expect("local Atlas stack (moto from `bash .ci/setup`)")
@@ -250,7 +249,7 @@ fn an_sso_profile_without_a_valid_login_says_aws_sso_login() {
             .run();
         assert_eq!(out.code, 3, "{profile}: {}", out.all());
         assert_eq!(
-            common::failure(&out.json()),
+            crate::common::failure(&out.json()),
             ("credentials".into(), "sso_login_needed".into()),
             "{profile}"
         );

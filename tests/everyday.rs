@@ -1,8 +1,7 @@
 //! Everyday use: shell completions and the man page, generated from the command-line definition.
 
-mod common;
 
-use common::atlas_iam;
+use crate::common::atlas_iam;
 
 /// Loads the bash completion in bash, then asks it to complete `atlas-iam WORDS`.
 fn complete_in_bash(script: &std::path::Path, words: &[&str]) -> Vec<String> {

@@ -1,9 +1,8 @@
 //! Bad input of every kind gets a clear error and its documented exit code, never a panic;
 //! the env file and flag precedence; uri building and checking through the binary.
 
-mod common;
 
-use common::{atlas_iam, failure};
+use crate::common::{atlas_iam, failure};
 
 const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";

@@ -3,7 +3,6 @@
 //! JSON report, the failing stage, the diagnosis kind and the exit code, and that the human
 //! output names the cause.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ use atlas_iam_testkit::dns::DnsFault;
 use atlas_iam_testkit::moto::{user_arn, Keys, ACCOUNT};
 use atlas_iam_testkit::stack::SessionKeys;
 use atlas_iam_testkit::{Fault, Mode, Role, Stack, StackOptions};
-use common::{atlas_iam, atlas_iam_via, Cli, Output, Stage, Test};
+use crate::common::{atlas_iam, atlas_iam_via, Cli, Output, Stage, Test};
 
 fn stack(options: StackOptions) -> Stack {
     Stack::start(options).expect("local Atlas stack (moto from `bash .ci/setup`)")
@@ -524,7 +523,7 @@ fn silent_sts_is_bounded_by_timeout() {
     let out = within_timeout_plus_one(c, &["ping", "--uri", &s.uri(), "--role-arn", &role(&s)], 3);
     assert_eq!(out.code, 4, "{}", out.all());
     assert_eq!(
-        common::failure(&out.json()),
+        crate::common::failure(&out.json()),
         ("assume".to_string(), "sts_timeout".to_string())
     );
     // without a role, GetCallerIdentity at the identity stage
@@ -532,7 +531,7 @@ fn silent_sts_is_bounded_by_timeout() {
     let out = within_timeout_plus_one(c, &["whoami"], 2);
     assert_eq!(out.code, 4, "{}", out.all());
     assert_eq!(
-        common::failure(&out.json()),
+        crate::common::failure(&out.json()),
         ("identity".to_string(), "sts_timeout".to_string())
     );
     drop(listener);
@@ -1074,7 +1073,7 @@ fn the_role_path_lookup_keeps_to_the_deadline() {
         .run();
     let took = started.elapsed();
     assert_eq!(
-        common::failure(&out.json()),
+        crate::common::failure(&out.json()),
         ("auth".to_string(), "atlas_user_missing".to_string()),
         "{}",
         out.all()

@@ -2,13 +2,12 @@
 //! after the insert, a delete that removes nothing, SIGINT after the insert, and 20 concurrent
 //! runs, each against the local Atlas, counting what the server holds afterwards.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
 use atlas_iam_testkit::moto::{user_arn, Keys};
 use atlas_iam_testkit::{Fault, Role, Stack, StackOptions};
-use common::{atlas_iam, Cli, Stage};
+use crate::common::{atlas_iam, Cli, Stage};
 
 const COLL: &str = "atlas_iam_probe";
 
@@ -63,7 +62,7 @@ fn a_timeout_during_the_find_still_deletes_the_document() {
     );
     assert_eq!(out.code, 7, "{}", out.all());
     assert_eq!(
-        common::failure(&out.json()),
+        crate::common::failure(&out.json()),
         ("command".into(), "command_failed".into())
     );
     assert_eq!(left(&s), 0, "{}", out.stdout);
@@ -91,7 +90,7 @@ fn a_delete_that_removes_nothing_is_a_failure_naming_the_id() {
     assert_eq!(out.code, 7, "{}", out.all());
     let report = out.json();
     assert_eq!(
-        common::failure(&report),
+        crate::common::failure(&report),
         ("command".into(), "command_failed".into())
     );
     let ids = report["leftover"]["ids"]

@@ -28,7 +28,7 @@ fn the_shipped_schema_is_the_one_the_types_generate() {
     assert!(
         shipped == now,
         "schema/report.schema.json is out of date with the report types: regenerate it with \
-         `ATLAS_IAM_WRITE_SCHEMA=1 cargo test --test schema` (and raise SCHEMA_VERSION if a field \
+         `ATLAS_IAM_WRITE_SCHEMA=1 cargo test --test integration schema::` (and raise SCHEMA_VERSION if a field \
          changed meaning or went away)"
     );
     let schema: serde_json::Value = serde_json::from_str(&shipped).expect("json");

@@ -7,13 +7,12 @@
 //! Admin API stand-in's key (a wrong one for the wrong-secret set). Prints how many runs were
 //! swept.
 
-mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use atlas_iam_testkit::moto::{user_arn, Keys};
 use atlas_iam_testkit::{Role, Stack, StackOptions};
-use common::{atlas_iam, Cli};
+use crate::common::{atlas_iam, Cli};
 
 /// One run: credentials, command, target, with a role, format.
 type Job<'a> = (&'a Creds, &'a [&'a str], &'a Vec<String>, bool, &'a str);
@@ -199,7 +198,7 @@ fn no_secret_in_any_output_of_any_command() {
                     let what = format!("{} {cmd:?} {target:?} role={role} {format}", creds.name);
                     if cmd[0] == "assume" {
                         // stdout is the credentials, by design; the report on stderr is not
-                        let stderr_only = common::Output {
+                        let stderr_only = crate::common::Output {
                             code: out.code,
                             stdout: String::new(),
                             stderr: out.stderr.clone(),

@@ -2,18 +2,17 @@
 //! encoding, every file read and wait is bounded, weakened TLS is never silent, written files are
 //! private. Each case was reproduced against the code before it was fixed.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{atlas_iam, Stage, Test};
+use crate::common::{atlas_iam, Stage, Test};
 
 const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const TOKEN: &str = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ+EXAMPLETOKEN";
 
 /// Env without the harness's AWS_CONFIG_FILE, so that an env file's value could take effect.
-fn bare() -> common::Cli {
+fn bare() -> crate::common::Cli {
     atlas_iam()
         .env_remove("AWS_CONFIG_FILE")
         .env_remove("AWS_SHARED_CREDENTIALS_FILE")
@@ -60,7 +59,7 @@ fn an_implicit_env_file_cannot_run_code_or_redirect_credentials() {
         "values shown"
     );
     assert_eq!(
-        common::failure(&out.json()),
+        crate::common::failure(&out.json()),
         ("credentials".into(), "no_credentials".into())
     );
 
@@ -101,7 +100,7 @@ fn an_implicit_env_file_may_not_copy_secrets_into_values() {
         .run();
     assert_eq!(out.code, 3, "{}", out.all());
     assert_eq!(
-        common::failure(&out.json()),
+        crate::common::failure(&out.json()),
         ("config".into(), "env_file".into())
     );
     out.assert_absent(&[SECRET, KEY]);
@@ -210,7 +209,7 @@ fn a_failing_credential_process_is_excerpted_without_secrets() {
         .run();
     assert_eq!(out.code, 3, "{}", out.all());
     assert_eq!(
-        common::failure(&out.json()),
+        crate::common::failure(&out.json()),
         ("credentials".into(), "credentials_error".into())
     );
     out.assert_absent(&[SECRET, KEY]);
@@ -258,7 +257,7 @@ fn hostile_files_end_at_once_with_a_clear_error() {
         assert!(started.elapsed() < Duration::from_secs(3), "{args:?} hung");
         assert_eq!(out.code, 3, "{args:?}: {}", out.all());
         assert_eq!(
-            common::failure(&out.json()),
+            crate::common::failure(&out.json()),
             ("config".into(), kind.into()),
             "{args:?}"
         );
@@ -341,7 +340,7 @@ fn hostile_files_end_at_once_with_a_clear_error() {
         assert!(started.elapsed() < Duration::from_secs(4), "{env:?} hung");
         assert_eq!(out.code, 3, "{env:?}: {}", out.all());
         assert_eq!(
-            common::failure(&out.json()),
+            crate::common::failure(&out.json()),
             (at.0.into(), at.1.into()),
             "{env:?}: {}",
             out.all()
@@ -433,9 +432,9 @@ fn weakened_tls_is_never_silent() {
 
 #[test]
 fn assume_out_writes_a_private_file_and_never_follows_a_link() {
-    let moto = common::Moto::start();
+    let moto = crate::common::Moto::start();
     let role = moto.role_arn.clone();
-    let run = |c: common::Cli, extra: &[&str]| {
+    let run = |c: crate::common::Cli, extra: &[&str]| {
         c.envs(moto.env())
             .keys(&moto.alice)
             .args(["assume", "--role-arn", &role, "--output", "dotenv"])
@@ -521,7 +520,7 @@ fn a_silent_instance_metadata_or_container_endpoint_is_bounded() {
         );
         assert_eq!(out.code, 3, "{name}: {}", out.all());
         assert_eq!(
-            common::failure(&out.json()).0,
+            crate::common::failure(&out.json()).0,
             "credentials",
             "{name}: {}",
             out.stdout
@@ -656,7 +655,7 @@ fn a_nul_byte_in_an_env_file_is_refused_without_quoting_it() {
         let out = cli.args(["whoami", "--format", "json"]).run();
         assert_eq!(out.code, 3, "{}", out.all());
         assert_eq!(
-            common::failure(&out.json()),
+            crate::common::failure(&out.json()),
             ("config".to_string(), "env_file".to_string())
         );
         assert!(out.all().contains("NUL"), "{}", out.all());
@@ -710,7 +709,7 @@ fn a_mangled_key_is_named_never_a_crash() {
                     out.json()
                 };
                 assert_eq!(
-                    common::failure(&r).1,
+                    crate::common::failure(&r).1,
                     "credentials_error",
                     "{what} from {source}, {cmd}: {r}"
                 );
@@ -787,7 +786,7 @@ fn flooding_server() -> (String, std::thread::JoinHandle<()>) {
 }
 
 /// Runs the binary and follows its peak resident memory (VmHWM) until it exits.
-fn peak_rss_mb(mut cli: common::Cli, args: &[&str]) -> (f64, Duration, i32) {
+fn peak_rss_mb(mut cli: crate::common::Cli, args: &[&str]) -> (f64, Duration, i32) {
     let started = Instant::now();
     cli = cli.args(args);
     let (mut child, _dir) = cli.spawn();
@@ -817,7 +816,7 @@ fn peak_rss_mb(mut cli: common::Cli, args: &[&str]) -> (f64, Duration, i32) {
 fn floods_from_aws_endpoints_are_cut_short() {
     let (addr, _server) = flooding_server();
     let url = format!("http://{addr}");
-    let cases: Vec<(&str, common::Cli)> = vec![
+    let cases: Vec<(&str, crate::common::Cli)> = vec![
         (
             "STS",
             bare()
@@ -967,7 +966,7 @@ fn a_signal_during_the_credentials_stage_ends_the_helper_and_reports() {
             )
         });
         assert_eq!(
-            common::failure(&report),
+            crate::common::failure(&report),
             ("credentials".to_string(), "interrupted".to_string()),
             "{report}"
         );

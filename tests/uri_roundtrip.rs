@@ -1,7 +1,6 @@
 //! The embedded-credentials URI read back by the `mongodb` crate's own parser gives exactly the
 //! key id, secret and token that went in, over the whole base64 alphabet.
 
-mod common;
 
 use mongodb::options::ConnectionString;
 use proptest::prelude::*;
@@ -51,7 +50,7 @@ proptest! {
 
     #[test]
     fn binary_embed_round_trips(key in b64(16, 40), secret in b64(40, 40), token in b64(100, 400)) {
-        let out = common::atlas_iam()
+        let out = crate::common::atlas_iam()
             .env("AWS_ACCESS_KEY_ID", &key)
             .env("AWS_SECRET_ACCESS_KEY", &secret)
             .env("AWS_SESSION_TOKEN", &token)

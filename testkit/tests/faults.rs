@@ -1,7 +1,6 @@
 //! Every fault, seen by a real client (the Rust driver, and raw sockets where the driver hides
 //! the detail), as a real client would see it from Atlas.
 
-mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use atlas_iam_testkit::wire;
 use atlas_iam_testkit::{Fault, Role, Stack, StackOptions};
-use common::{rust_with, Creds};
+use crate::common::{rust_with, Creds};
 use serde_json::Value;
 
 fn stack(options: StackOptions) -> Stack {

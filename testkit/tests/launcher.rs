@@ -6,7 +6,6 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
 
 #[test]
 fn prints_one_line_serves_and_stops_cleanly() {
@@ -71,9 +70,9 @@ fn prints_one_line_serves_and_stops_cleanly() {
     assert_eq!(env["AWS_ENDPOINT_URL_STS"], sts);
 
     // a real client with that environment works against that URI
-    let python = common::root().join(".venv/bin/python");
+    let python = crate::common::root().join(".venv/bin/python");
     let out = Command::new(&python)
-        .arg(common::root().join("testkit/fidelity/pymongo_client.py"))
+        .arg(crate::common::root().join("testkit/fidelity/pymongo_client.py"))
         .args([uri, "full"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
