@@ -213,9 +213,6 @@ pub struct Repeat {
     pub interval: f64,
 }
 
-/// Seconds between the tries of `--wait`.
-pub const WAIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
 #[derive(Clone, Copy, Debug, Default, Args)]
 pub struct Wait {
     /// Try again every 5 s until the check passes, for up to SECONDS: for CI right after
@@ -488,7 +485,7 @@ pub struct GlobalArgs {
     pub color: ColorChoice,
 
     /// Bound on the whole run, in seconds; every network stage gets what is left of it
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30,
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = crate::timing::DEFAULT_TIMEOUT_S,
           value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Output")]
     pub timeout: u64,
 

@@ -353,22 +353,6 @@ impl fmt::Display for Diagnosis {
 
 impl std::error::Error for Diagnosis {}
 
-/// Beyond this a stage that passed gets a warning with its time (never a failure: a slow
-/// cluster that the drivers' defaults reach is a working cluster).
-pub fn slow_threshold(stage: Stage) -> Option<std::time::Duration> {
-    use std::time::Duration;
-    match stage {
-        Stage::Dns | Stage::Tcp => Some(Duration::from_secs(1)),
-        Stage::Tls | Stage::Assume | Stage::Identity | Stage::Atlas | Stage::Command => {
-            Some(Duration::from_secs(2))
-        }
-        // four round trips: the monitor's hello, then the connection's hello, saslStart and
-        // saslContinue
-        Stage::Auth => Some(Duration::from_secs(4)),
-        Stage::Config | Stage::Credentials => None,
-    }
-}
-
 /// The diagnosis of a stage cut short by `--timeout`: the timeout table.
 pub fn timeout(stage: Stage) -> Diagnosis {
     let (kind, what, hint) = match stage {

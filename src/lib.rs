@@ -19,6 +19,7 @@ pub mod render;
 pub mod report;
 pub mod runner;
 pub mod secret;
+pub mod timing;
 pub mod uri;
 
 use std::time::Instant;
@@ -102,7 +103,7 @@ pub async fn run(cfg: &Config, command: &Command, progress: &dyn Progress) -> Re
         let t = report::Try::of(&report, tries.len() as u32 + 1, start, began.elapsed());
         let again = worth_another(&report, &t);
         tries.push(t);
-        let time_left = began.elapsed() + cli::WAIT_INTERVAL < wait;
+        let time_left = began.elapsed() + timing::WAIT_INTERVAL < wait;
         if report.ok || again.is_err() || !time_left {
             if let (false, Err(why)) = (report.ok, &again) {
                 report.note_tries(why);
@@ -116,10 +117,10 @@ pub async fn run(cfg: &Config, command: &Command, progress: &dyn Progress) -> Re
             report.tries = Some(tries);
             return report;
         }
-        progress.retrying(tries.len() as u32, &report, cli::WAIT_INTERVAL);
+        progress.retrying(tries.len() as u32, &report, timing::WAIT_INTERVAL);
         let signals = children::Signals::install(true);
         tokio::select! {
-            () = tokio::time::sleep(cli::WAIT_INTERVAL) => {}
+            () = tokio::time::sleep(timing::WAIT_INTERVAL) => {}
             name = signals.received() => {
                 report.note_tries(&format!("--wait stopped by {name} after {} tries", tries.len()));
                 report.tries = Some(tries);

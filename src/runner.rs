@@ -226,7 +226,7 @@ impl<'p> Runner<'p> {
                         self.scrubber.add_secret(&secret);
                     }
                 }
-                if diagnosis::slow_threshold(stage).is_some_and(|limit| took > limit) {
+                if crate::timing::slow_threshold(stage).is_some_and(|limit| took > limit) {
                     rest.warnings.push(format!(
                         "slow: {} took {} ms (drivers wait up to 10 s to connect and 30 s to \
                          select a server by default, so this works, slowly)",

@@ -2,13 +2,12 @@
 //! Atlas's own users (so both agree). Each diagnosis the facts allow, the API's own failures
 //! (never stopping a probe), `whoami --atlas`, and the API credentials never shown.
 
-
 use std::time::{Duration, Instant};
 
+use crate::common::{atlas_iam, Cli, Output, Stage, Test};
 use atlas_iam_testkit::admin::{AdminFault, CLIENT_ID, CLIENT_SECRET, PRIVATE_KEY, PROJECT_ID};
 use atlas_iam_testkit::moto::{Keys, ACCOUNT};
 use atlas_iam_testkit::{DbUser, Fault, IamType, Role, Stack, StackOptions};
-use crate::common::{atlas_iam, Cli, Output, Stage, Test};
 
 fn stack(options: StackOptions) -> Stack {
     Stack::start(StackOptions {

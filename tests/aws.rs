@@ -2,7 +2,6 @@
 //! refusals (wrong secret, unknown key, missing token, no credentials, unknown profile, a silent
 //! STS) are tested once, through the probe, in tests/probe.rs.
 
-
 use crate::common::{atlas_iam, failure, stage_of, Moto, Stage, ACCOUNT};
 
 #[test]

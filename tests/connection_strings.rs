@@ -3,10 +3,9 @@
 //! connection, with a warning that says what that does to the verdict); strings drivers must
 //! refuse stop at config, exit 3, before any connection; no driver text reaches the user raw.
 
-
+use crate::common::{atlas_iam, Cli, Stage, Test};
 use atlas_iam_testkit::moto::Keys;
 use atlas_iam_testkit::{Stack, StackOptions};
-use crate::common::{atlas_iam, Cli, Stage, Test};
 
 fn stack() -> Stack {
     Stack::start(StackOptions::default()).expect("local Atlas stack (moto from `bash .ci/setup`)")

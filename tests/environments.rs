@@ -3,12 +3,11 @@
 //! IMDSv2 hop limit, no role attached, a refusing endpoint, an expired token) and the successes
 //! (a probe that authenticates with those credentials at the local Atlas).
 
-
+use crate::common::{atlas_iam, Cli, Stage, Test};
 use atlas_iam_testkit::metadata::{MetadataFault, MetadataServer};
 use atlas_iam_testkit::stack::SessionKeys;
 use atlas_iam_testkit::{Stack, StackOptions};
 use base64::Engine;
-use crate::common::{atlas_iam, Cli, Stage, Test};
 
 fn stack() -> Stack {
     Stack::start(StackOptions::default()).expect("local Atlas stack (moto from `bash .ci/setup`)")

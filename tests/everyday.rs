@@ -1,6 +1,5 @@
 //! Everyday use: shell completions and the man page, generated from the command-line definition.
 
-
 use crate::common::atlas_iam;
 
 /// Loads the bash completion in bash, then asks it to complete `atlas-iam WORDS`.

@@ -1,7 +1,6 @@
 //! Bad input of every kind gets a clear error and its documented exit code, never a panic;
 //! the env file and flag precedence; uri building and checking through the binary.
 
-
 use crate::common::{atlas_iam, failure};
 
 const KEY: &str = "AKIAIOSFODNN7EXAMPLE";

@@ -3,14 +3,13 @@
 //! JSON report, the failing stage, the diagnosis kind and the exit code, and that the human
 //! output names the cause.
 
-
 use std::time::{Duration, Instant};
 
+use crate::common::{atlas_iam, atlas_iam_via, Cli, Output, Stage, Test};
 use atlas_iam_testkit::dns::DnsFault;
 use atlas_iam_testkit::moto::{user_arn, Keys, ACCOUNT};
 use atlas_iam_testkit::stack::SessionKeys;
 use atlas_iam_testkit::{Fault, Mode, Role, Stack, StackOptions};
-use crate::common::{atlas_iam, atlas_iam_via, Cli, Output, Stage, Test};
 
 fn stack(options: StackOptions) -> Stack {
     Stack::start(options).expect("local Atlas stack (moto from `bash .ci/setup`)")

@@ -2,12 +2,11 @@
 //! after the insert, a delete that removes nothing, SIGINT after the insert, and 20 concurrent
 //! runs, each against the local Atlas, counting what the server holds afterwards.
 
-
 use std::time::{Duration, Instant};
 
+use crate::common::{atlas_iam, Cli, Stage};
 use atlas_iam_testkit::moto::{user_arn, Keys};
 use atlas_iam_testkit::{Fault, Role, Stack, StackOptions};
-use crate::common::{atlas_iam, Cli, Stage};
 
 const COLL: &str = "atlas_iam_probe";
 

@@ -7,12 +7,11 @@
 //! Admin API stand-in's key (a wrong one for the wrong-secret set). Prints how many runs were
 //! swept.
 
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::common::{atlas_iam, Cli};
 use atlas_iam_testkit::moto::{user_arn, Keys};
 use atlas_iam_testkit::{Role, Stack, StackOptions};
-use crate::common::{atlas_iam, Cli};
 
 /// One run: credentials, command, target, with a role, format.
 type Job<'a> = (&'a Creds, &'a [&'a str], &'a Vec<String>, bool, &'a str);

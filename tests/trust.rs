@@ -2,7 +2,6 @@
 //! encoding, every file read and wait is bounded, weakened TLS is never silent, written files are
 //! private. Each case was reproduced against the code before it was fixed.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::{atlas_iam, Stage, Test};

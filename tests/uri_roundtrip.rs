@@ -1,7 +1,6 @@
 //! The embedded-credentials URI read back by the `mongodb` crate's own parser gives exactly the
 //! key id, secret and token that went in, over the whole base64 alphabet.
 
-
 use mongodb::options::ConnectionString;
 use proptest::prelude::*;
 

@@ -14,9 +14,6 @@ use crate::diagnosis::{Diagnosis, Kind};
 use crate::runner::Passed;
 use api::{ApiConfig, Project};
 
-/// How long the API may take in a probe (it never holds up the verdict longer).
-pub const PREFLIGHT_BUDGET: Duration = Duration::from_secs(10);
-
 /// The hint part that says the API would settle a question it was not asked.
 pub const WOULD_SETTLE: &str = "--atlas (with a project API key in MONGODB_ATLAS_PUBLIC_API_KEY \
     and MONGODB_ATLAS_PRIVATE_API_KEY, and MONGODB_ATLAS_PROJECT_ID) would show what the project \

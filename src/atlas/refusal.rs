@@ -10,7 +10,7 @@
 //!   line (needs Project Monitoring Admin or Project Database Access Admin; not kept for M0 and
 //!   Flex clusters).
 //!
-//! They run concurrently, after the probe's own work is done, within `ATLAS_GRACE`.
+//! They run concurrently, after the probe's own work is done, within `timing::ATLAS_GRACE`.
 
 use std::time::Duration;
 

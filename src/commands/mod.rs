@@ -177,7 +177,7 @@ pub fn atlas_work(
     let budget = match mode {
         crate::atlas::Mode::Answer => runner.remaining(),
         crate::atlas::Mode::Preflight => {
-            (runner.remaining() / 2).min(crate::atlas::PREFLIGHT_BUDGET)
+            (runner.remaining() / 2).min(crate::timing::PREFLIGHT_BUDGET)
         }
     };
     Some(crate::runner::Speculative::spawn(async move {
@@ -270,11 +270,7 @@ pub enum IdentityMode {
     Preflight,
 }
 
-/// How long the Admin API may still take once a probe's own checks are done.
-pub const ATLAS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// How long a preflight waits for STS before it goes on without it.
-pub const PREFLIGHT_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+use crate::timing::{ATLAS_GRACE, PREFLIGHT_BUDGET};
 
 /// GetCallerIdentity with the credentials in use: the ARN Atlas will see, the database user it
 /// maps to, and the clock offset from STS's Date header.

@@ -22,12 +22,7 @@ use crate::probe::Destination;
 use crate::report::{Leftover, Status};
 use crate::runner::{timed, Passed, Runner, Speculative, Timed};
 
-/// The drivers' default connectTimeoutMS.
-const DRIVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Kept back from the run's deadline so that a stage's own bound fires first and names the
-/// cause precisely.
-const MARGIN: Duration = Duration::from_millis(300);
+use crate::timing::{DRIVER_CONNECT_TIMEOUT, MARGIN};
 
 /// ping, list-collections, roundtrip: every stage; returns None where a stage failed.
 pub async fn run(
@@ -492,7 +487,7 @@ async fn report_in_order(
         (Err(d), Some(analysis), Some(Ok(api))) if refused(d.kind) => match &analysis.cluster {
             Some(cluster) => {
                 let arn = analysis.expected.as_ref().map(|(arn, _)| arn.as_str());
-                let budget = super::ATLAS_GRACE.min(runner.remaining());
+                let budget = crate::timing::ATLAS_GRACE.min(runner.remaining());
                 let f =
                     crate::atlas::refusal::read(api.clone(), cluster, arn, run_began, budget).await;
                 runner.amend_facts(Stage::Atlas, |facts| {
@@ -547,7 +542,7 @@ async fn role_path_lookup(
     facts: &IdentityFacts,
     left: Duration,
 ) -> Option<String> {
-    let budget = Duration::from_secs(3).min(left);
+    let budget = crate::timing::ROLE_PATH_BUDGET.min(left);
     let role = facts.atlas_user_arn.clone()?;
     let lookup = async {
         let sdk = credentials::sdk_config(resolved, in_use.creds.clone(), budget).await;

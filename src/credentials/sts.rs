@@ -18,7 +18,7 @@ use crate::identity::RoleArn;
 /// SDK configuration for STS and IAM calls with these credentials. Endpoints follow
 /// AWS_ENDPOINT_URL(_STS|_IAM) and the profile's endpoint_url, as the SDK does.
 pub async fn sdk_config(resolved: &Resolved, creds: Credentials, budget: Duration) -> SdkConfig {
-    let connect = budget.min(Duration::from_secs(5));
+    let connect = budget.min(crate::timing::STS_CONNECT);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(resolved.region.clone())
         .credentials_provider(creds)

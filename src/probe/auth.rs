@@ -364,7 +364,7 @@ pub async fn auth_outcome(
             let found = crate::report::Facts {
                 mechanism: Some("MONGODB-AWS".into()),
                 atlas_user_arn: facts.atlas_user_arn.clone(),
-                ready_ms: ready.map(|_| super::command::millis(took)),
+                ready_ms: ready.map(|_| crate::timing::millis(took)),
                 ..Default::default()
             };
             return (Ok(Passed::new((), detail).with_facts(found)), took);

@@ -88,9 +88,7 @@ impl ProbeCommand {
     }
 }
 
-pub(crate) fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
-}
+use crate::timing::millis;
 
 pub fn summarize(cold: Duration, samples: &[Duration], ops: Option<Operations>) -> Latency {
     let mut ms: Vec<f64> = samples.iter().map(|d| millis(*d)).collect();

@@ -13,12 +13,12 @@ use mongodb::options::{CollectionOptions, WriteConcern};
 use mongodb::Collection;
 
 use super::auth::Session;
-use super::command::millis;
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::report::Operations;
+use crate::timing::millis;
 
 /// How long the cleanup may take past --timeout.
-pub const CLEANUP_BUDGET: Duration = Duration::from_secs(10);
+pub use crate::timing::CLEANUP_BUDGET;
 
 #[derive(Default)]
 struct State {

@@ -12,7 +12,7 @@ use crate::runner::Passed;
 
 /// Once one host passed, how long the others still get before they are reported as not
 /// answering (a dead member must not eat the time the driver needs).
-pub const STRAGGLER_GRACE: Duration = Duration::from_secs(2);
+use crate::timing::STRAGGLER_GRACE;
 
 /// A host's detail and what its check gave, or why it failed.
 type HostOutcome<T> = Result<(String, T), Diagnosis>;
@@ -94,9 +94,7 @@ where
     Ok(Passed::new(values, details.join("; ")).warn(warnings))
 }
 
-pub(crate) fn ms(since: Instant) -> u128 {
-    since.elapsed().as_millis()
-}
+pub(crate) use crate::timing::ms_since as ms;
 
 pub(crate) async fn connect(h: &HostPort, budget: Duration) -> Result<TcpStream, Diagnosis> {
     let started = Instant::now();
@@ -170,5 +168,5 @@ pub async fn tcp_stage(
 
 /// Milliseconds since `since`, to the tenth: the facts' figures.
 pub(crate) fn ms_f64(since: Instant) -> f64 {
-    super::command::millis(since.elapsed())
+    crate::timing::millis(since.elapsed())
 }

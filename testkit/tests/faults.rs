@@ -1,14 +1,13 @@
 //! Every fault, seen by a real client (the Rust driver, and raw sockets where the driver hides
 //! the detail), as a real client would see it from Atlas.
 
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::common::{rust_with, Creds};
 use atlas_iam_testkit::wire;
 use atlas_iam_testkit::{Fault, Role, Stack, StackOptions};
-use crate::common::{rust_with, Creds};
 use serde_json::Value;
 
 fn stack(options: StackOptions) -> Stack {

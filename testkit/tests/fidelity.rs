@@ -2,10 +2,9 @@
 //! against the local Atlas with moto-issued credentials from the environment, and are refused
 //! with Atlas's texts where Atlas refuses them.
 
-
+use crate::common::{assert_refused, node, pymongo, rust, Client, Creds};
 use atlas_iam_testkit::moto::{user_arn, Keys};
 use atlas_iam_testkit::{Mode, Role, Stack, StackOptions};
-use crate::common::{assert_refused, node, pymongo, rust, Client, Creds};
 use serde_json::Value;
 
 const CLIENTS: [(&str, Client); 3] = [("pymongo", pymongo), ("node", node), ("rust", rust)];

@@ -6,7 +6,6 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-
 #[test]
 fn prints_one_line_serves_and_stops_cleanly() {
     let user = "arn:aws:iam::123456789012:user/atlas-client";
