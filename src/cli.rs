@@ -13,13 +13,25 @@ const ABOUT: &str =
     "Can this machine, with these AWS credentials, reach and use this MongoDB Atlas \
 cluster through AWS IAM authentication (MONGODB-AWS)? And if not, exactly why?";
 
-const LONG_ABOUT: &str = "\
-Can this machine, with these AWS credentials, reach and use this MongoDB Atlas cluster through \
-AWS IAM authentication (MONGODB-AWS)? And if not, exactly why?
+/// The long description, with the stage chain from `Stage::ALL`.
+fn long_about() -> String {
+    let chain: Vec<&str> = crate::diagnosis::Stage::ALL
+        .iter()
+        .map(|s| s.name())
+        .collect();
+    format!(
+        "Can this machine, with these AWS credentials, reach and use this MongoDB Atlas cluster \
+through AWS IAM authentication (MONGODB-AWS)? And if not, exactly why?
 
-Every command runs as stages, each timed and, on failure, diagnosed with its cause and what to do:
-  config -> credentials -> assume -> identity -> dns -> tcp -> tls -> auth -> command
+Every command runs as stages, each timed and, on failure, diagnosed with its cause and what to do \
+(assume with a role only, atlas with --atlas only):
+  {}
+{LONG_ABOUT_REST}",
+        chain.join(" -> ")
+    )
+}
 
+const LONG_ABOUT_REST: &str = "
 Credentials are resolved exactly as your application's AWS SDK would: environment keys, the \
 profile (AWS_PROFILE or --profile, with role_arn/source_profile, SSO and credential_process), \
 web identity, the container endpoint, EC2 instance metadata. With --role-arn, atlas-iam assumes \
@@ -49,9 +61,9 @@ Secrets (secret keys, session tokens, full access key ids) are never printed unl
     name = "atlas-iam",
     version,
     about = ABOUT,
-    long_about = LONG_ABOUT,
+    long_about = long_about(),
     after_help = AFTER_HELP,
-    after_long_help = format!("{AFTER_HELP}\n{}", crate::diagnosis::EXIT_CODES),
+    after_long_help = format!("{AFTER_HELP}\n{}", crate::diagnosis::exit_codes()),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -72,7 +84,7 @@ pub enum Command {
     /// expiry) goes to stderr. When AssumeRole is refused, atlas-iam says why: the caller is not
     /// named by the role's trust policy (read with iam:GetRole when allowed), the role does not
     /// exist, or the duration is above the role's maximum or the one-hour cap of role chaining.
-    #[command(after_help = "Exit codes: 0 ok, 2 usage, 3 config or credentials, 4 STS.")]
+    #[command(after_help = CommandName::Assume.exit_help())]
     Assume {
         /// How to print the credentials: `env` (export lines for eval), `json` (the
         /// credential_process version 1 shape), `dotenv` (KEY=value lines for a .env file)
@@ -94,10 +106,7 @@ pub enum Command {
     /// With --atlas, asks the Atlas Admin API whether the project has that database user (right
     /// IAM type, and scoped to the --uri/--cluster target's cluster when one is given), and gives
     /// the exact fix when not.
-    #[command(
-        after_help = "Exit codes: 0 ok, 2 usage, 3 config or credentials, 4 STS; with \
---atlas: 6 no matching database user, 8 the Admin API refused or could not be read."
-    )]
+    #[command(after_help = CommandName::Whoami.exit_help())]
     Whoami,
     /// Build a MONGODB-AWS connection string, or check an existing one (--uri)
     ///
@@ -108,8 +117,7 @@ pub enum Command {
     /// not $external, another mechanism, embedded credentials, unencoded reserved characters,
     /// username without password, TLS off for an Atlas host, an srv URI with a port or several
     /// hosts. The string goes to stdout, the stages and findings to stderr.
-    #[command(after_help = "Exit codes: 0 ok (warnings included), 2 usage, \
-3 config or credentials (a pitfall that breaks authentication), 4 STS.")]
+    #[command(after_help = CommandName::Uri.exit_help())]
     Uri {
         /// Put the resolved credentials into the string (legacy form; current drivers reject it)
         #[arg(long)]
@@ -123,7 +131,7 @@ pub enum Command {
     /// credentials, never those in the URI) and command. With --count, the command is repeated
     /// over one client: the first (cold) connection against the warm ones is why a Lambda creates
     /// its client once, outside the handler.
-    #[command(after_help = PROBE_EXIT_CODES)]
+    #[command(after_help = CommandName::Ping.exit_help())]
     Ping {
         #[command(flatten)]
         repeat: Repeat,
@@ -131,7 +139,7 @@ pub enum Command {
         wait: Wait,
     },
     /// Like ping, then listCollections on --db (needs the role read@DB)
-    #[command(after_help = PROBE_EXIT_CODES)]
+    #[command(after_help = CommandName::ListCollections.exit_help())]
     ListCollections {
         #[command(flatten)]
         wait: Wait,
@@ -139,7 +147,7 @@ pub enum Command {
     /// Like ping, then insert a tagged document (w: majority), read it back and delete it
     /// (needs readWrite@DB); the document is deleted however the run ends (--timeout, a lost
     /// connection, Ctrl-C), and a document that may remain is named by its _id
-    #[command(after_help = PROBE_EXIT_CODES)]
+    #[command(after_help = CommandName::Roundtrip.exit_help())]
     Roundtrip {
         /// Collection for the probe document
         #[arg(long, default_value = "atlas_iam_probe", value_name = "NAME")]
@@ -156,14 +164,14 @@ pub enum Command {
     /// directory of $fpath. fish: save it as ~/.config/fish/completions/atlas-iam.fish.
     /// PowerShell: add `atlas-iam completions powershell | Out-String | Invoke-Expression` to
     /// $PROFILE.
-    #[command(after_help = "Exit codes: 0 ok, 1 the script could not be written, 2 usage.")]
+    #[command(after_help = CommandName::Completions.exit_help())]
     Completions {
         /// The shell
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff): `atlas-iam man > atlas-iam.1 && man ./atlas-iam.1`
-    #[command(after_help = "Exit codes: 0 ok, 1 the page could not be written, 2 usage.")]
+    #[command(after_help = CommandName::Man.exit_help())]
     Man,
 }
 
@@ -199,9 +207,6 @@ pub fn print_generated(command: &Command) -> Option<std::io::Result<()>> {
         _ => None,
     }
 }
-
-const PROBE_EXIT_CODES: &str = "Exit codes: 0 ok, 2 usage, 3 config or credentials, 4 STS, \
-5 network (dns, tcp, tls), 6 authentication, 7 authorization or command.";
 
 #[derive(Clone, Copy, Debug, Args)]
 pub struct Repeat {
@@ -551,6 +556,38 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// The subcommands clap knows are the commands of `report::COMMANDS`, each once, by the same
+    /// name, and each one's `--help` ends with its exit codes.
+    #[test]
+    fn subcommands_are_the_command_table() {
+        let cmd = Cli::command();
+        let clap_names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+        let table: Vec<&str> = crate::report::COMMANDS.iter().map(|c| c.name).collect();
+        assert_eq!(clap_names, table);
+        for c in crate::report::COMMANDS {
+            assert_eq!(c.command.name(), c.name);
+            assert_eq!(
+                crate::report::COMMANDS
+                    .iter()
+                    .filter(|o| o.command == c.command)
+                    .count(),
+                1
+            );
+            let sub = cmd
+                .find_subcommand(c.name)
+                .unwrap_or_else(|| panic!("{}", c.name));
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert_eq!(help, c.command.exit_help(), "{}", c.name);
+            assert_eq!(
+                crate::report::CommandName::from_name(c.name).is_some(),
+                c.reports
+            );
+        }
     }
 
     #[test]

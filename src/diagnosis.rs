@@ -88,23 +88,73 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    pub const ALL: [ExitStatus; 9] = [
+        ExitStatus::Ok,
+        ExitStatus::Internal,
+        ExitStatus::Usage,
+        ExitStatus::Config,
+        ExitStatus::Sts,
+        ExitStatus::Network,
+        ExitStatus::Authentication,
+        ExitStatus::Authorization,
+        ExitStatus::AtlasApi,
+    ];
+
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// What the code means: the one source of `--help`'s table and of README's (a test checks
+    /// README against it).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitStatus::Ok => "ok (warnings included)",
+            ExitStatus::Internal => "internal error (a bug: please report it)",
+            ExitStatus::Usage => "usage: unknown flag, bad flag value",
+            ExitStatus::Config => {
+                "config or credentials: bad env file, URI, ARN, profile; no credentials"
+            }
+            ExitStatus::Sts => "STS: AssumeRole or GetCallerIdentity refused or unreachable",
+            ExitStatus::Network => "network: dns, tcp, tls",
+            ExitStatus::Authentication => "authentication: MONGODB-AWS refused",
+            ExitStatus::Authorization => {
+                "authorization or command: missing database role, command failed"
+            }
+            ExitStatus::AtlasApi => {
+                "Atlas Admin API (`whoami --atlas` only): refused, unreachable, no such project, \
+                 not configured"
+            }
+        }
+    }
+
+    /// The few words a command's `--help` gives it.
+    pub fn short(self) -> &'static str {
+        match self {
+            ExitStatus::Ok => "ok",
+            ExitStatus::Internal => "internal error",
+            ExitStatus::Usage => "usage",
+            ExitStatus::Config => "config or credentials",
+            ExitStatus::Sts => "STS",
+            ExitStatus::Network => "network (dns, tcp, tls)",
+            ExitStatus::Authentication => "authentication",
+            ExitStatus::Authorization => "authorization or command",
+            ExitStatus::AtlasApi => "the Admin API refused or could not be read",
+        }
+    }
 }
 
-/// The exit code table as printed by `--help` and README.md.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  ok
-  1  internal error (a bug: please report it)
-  2  usage: unknown flag, bad flag value
-  3  config or credentials: bad env file, URI, ARN, profile; no credentials
-  4  STS: AssumeRole or GetCallerIdentity refused or unreachable
-  5  network: dns, tcp, tls
-  6  authentication: MONGODB-AWS refused
-  7  authorization or command: missing database role, command failed
-  8  Atlas Admin API (whoami --atlas): refused, unreachable, no such project";
+/// The exit code table as `--help` prints it.
+pub fn exit_codes() -> String {
+    let mut out = String::from("Exit codes:");
+    for s in ExitStatus::ALL {
+        out.push_str(&format!(
+            "\n  {}  {}",
+            s.code(),
+            s.meaning().replace('`', "")
+        ));
+    }
+    out
+}
 
 /// Where a kind of failure belongs. A kind's family is where it is usually found; a few kinds
 /// occur at stages of another family (`clock_skew` at identity or at auth), and then the stage
@@ -454,12 +504,49 @@ mod tests {
 
     #[test]
     fn exit_code_table_lists_every_status() {
-        for code in 0..=7 {
+        let table = exit_codes();
+        for s in ExitStatus::ALL {
             assert!(
-                EXIT_CODES.contains(&format!("  {code}  ")),
-                "missing exit code {code}"
+                table.contains(&format!("  {}  ", s.code())),
+                "missing exit code {s:?}"
             );
         }
+        assert_eq!(ExitStatus::ALL.len(), 9);
+        assert_eq!(
+            ExitStatus::ALL.iter().map(|s| s.code()).collect::<Vec<_>>(),
+            (0..=8).collect::<Vec<_>>()
+        );
+    }
+
+    /// README's "Exit codes" table is this one, row for row.
+    #[test]
+    fn readme_lists_these_exit_codes() {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("\n## Exit codes")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap_or_default();
+        let rows: Vec<(i32, String)> = section
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l
+                    .trim()
+                    .trim_matches('|')
+                    .split('|')
+                    .map(str::trim)
+                    .collect();
+                Some((cells.first()?.parse().ok()?, cells.get(1)?.to_string()))
+            })
+            .collect();
+        let expected: Vec<(i32, String)> = ExitStatus::ALL
+            .iter()
+            .map(|s| (s.code(), s.meaning().to_string()))
+            .collect();
+        assert_eq!(
+            rows, expected,
+            "README's Exit codes table must match ExitStatus::meaning"
+        );
     }
 
     #[test]

@@ -21,32 +21,171 @@ pub enum CommandName {
     Man,
 }
 
+/// Where a command's report goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportStream {
+    Stdout,
+    /// stdout is for the command's product (`assume`'s credentials).
+    Stderr,
+    /// The product (`uri`'s string) on stdout, the report on stderr, except with `--format
+    /// json`, whose report holds the product.
+    StderrUnlessJson,
+}
+
+/// What each command is, in one place: its name on the command line and in reports, whether it
+/// makes a report, where the report goes, and its exit codes for `--help` (a status with a text
+/// of its own, or its short name).
+pub struct CommandFacts {
+    pub command: CommandName,
+    pub name: &'static str,
+    pub reports: bool,
+    pub stream: ReportStream,
+    pub exits: &'static [(ExitStatus, Option<&'static str>)],
+    /// Said after the codes (the ones a flag adds).
+    pub exits_note: &'static str,
+}
+
+const PROBE_EXITS: &[(ExitStatus, Option<&str>)] = &[
+    (ExitStatus::Ok, None),
+    (ExitStatus::Usage, None),
+    (ExitStatus::Config, None),
+    (ExitStatus::Sts, None),
+    (ExitStatus::Network, None),
+    (ExitStatus::Authentication, None),
+    (ExitStatus::Authorization, None),
+];
+
+pub const COMMANDS: &[CommandFacts] = &[
+    CommandFacts {
+        command: CommandName::Assume,
+        name: "assume",
+        reports: true,
+        stream: ReportStream::Stderr,
+        exits: &[
+            (ExitStatus::Ok, None),
+            (ExitStatus::Usage, None),
+            (ExitStatus::Config, None),
+            (ExitStatus::Sts, None),
+        ],
+        exits_note: "",
+    },
+    CommandFacts {
+        command: CommandName::Whoami,
+        name: "whoami",
+        reports: true,
+        stream: ReportStream::Stdout,
+        exits: &[
+            (ExitStatus::Ok, None),
+            (ExitStatus::Usage, None),
+            (ExitStatus::Config, None),
+            (ExitStatus::Sts, None),
+        ],
+        exits_note: "with --atlas: 6 no matching database user, 8 the Admin API refused or \
+                     could not be read",
+    },
+    CommandFacts {
+        command: CommandName::Uri,
+        name: "uri",
+        reports: true,
+        stream: ReportStream::StderrUnlessJson,
+        exits: &[
+            (ExitStatus::Ok, Some("ok (warnings included)")),
+            (ExitStatus::Usage, None),
+            (
+                ExitStatus::Config,
+                Some("config or credentials (a pitfall that breaks authentication)"),
+            ),
+            (ExitStatus::Sts, None),
+        ],
+        exits_note: "",
+    },
+    CommandFacts {
+        command: CommandName::Ping,
+        name: "ping",
+        reports: true,
+        stream: ReportStream::Stdout,
+        exits: PROBE_EXITS,
+        exits_note: "",
+    },
+    CommandFacts {
+        command: CommandName::ListCollections,
+        name: "list-collections",
+        reports: true,
+        stream: ReportStream::Stdout,
+        exits: PROBE_EXITS,
+        exits_note: "",
+    },
+    CommandFacts {
+        command: CommandName::Roundtrip,
+        name: "roundtrip",
+        reports: true,
+        stream: ReportStream::Stdout,
+        exits: PROBE_EXITS,
+        exits_note: "",
+    },
+    CommandFacts {
+        command: CommandName::Completions,
+        name: "completions",
+        reports: false,
+        stream: ReportStream::Stdout,
+        exits: &[
+            (ExitStatus::Ok, None),
+            (
+                ExitStatus::Internal,
+                Some("the script could not be written"),
+            ),
+            (ExitStatus::Usage, None),
+        ],
+        exits_note: "",
+    },
+    CommandFacts {
+        command: CommandName::Man,
+        name: "man",
+        reports: false,
+        stream: ReportStream::Stdout,
+        exits: &[
+            (ExitStatus::Ok, None),
+            (ExitStatus::Internal, Some("the page could not be written")),
+            (ExitStatus::Usage, None),
+        ],
+        exits_note: "",
+    },
+];
+
 impl CommandName {
+    pub fn facts(self) -> &'static CommandFacts {
+        COMMANDS
+            .iter()
+            .find(|c| c.command == self)
+            .unwrap_or(&COMMANDS[0])
+    }
+
     pub fn name(self) -> &'static str {
-        match self {
-            CommandName::Assume => "assume",
-            CommandName::Whoami => "whoami",
-            CommandName::Uri => "uri",
-            CommandName::Ping => "ping",
-            CommandName::ListCollections => "list-collections",
-            CommandName::Roundtrip => "roundtrip",
-            CommandName::Completions => "completions",
-            CommandName::Man => "man",
-        }
+        self.facts().name
     }
 
     /// The command a report can be made for, by its name on the command line.
     pub fn from_name(name: &str) -> Option<CommandName> {
-        [
-            CommandName::Assume,
-            CommandName::Whoami,
-            CommandName::Uri,
-            CommandName::Ping,
-            CommandName::ListCollections,
-            CommandName::Roundtrip,
-        ]
-        .into_iter()
-        .find(|c| c.name() == name)
+        COMMANDS
+            .iter()
+            .find(|c| c.reports && c.name == name)
+            .map(|c| c.command)
+    }
+
+    /// Its exit codes, as its `--help` ends.
+    pub fn exit_help(self) -> String {
+        let f = self.facts();
+        let codes: Vec<String> = f
+            .exits
+            .iter()
+            .map(|(s, text)| format!("{} {}", s.code(), text.unwrap_or(s.short())))
+            .collect();
+        let note = if f.exits_note.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", f.exits_note)
+        };
+        format!("Exit codes: {}{note}.", codes.join(", "))
     }
 }
 

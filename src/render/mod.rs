@@ -16,10 +16,10 @@ use crate::runner::Progress;
 /// string) owns stdout. `assume` always keeps stdout for credentials, so that
 /// `eval "$(atlas-iam assume)"` never runs report text; `uri` does so in human mode.
 pub fn report_to_stderr(command: CommandName, format: Format) -> bool {
-    match command {
-        CommandName::Assume => true,
-        CommandName::Uri => format == Format::Human,
-        _ => false,
+    match command.facts().stream {
+        crate::report::ReportStream::Stdout => false,
+        crate::report::ReportStream::Stderr => true,
+        crate::report::ReportStream::StderrUnlessJson => format == Format::Human,
     }
 }
 
