@@ -3,7 +3,7 @@
 //! error, and errors never quote a line or a value (it may be a secret).
 //!
 //! A `.env` found in the current directory may come with a freshly cloned repository, so it may
-//! set only what atlas-iam documents as data (`DATA_VARIABLES`: the target, database, region,
+//! set only what atlas-iam documents as data (`variables::VARIABLES` marked implicit: the target, database, region,
 //! format, the AWS key triple, role ARNs, the profile name). What chooses code to run or where
 //! credentials go (config files with `credential_process`, endpoints, CA bundles, container and
 //! web-identity sources, proxies) is refused from it with a warning; `--env-file PATH` is the
@@ -58,47 +58,10 @@ impl Origin {
 
 pub const DEFAULT_ENV_FILE: &str = ".env";
 
-/// What an implicit `.env` may set: the variables atlas-iam documents as data.
-pub const DATA_VARIABLES: [&str; 22] = [
-    "MONGODB_URI",
-    "ATLAS_IAM_CLUSTER",
-    "AWS_MONGO_CLUSTER_URL",
-    "MONGODB_CLUSTER_NAME",
-    "ATLAS_IAM_DB",
-    "AWS_MONGO_DATABASE",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "ATLAS_IAM_FORMAT",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_CREDENTIAL_EXPIRATION",
-    "ATLAS_IAM_ROLE_ARN",
-    "MONGODB_ACCESS_ROLE_ARN",
-    "AWS_PROFILE",
-    "MONGODB_ATLAS_PROJECT_ID",
-    "MONGODB_ATLAS_PUBLIC_API_KEY",
-    "MONGODB_ATLAS_PRIVATE_API_KEY",
-    "MONGODB_ATLAS_CLIENT_ID",
-    "MONGODB_ATLAS_CLIENT_SECRET",
-    "NO_COLOR",
-];
-
-/// Whether a variable the implicit file may not set would change what code runs or where
-/// credentials go if it were set (these are named in a warning; the rest is merely ignored).
-pub fn is_dangerous(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    upper.starts_with("AWS_")
-        || upper.starts_with("ATLAS_IAM_")
-        || upper.starts_with("MONGODB_")
-        || upper.starts_with("LD_")
-        || upper.starts_with("SSL_CERT")
-        || upper.contains("PROXY")
-        || ["PATH", "HOME", "SHELL", "RUST_LOG", "TMPDIR"].contains(&upper.as_str())
-}
+pub use crate::variables::is_dangerous;
 
 /// Reads the env file and sets the variables it has that the environment does not (for an
-/// implicit `.env`, only `DATA_VARIABLES`). Call before any thread is started (it writes the
+/// implicit `.env`, only the registry's data, `variables::implicit_env_may_set`). Call before any thread is started (it writes the
 /// process environment).
 pub fn load(explicit: Option<&Path>) -> EnvFile {
     let path = match explicit {
@@ -122,7 +85,7 @@ pub fn load(explicit: Option<&Path>) -> EnvFile {
             let (mut set, mut overridden, mut refused, mut ignored) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (key, value) in vars {
-                if explicit.is_none() && !DATA_VARIABLES.contains(&key.as_str()) {
+                if explicit.is_none() && !crate::variables::implicit_env_may_set(&key) {
                     if is_dangerous(&key) {
                         refused.push(key);
                     } else {

@@ -21,6 +21,7 @@ pub mod runner;
 pub mod secret;
 pub mod timing;
 pub mod uri;
+pub mod variables;
 
 use std::time::Instant;
 

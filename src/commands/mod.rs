@@ -20,16 +20,9 @@ use crate::secret::{self, Scrubber};
 /// The scrubber a run starts with: the secrets of the environment and of the connection string,
 /// known before any stage can print.
 pub fn initial_scrubber(env: &Env, uri: Option<&str>) -> Scrubber {
+    // every secret variable of the registry (the Admin API's public key and client id are
+    // identifiers, shown)
     let mut scrubber = credentials::env_scrubber(env);
-    // the Admin API's secrets (public key and client id are identifiers, shown)
-    for name in [
-        "MONGODB_ATLAS_PRIVATE_API_KEY",
-        "MONGODB_ATLAS_CLIENT_SECRET",
-    ] {
-        if let Some(v) = env.get(name).filter(|v| !v.trim().is_empty()) {
-            scrubber.add_secret(v.trim());
-        }
-    }
     if let Some(uri) = uri {
         for secret in crate::uri::secrets_of(uri) {
             scrubber.add_secret(&secret);

@@ -186,16 +186,15 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// Scrubber for text that may carry the secrets of the environment before any are resolved.
 pub fn env_scrubber(env: &Env) -> Scrubber {
     let mut s = Scrubber::new();
-    if let Some(id) = env.get("AWS_ACCESS_KEY_ID") {
-        s.add_key_id(&id);
+    for name in crate::variables::key_ids() {
+        if let Some(id) = env.get(name) {
+            s.add_key_id(&id);
+        }
     }
-    for name in [
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    ] {
-        if let Some(v) = env.get(name) {
+    for name in crate::variables::secrets() {
+        if let Some(v) = env.get(name).filter(|v| !v.trim().is_empty()) {
             s.add_secret(&v);
+            s.add_secret(v.trim());
         }
     }
     s
