@@ -53,7 +53,7 @@ pub fn configure(cli: &Cli, env_file: EnvFile, env: Env) -> Result<Config, Box<R
         Ok(cfg) => Ok(cfg),
         Err(d) => {
             let mut runner = Runner::new(cli.command.name(), cli.timeout(), scrubber, &Silent);
-            runner.report.target = uri.map(uri::redact);
+            runner.set_target(uri.map(uri::redact));
             runner.record(Stage::Config, Err(d), started.elapsed().as_millis() as u64);
             Err(Box::new(runner.finish()))
         }
@@ -176,7 +176,7 @@ async fn run_once(cfg: &Config, command: &Command, progress: &dyn Progress) -> R
         }
     }
     let mut runner = Runner::new(command.name(), cfg.timeout, scrubber, progress);
-    runner.report.target = commands::target_shown(cfg);
+    runner.set_target(commands::target_shown(cfg));
     let config_stage = Passed::new((), commands::describe(cfg)).warn(cfg.warnings.clone());
     runner.record(Stage::Config, Ok(config_stage), 0);
     // A signal ends the run with its report (a credential_process's group ended as its future

@@ -122,7 +122,8 @@ impl Progress for Silent {}
 
 /// Runs stages in order under one deadline, recording each in the report.
 pub struct Runner<'p> {
-    pub report: Report,
+    /// Written only through the methods below, each of which scrubs what it writes.
+    report: Report,
     plan: Vec<Stage>,
     deadline: Instant,
     pub scrubber: Scrubber,
@@ -344,6 +345,72 @@ impl<'p> Runner<'p> {
             "run it again; what it started (a credential_process) was ended with it",
         );
         self.record(stage, Err(d), 0);
+    }
+
+    /// The report so far, to read.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    /// The target, shown redacted by the caller, and cleaned here.
+    pub fn set_target(&mut self, target: Option<String>) {
+        self.report.target = target.map(|t| self.scrubber.clean(&t));
+    }
+
+    pub fn set_credentials(&mut self, mut c: crate::report::CredentialInfo) {
+        c.source = self.scrubber.clean(&c.source);
+        self.report.credentials = Some(c);
+    }
+
+    pub fn set_identity(&mut self, mut id: crate::report::Identity) {
+        let clean = |t: &str| self.scrubber.clean(t);
+        id.notes = id.notes.iter().map(|n| clean(n)).collect();
+        id.arn = clean(&id.arn);
+        id.account = clean(&id.account);
+        id.user_id = clean(&id.user_id);
+        if let Some(u) = id.atlas_user.as_mut() {
+            u.arn = clean(&u.arn);
+            u.create_command = clean(&u.create_command);
+        }
+        self.report.identity = Some(id);
+    }
+
+    /// The connection string's report: its texts scrubbed of every known secret (the string
+    /// itself stays as the command chose it: redacted, or whole with --show-secrets).
+    pub fn set_uri(&mut self, mut r: crate::report::UriReport) {
+        let scrub = |t: &str| self.scrubber.scrub(t);
+        r.options = r.options.iter().map(|o| scrub(o)).collect();
+        for f in &mut r.findings {
+            f.message = scrub(&f.message);
+            f.hint = scrub(&f.hint);
+        }
+        self.report.uri = Some(r);
+    }
+
+    /// What the command writes to stdout besides the report (never serialised into it).
+    pub fn set_payload(&mut self, payload: crate::secret::Secret<String>) {
+        self.report.payload = Some(payload);
+    }
+
+    pub fn set_latency(&mut self, latency: Option<crate::report::Latency>) {
+        self.report.latency = latency;
+    }
+
+    pub fn set_leftover(&mut self, leftover: crate::report::Leftover) {
+        self.report.leftover = Some(leftover);
+    }
+
+    /// Adds warnings to the last stage recorded.
+    pub fn warn_last(&mut self, warnings: Vec<String>) {
+        let warnings: Vec<String> = warnings.iter().map(|w| self.scrubber.clean(w)).collect();
+        if let Some(last) = self.report.stages.last_mut() {
+            if !warnings.is_empty() {
+                if last.status == Status::Passed {
+                    last.status = Status::Warning;
+                }
+                last.warnings.extend(warnings);
+            }
+        }
     }
 
     /// Marks what was planned and not run as skipped, and sets the exit code.

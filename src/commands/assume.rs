@@ -44,10 +44,10 @@ pub async fn run(
     let Some((_, in_use)) = credentials_stages(runner, cfg).await else {
         return;
     };
-    runner.report.credentials = Some(credential_info(&in_use));
+    runner.set_credentials(credential_info(&in_use));
     let text = format_credentials(&in_use.creds, output);
     match out {
-        None => runner.report.payload = Some(Secret::new(text)),
+        None => runner.set_payload(Secret::new(text)),
         Some(out) => match write_private(&out, &text) {
             Ok(()) => runner.note_last(format!(
                 "credentials written to {} (mode 0600)",

@@ -138,7 +138,7 @@ pub async fn credentials_stages(
             from: Box::new(resolved.source.clone()),
         },
     };
-    runner.report.identity = Some(identity_of(&assumed.arn, "", &cfg.db, String::new()));
+    runner.set_identity(identity_of(&assumed.arn, "", &cfg.db, String::new()));
     Some((resolved, in_use))
 }
 
@@ -405,7 +405,7 @@ pub async fn identity_settle(
             .filter(|arn| identity.atlas_user.as_ref().is_some_and(|u| u.arn != *arn)),
         clock_offset: offset,
     };
-    runner.report.identity = Some(identity);
+    runner.set_identity(identity);
     Some(facts)
 }
 

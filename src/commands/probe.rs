@@ -63,7 +63,7 @@ pub async fn run(
     // The Admin API needs nothing from AWS: it is read from the start, beside everything else.
     let atlas = atlas_work(runner, cfg, crate::atlas::Mode::Preflight);
     let (resolved, in_use) = credentials_stages(runner, cfg).await?;
-    runner.report.credentials = Some(credential_info(&in_use));
+    runner.set_credentials(credential_info(&in_use));
     // Without a role, STS is only a preflight here: the driver signs locally and Atlas calls
     // STS itself, so an STS this machine cannot reach is a warning, not a failure.
     let mode = if cfg.role.is_some() {
@@ -512,10 +512,12 @@ async fn report_in_order(
     let outcome = run
         .outcome
         .map_err(|f| crate::atlas::explain(Stage::Command, f.classify(opts, &cfg.db, &facts), a));
-    runner.report.latency = runner
+    let latency = runner
         .settle(Stage::Command, async { (outcome, took) })
         .await;
-    runner.report.latency.as_ref()?;
+    let done = latency.is_some();
+    runner.set_latency(latency);
+    done.then_some(())?;
     Some(())
 }
 
@@ -556,10 +558,10 @@ async fn role_path_lookup(
 fn report_cleanup(runner: &mut Runner<'_>, db: &str, coll: &str, done: Cleanup) {
     // The command stage, or the earlier stage whose failure stopped the run before it (the
     // driver's insert may have run speculatively all the same).
-    let failed_at = match runner.report.stage(Stage::Command) {
+    let failed_at = match runner.report().stage(Stage::Command) {
         Some(s) if s.status != Status::Failed => None,
         Some(_) => Some(Stage::Command),
-        None => runner.report.first_failure().map(|s| s.stage),
+        None => runner.report().first_failure().map(|s| s.stage),
     };
     let failed = failed_at.is_some();
     if done.remaining.is_empty() {
@@ -581,7 +583,7 @@ fn report_cleanup(runner: &mut Runner<'_>, db: &str, coll: &str, done: Cleanup) 
         return;
     }
     let ids: Vec<String> = done.remaining.iter().map(|id| id.to_hex()).collect();
-    runner.report.leftover = Some(Leftover {
+    runner.set_leftover(Leftover {
         database: db.to_string(),
         collection: coll.to_string(),
         ids: ids.clone(),
@@ -642,7 +644,7 @@ mod tests {
             error: Some("connection lost".into()),
         };
         report_cleanup(&mut r, "test", "atlas_iam_probe", done);
-        let tcp = r.report.stage(Stage::Tcp).expect("tcp");
+        let tcp = r.report().stage(Stage::Tcp).expect("tcp");
         assert_eq!(
             tcp.status,
             Status::Failed,
@@ -654,7 +656,7 @@ mod tests {
             tcp.warnings
         );
         assert_eq!(
-            r.report.leftover.as_ref().map(|l| l.ids.clone()),
+            r.report().leftover.as_ref().map(|l| l.ids.clone()),
             Some(vec![id.to_hex()])
         );
 
@@ -667,7 +669,7 @@ mod tests {
             error: None,
         };
         report_cleanup(&mut r, "test", "atlas_iam_probe", done);
-        let identity = r.report.stage(Stage::Identity).expect("identity");
+        let identity = r.report().stage(Stage::Identity).expect("identity");
         assert!(
             identity.detail.contains("deleted after the failure"),
             "{}",

@@ -7,7 +7,7 @@ use super::{credential_info, credentials_stages};
 use crate::config::{Config, Target};
 use crate::credentials::rfc3339;
 use crate::diagnosis::{Diagnosis, Kind};
-use crate::report::{Finding, Severity, Status, UriReport};
+use crate::report::{Finding, Severity, UriReport};
 use crate::runner::Runner;
 use crate::secret::Secret;
 use crate::uri;
@@ -49,7 +49,7 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
             .collect();
         if !errors.is_empty() {
             let report = uri_report(&parsed, cfg, found.clone(), None);
-            runner.report.uri = Some(scrubbed(runner, report));
+            runner.set_uri(report);
             runner.fail_config(uri::pitfall(errors));
             return;
         }
@@ -58,12 +58,7 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
             .filter(|f| !(embed && uri::is_credential_finding(&f.code)))
             .map(|f| format!("{}: {}", f.code, f.message))
             .collect();
-        if let Some(last) = runner.report.stages.last_mut() {
-            if !warnings.is_empty() {
-                last.status = Status::Warning;
-                last.warnings.extend(warnings);
-            }
-        }
+        runner.warn_last(warnings);
     }
 
     if !embed {
@@ -73,9 +68,9 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
             _ => parsed.redacted(),
         };
         let report = uri_report(&parsed, cfg, found, None);
-        runner.report.uri = Some(scrubbed(runner, report));
+        runner.set_uri(report);
         if matches!(cfg.target, Target::Cluster(_)) {
-            runner.report.payload = Some(Secret::new(text));
+            runner.set_payload(Secret::new(text));
         }
         return;
     }
@@ -83,7 +78,7 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
     let Some((_, in_use)) = credentials_stages(runner, cfg).await else {
         return;
     };
-    runner.report.credentials = Some(credential_info(&in_use));
+    runner.set_credentials(credential_info(&in_use));
     let full = uri::embed(
         &parsed,
         &uri::Embedded {
@@ -115,28 +110,13 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
     if !cfg.show_secrets {
         warning.push_str("; the secret and token are redacted: add --show-secrets to print them");
     }
-    if let Some(last) = runner.report.stages.last_mut() {
-        last.status = Status::Warning;
-        last.warnings.push(warning);
-    }
-    runner.report.uri = Some(scrubbed(runner, report));
-    runner.report.payload = Some(Secret::new(if cfg.show_secrets {
+    runner.warn_last(vec![warning]);
+    runner.set_uri(report);
+    runner.set_payload(Secret::new(if cfg.show_secrets {
         full
     } else {
         embedded.redacted()
     }));
-}
-
-/// The report's texts scrubbed of every known secret (the string itself stays as chosen: redacted,
-/// or whole with --show-secrets).
-fn scrubbed(runner: &Runner<'_>, mut r: UriReport) -> UriReport {
-    let scrub = |t: &str| runner.scrubber.scrub(t);
-    r.options = r.options.iter().map(|o| scrub(o)).collect();
-    for f in &mut r.findings {
-        f.message = scrub(&f.message);
-        f.hint = scrub(&f.hint);
-    }
-    r
 }
 
 fn uri_report(

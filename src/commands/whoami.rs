@@ -18,7 +18,7 @@ pub async fn run(runner: &mut Runner<'_>, cfg: &Config) {
     let Some((resolved, in_use)) = credentials_stages(runner, cfg).await else {
         return;
     };
-    runner.report.credentials = Some(credential_info(&in_use));
+    runner.set_credentials(credential_info(&in_use));
     let Some(facts) = identity_stage(runner, cfg, &resolved, &in_use, IdentityMode::Answer).await
     else {
         return;
