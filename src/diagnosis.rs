@@ -54,11 +54,6 @@ impl Stage {
         }
     }
 
-    /// The stage of a name as JSON and the human output spell it.
-    pub fn from_name(name: &str) -> Option<Stage> {
-        Stage::ALL.into_iter().find(|s| s.name() == name)
-    }
-
     /// The family of failures this stage reports, which gives the exit code.
     pub fn family(self) -> Family {
         match self {
@@ -554,8 +549,12 @@ mod tests {
         assert_eq!(exit_status(Stage::Identity, Kind::ClockSkew).code(), 4);
         assert_eq!(exit_status(Stage::Auth, Kind::ClockSkew).code(), 6);
         assert_eq!(exit_status(Stage::Tls, Kind::Internal).code(), 1);
+        // each stage's name is the one JSON spells
         for stage in Stage::ALL {
-            assert_eq!(Stage::from_name(stage.name()), Some(stage));
+            assert_eq!(
+                serde_json::to_value(stage).ok(),
+                Some(serde_json::Value::String(stage.name().to_string()))
+            );
         }
     }
 

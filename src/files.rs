@@ -7,10 +7,10 @@ use std::io::Read;
 use std::path::Path;
 
 /// Env files and CA bundles are small; a megabyte is far beyond any real one.
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Reads a regular file of at most `cap` bytes. The error says why, without the content.
-pub fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file (a directory, FIFO or device is never read)".into());
@@ -40,7 +40,7 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
 /// Whether a file that someone else will read (the AWS SDK, the driver) is safe to hand over: a
 /// regular file of at most `cap` bytes, links followed. Only its metadata is read, so a FIFO or
 /// a device never blocks here. None when there is no such path (the reader's own business).
-pub fn unsafe_to_read(path: &Path, cap: u64) -> Option<String> {
+pub(crate) fn unsafe_to_read(path: &Path, cap: u64) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() {
         return Some("not a regular file (a directory, FIFO or device is never read)".into());
@@ -54,7 +54,7 @@ pub fn unsafe_to_read(path: &Path, cap: u64) -> Option<String> {
 }
 
 /// A regular file of at most `cap` bytes, as UTF-8.
-pub fn read_regular_text(path: &Path, cap: u64) -> Result<String, String> {
+pub(crate) fn read_regular_text(path: &Path, cap: u64) -> Result<String, String> {
     String::from_utf8(read_regular(path, cap)?).map_err(|_| "not UTF-8 text".to_string())
 }
 

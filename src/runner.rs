@@ -76,10 +76,10 @@ impl<T> Passed<T> {
 }
 
 /// A stage's outcome and how long its work took.
-pub type Timed<T> = (Result<Passed<T>, Diagnosis>, Duration);
+pub(crate) type Timed<T> = (Result<Passed<T>, Diagnosis>, Duration);
 
 /// Runs `work`, timing it.
-pub async fn timed<T>(work: impl Future<Output = Result<Passed<T>, Diagnosis>>) -> Timed<T> {
+pub(crate) async fn timed<T>(work: impl Future<Output = Result<Passed<T>, Diagnosis>>) -> Timed<T> {
     let started = Instant::now();
     let outcome = work.await;
     (outcome, started.elapsed())
@@ -87,15 +87,15 @@ pub async fn timed<T>(work: impl Future<Output = Result<Passed<T>, Diagnosis>>) 
 
 /// Work started ahead of its turn on the runtime, cancelled when dropped: a stage that fails
 /// earlier in the report ends the work of the later ones.
-pub struct Speculative<T>(tokio::task::JoinHandle<T>);
+pub(crate) struct Speculative<T>(tokio::task::JoinHandle<T>);
 
 impl<T: Send + 'static> Speculative<T> {
-    pub fn spawn(work: impl Future<Output = T> + Send + 'static) -> Self {
+    pub(crate) fn spawn(work: impl Future<Output = T> + Send + 'static) -> Self {
         Speculative(tokio::spawn(work))
     }
 
     /// Its result; None when the work panicked or was cancelled.
-    pub async fn join(mut self) -> Option<T> {
+    pub(crate) async fn join(mut self) -> Option<T> {
         (&mut self.0).await.ok()
     }
 }
@@ -121,7 +121,7 @@ pub struct Silent;
 impl Progress for Silent {}
 
 /// Runs stages in order under one deadline, recording each in the report.
-pub struct Runner<'p> {
+pub(crate) struct Runner<'p> {
     /// Written only through the methods below, each of which scrubs what it writes.
     report: Report,
     plan: Vec<Stage>,
@@ -131,7 +131,7 @@ pub struct Runner<'p> {
 }
 
 impl<'p> Runner<'p> {
-    pub fn new(
+    pub(crate) fn new(
         command: CommandName,
         timeout: Duration,
         scrubber: Scrubber,
@@ -147,7 +147,7 @@ impl<'p> Runner<'p> {
     }
 
     /// Adds stages to the plan: those not run are reported as skipped.
-    pub fn plan(&mut self, stages: impl IntoIterator<Item = Stage>) {
+    pub(crate) fn plan(&mut self, stages: impl IntoIterator<Item = Stage>) {
         for s in stages {
             if !self.plan.contains(&s) {
                 self.plan.push(s);
@@ -155,7 +155,7 @@ impl<'p> Runner<'p> {
         }
     }
 
-    pub fn remaining(&self) -> Duration {
+    pub(crate) fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
@@ -164,7 +164,12 @@ impl<'p> Runner<'p> {
     }
 
     /// Records a stage that was decided without work (the config stage).
-    pub fn record(&mut self, stage: Stage, passed: Result<Passed<()>, Diagnosis>, elapsed_ms: u64) {
+    pub(crate) fn record(
+        &mut self,
+        stage: Stage,
+        passed: Result<Passed<()>, Diagnosis>,
+        elapsed_ms: u64,
+    ) {
         let result = match passed {
             Ok(p) => StageResult {
                 stage,
@@ -193,7 +198,7 @@ impl<'p> Runner<'p> {
     }
 
     /// Runs one stage within the deadline and records its outcome.
-    pub async fn stage<T>(
+    pub(crate) async fn stage<T>(
         &mut self,
         stage: Stage,
         work: impl Future<Output = Result<Passed<T>, Diagnosis>>,
@@ -203,7 +208,7 @@ impl<'p> Runner<'p> {
 
     /// Records a stage whose work may have started earlier (speculatively, beside other stages):
     /// `work` gives its outcome and how long the work itself took.
-    pub async fn settle<T>(
+    pub(crate) async fn settle<T>(
         &mut self,
         stage: Stage,
         work: impl Future<Output = Timed<T>>,
@@ -244,24 +249,24 @@ impl<'p> Runner<'p> {
     }
 
     /// When the run ends.
-    pub fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         self.deadline
     }
 
     /// Fails the config stage after the fact (a command's own precondition).
-    pub fn fail_config(&mut self, d: Diagnosis) {
+    pub(crate) fn fail_config(&mut self, d: Diagnosis) {
         self.fail_stage(Stage::Config, d);
     }
 
     /// Adds warnings to the config stage after the fact.
-    pub fn warn_config(&mut self, warnings: Vec<String>) {
+    pub(crate) fn warn_config(&mut self, warnings: Vec<String>) {
         for w in warnings {
             self.warn_stage(Stage::Config, w);
         }
     }
 
     /// Adds a warning to a stage already recorded (a failed stage stays failed).
-    pub fn warn_stage(&mut self, stage: Stage, warning: String) {
+    pub(crate) fn warn_stage(&mut self, stage: Stage, warning: String) {
         let warning = self.scrubber.clean(&warning);
         if let Some(s) = self.report.stage_mut(stage) {
             if s.status == Status::Passed {
@@ -273,7 +278,7 @@ impl<'p> Runner<'p> {
 
     /// Turns a failed stage into a warning that keeps its diagnosis: a check that explains but
     /// does not decide (the Admin API in a probe) never stops the run.
-    pub fn soften(&mut self, stage: Stage, why: &str) {
+    pub(crate) fn soften(&mut self, stage: Stage, why: &str) {
         let why = self.scrubber.clean(why);
         if let Some(s) = self.report.stage_mut(stage) {
             if s.status == Status::Failed {
@@ -292,7 +297,7 @@ impl<'p> Runner<'p> {
 
     /// Adds to the facts of a stage already recorded (what was learnt later about it), scrubbed
     /// like everything recorded.
-    pub fn amend_facts(&mut self, stage: Stage, amend: impl FnOnce(&mut Facts)) {
+    pub(crate) fn amend_facts(&mut self, stage: Stage, amend: impl FnOnce(&mut Facts)) {
         let Some(s) = self.report.stage_mut(stage) else {
             return;
         };
@@ -305,7 +310,7 @@ impl<'p> Runner<'p> {
     }
 
     /// Fails a stage already recorded, after the fact.
-    pub fn fail_stage(&mut self, stage: Stage, d: Diagnosis) {
+    pub(crate) fn fail_stage(&mut self, stage: Stage, d: Diagnosis) {
         let d = self.scrub_diagnosis(d);
         if let Some(s) = self.report.stage_mut(stage) {
             s.status = Status::Failed;
@@ -314,7 +319,7 @@ impl<'p> Runner<'p> {
     }
 
     /// Appends to the detail of the last stage recorded.
-    pub fn note_last(&mut self, note: String) {
+    pub(crate) fn note_last(&mut self, note: String) {
         let note = self.scrubber.clean(&note);
         if let Some(last) = self.report.stages.last_mut() {
             if last.detail.is_empty() {
@@ -327,7 +332,7 @@ impl<'p> Runner<'p> {
 
     /// The run was stopped by a signal: the first planned stage with no outcome yet fails with
     /// `interrupted`, and the rest are skipped.
-    pub fn interrupt(&mut self, signal: &str) {
+    pub(crate) fn interrupt(&mut self, signal: &str) {
         let Some(stage) = self
             .plan
             .iter()
@@ -348,21 +353,21 @@ impl<'p> Runner<'p> {
     }
 
     /// The report so far, to read.
-    pub fn report(&self) -> &Report {
+    pub(crate) fn report(&self) -> &Report {
         &self.report
     }
 
     /// The target, shown redacted by the caller, and cleaned here.
-    pub fn set_target(&mut self, target: Option<String>) {
+    pub(crate) fn set_target(&mut self, target: Option<String>) {
         self.report.target = target.map(|t| self.scrubber.clean(&t));
     }
 
-    pub fn set_credentials(&mut self, mut c: crate::report::CredentialInfo) {
+    pub(crate) fn set_credentials(&mut self, mut c: crate::report::CredentialInfo) {
         c.source = self.scrubber.clean(&c.source);
         self.report.credentials = Some(c);
     }
 
-    pub fn set_identity(&mut self, mut id: crate::report::Identity) {
+    pub(crate) fn set_identity(&mut self, mut id: crate::report::Identity) {
         let clean = |t: &str| self.scrubber.clean(t);
         id.notes = id.notes.iter().map(|n| clean(n)).collect();
         id.arn = clean(&id.arn);
@@ -377,7 +382,7 @@ impl<'p> Runner<'p> {
 
     /// The connection string's report: its texts scrubbed of every known secret (the string
     /// itself stays as the command chose it: redacted, or whole with --show-secrets).
-    pub fn set_uri(&mut self, mut r: crate::report::UriReport) {
+    pub(crate) fn set_uri(&mut self, mut r: crate::report::UriReport) {
         let scrub = |t: &str| self.scrubber.scrub(t);
         r.options = r.options.iter().map(|o| scrub(o)).collect();
         for f in &mut r.findings {
@@ -388,20 +393,20 @@ impl<'p> Runner<'p> {
     }
 
     /// What the command writes to stdout besides the report (never serialised into it).
-    pub fn set_payload(&mut self, payload: crate::secret::Secret<String>) {
+    pub(crate) fn set_payload(&mut self, payload: crate::secret::Secret<String>) {
         self.report.payload = Some(payload);
     }
 
-    pub fn set_latency(&mut self, latency: Option<crate::report::Latency>) {
+    pub(crate) fn set_latency(&mut self, latency: Option<crate::report::Latency>) {
         self.report.latency = latency;
     }
 
-    pub fn set_leftover(&mut self, leftover: crate::report::Leftover) {
+    pub(crate) fn set_leftover(&mut self, leftover: crate::report::Leftover) {
         self.report.leftover = Some(leftover);
     }
 
     /// Adds warnings to the last stage recorded.
-    pub fn warn_last(&mut self, warnings: Vec<String>) {
+    pub(crate) fn warn_last(&mut self, warnings: Vec<String>) {
         let warnings: Vec<String> = warnings.iter().map(|w| self.scrubber.clean(w)).collect();
         if let Some(last) = self.report.stages.last_mut() {
             if !warnings.is_empty() {
@@ -414,7 +419,7 @@ impl<'p> Runner<'p> {
     }
 
     /// Marks what was planned and not run as skipped, and sets the exit code.
-    pub fn finish(mut self) -> Report {
+    pub(crate) fn finish(mut self) -> Report {
         for stage in self.plan.clone() {
             if self.report.stage(stage).is_none() {
                 self.report.stages.push(StageResult {

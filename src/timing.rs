@@ -6,33 +6,33 @@ use std::time::{Duration, Instant};
 use crate::diagnosis::Stage;
 
 /// `--timeout`'s default, in seconds: the bound on the whole run.
-pub const DEFAULT_TIMEOUT_S: u64 = 30;
+pub(crate) const DEFAULT_TIMEOUT_S: u64 = 30;
 /// The drivers' default connectTimeoutMS: what dns, tcp, tls and the driver's connection each
 /// get, never past the deadline.
-pub const DRIVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DRIVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Kept back from the run's deadline so that a stage's own bound fires first and names the
 /// cause precisely.
-pub const MARGIN: Duration = Duration::from_millis(300);
+pub(crate) const MARGIN: Duration = Duration::from_millis(300);
 /// The most a preflight waits: STS when Atlas decides (the probe without a role), and the Admin
 /// API in a probe (also at most half of what is left).
-pub const PREFLIGHT_BUDGET: Duration = Duration::from_secs(10);
+pub(crate) const PREFLIGHT_BUDGET: Duration = Duration::from_secs(10);
 /// How long the Admin API may still take once a probe's own checks are done (the follow-up
 /// reads after a refusal included).
-pub const ATLAS_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const ATLAS_GRACE: Duration = Duration::from_secs(1);
 /// With several hosts: how long the others are waited for once one has answered.
-pub const STRAGGLER_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const STRAGGLER_GRACE: Duration = Duration::from_secs(2);
 /// roundtrip's cleanup, past the deadline.
-pub const CLEANUP_BUDGET: Duration = Duration::from_secs(10);
+pub(crate) const CLEANUP_BUDGET: Duration = Duration::from_secs(10);
 /// Between the tries of `--wait`.
-pub const WAIT_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const WAIT_INTERVAL: Duration = Duration::from_secs(5);
 /// iam:GetRole for the caller's role path, after Atlas found no user (and never past the run).
-pub const ROLE_PATH_BUDGET: Duration = Duration::from_secs(3);
+pub(crate) const ROLE_PATH_BUDGET: Duration = Duration::from_secs(3);
 /// Connecting to STS or IAM.
-pub const STS_CONNECT: Duration = Duration::from_secs(5);
+pub(crate) const STS_CONNECT: Duration = Duration::from_secs(5);
 
 /// Beyond this a stage that passed gets a warning with its time (never a failure: a slow
 /// cluster that the drivers' defaults reach is a working cluster).
-pub fn slow_threshold(stage: Stage) -> Option<Duration> {
+pub(crate) fn slow_threshold(stage: Stage) -> Option<Duration> {
     match stage {
         Stage::Dns | Stage::Tcp => Some(Duration::from_secs(1)),
         Stage::Tls | Stage::Assume | Stage::Identity | Stage::Atlas | Stage::Command => {
@@ -46,12 +46,12 @@ pub fn slow_threshold(stage: Stage) -> Option<Duration> {
 }
 
 /// Milliseconds with one decimal, as the report shows latencies.
-pub fn millis(d: Duration) -> f64 {
+pub(crate) fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
 }
 
 /// Whole milliseconds since `since`, for texts.
-pub fn ms_since(since: Instant) -> u128 {
+pub(crate) fn ms_since(since: Instant) -> u128 {
     since.elapsed().as_millis()
 }
 

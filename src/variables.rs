@@ -5,7 +5,7 @@
 
 /// What a variable holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// A target, a name, a region, a format: data an implicit `.env` may set.
     Data,
     /// An access key id: shown masked, never whole.
@@ -18,7 +18,7 @@ pub enum Role {
     Endpoint,
 }
 
-pub struct Variable {
+pub(crate) struct Variable {
     pub name: &'static str,
     pub role: Role,
     /// May come from a `.env` found in the current directory.
@@ -33,7 +33,7 @@ const fn var(name: &'static str, role: Role, implicit_env: bool) -> Variable {
     }
 }
 
-pub const VARIABLES: &[Variable] = &[
+pub(crate) const VARIABLES: &[Variable] = &[
     var("MONGODB_URI", Role::Data, true),
     var("ATLAS_IAM_CLUSTER", Role::Data, true),
     var("AWS_MONGO_CLUSTER_URL", Role::Data, true),
@@ -86,12 +86,12 @@ pub const VARIABLES: &[Variable] = &[
 ];
 
 /// Whether a `.env` found in the current directory may set `name`.
-pub fn implicit_env_may_set(name: &str) -> bool {
+pub(crate) fn implicit_env_may_set(name: &str) -> bool {
     VARIABLES.iter().any(|v| v.implicit_env && v.name == name)
 }
 
 /// The variables whose values are never shown.
-pub fn secrets() -> impl Iterator<Item = &'static str> {
+pub(crate) fn secrets() -> impl Iterator<Item = &'static str> {
     VARIABLES
         .iter()
         .filter(|v| v.role == Role::Secret)
@@ -99,7 +99,7 @@ pub fn secrets() -> impl Iterator<Item = &'static str> {
 }
 
 /// The variables whose values are key ids (shown masked).
-pub fn key_ids() -> impl Iterator<Item = &'static str> {
+pub(crate) fn key_ids() -> impl Iterator<Item = &'static str> {
     VARIABLES
         .iter()
         .filter(|v| v.role == Role::KeyId)

@@ -15,19 +15,19 @@ use crate::secret::Secret;
 /// published document (mongodb/openapi, `openapi/v2/`): the clusters list's 2023-01-01 and
 /// 2023-02-01 are deprecated with `x-sunset: 2027-07-01`; Flex clusters are listed only at
 /// `flexClusters`, from 2024-11-13.
-pub const USERS_VERSION: &str = "2023-01-01";
-pub const CLUSTERS_VERSION: &str = "2024-08-05";
-pub const FLEX_VERSION: &str = "2024-11-13";
-pub const ACCESS_LIST_VERSION: &str = "2023-01-01";
+pub(crate) const USERS_VERSION: &str = "2023-01-01";
+pub(crate) const CLUSTERS_VERSION: &str = "2024-08-05";
+pub(crate) const FLEX_VERSION: &str = "2024-11-13";
+pub(crate) const ACCESS_LIST_VERSION: &str = "2023-01-01";
 /// Read only after a refused authentication: the cluster's change status, its database access
 /// history and the project's LDAP settings (each 2023-01-01, the only version published).
-pub const STATUS_VERSION: &str = "2023-01-01";
-pub const HISTORY_VERSION: &str = "2023-01-01";
-pub const USER_SECURITY_VERSION: &str = "2023-01-01";
+pub(crate) const STATUS_VERSION: &str = "2023-01-01";
+pub(crate) const HISTORY_VERSION: &str = "2023-01-01";
+pub(crate) const USER_SECURITY_VERSION: &str = "2023-01-01";
 /// The most attempts of the access history asked for (`nLogs`; the API's default is 20000).
 const HISTORY_LINES: usize = 200;
 /// Where Atlas serves it.
-pub const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://cloud.mongodb.com";
 /// The largest response body read (a project's users fit many times over).
 const MAX_BODY: usize = 4 << 20;
 /// What one list may hold, over all its pages: far above Atlas's own limits (100 database users
@@ -78,7 +78,7 @@ impl ApiConfig {
 /// A database user as the API lists it.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ApiUser {
+pub(crate) struct ApiUser {
     pub username: String,
     #[serde(default)]
     pub database_name: String,
@@ -92,7 +92,7 @@ pub struct ApiUser {
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ApiRole {
+pub(crate) struct ApiRole {
     pub role_name: String,
     #[serde(default)]
     pub database_name: String,
@@ -101,7 +101,7 @@ pub struct ApiRole {
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct ApiScope {
+pub(crate) struct ApiScope {
     pub name: String,
     #[serde(default, rename = "type")]
     pub kind: String,
@@ -109,7 +109,7 @@ pub struct ApiScope {
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ApiCluster {
+pub(crate) struct ApiCluster {
     pub name: String,
     #[serde(default)]
     pub state_name: Option<String>,
@@ -127,7 +127,7 @@ pub struct ApiCluster {
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ConnectionStrings {
+pub(crate) struct ConnectionStrings {
     #[serde(default)]
     pub standard: Option<String>,
     #[serde(default)]
@@ -142,7 +142,7 @@ pub struct ConnectionStrings {
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct PrivateEndpointStrings {
+pub(crate) struct PrivateEndpointStrings {
     #[serde(default)]
     pub connection_string: Option<String>,
     #[serde(default)]
@@ -153,14 +153,14 @@ pub struct PrivateEndpointStrings {
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ReplicationSpec {
+pub(crate) struct ReplicationSpec {
     #[serde(default)]
     pub region_configs: Vec<RegionConfig>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct RegionConfig {
+pub(crate) struct RegionConfig {
     #[serde(default)]
     pub provider_name: Option<String>,
     #[serde(default)]
@@ -169,7 +169,7 @@ pub struct RegionConfig {
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ProviderSettings {
+pub(crate) struct ProviderSettings {
     #[serde(default)]
     pub provider_name: Option<String>,
     /// The real cloud of a shared-tier (M0) cluster, whose provider is `TENANT`.
@@ -179,7 +179,7 @@ pub struct ProviderSettings {
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ApiAccessEntry {
+pub(crate) struct ApiAccessEntry {
     #[serde(default)]
     pub cidr_block: Option<String>,
     #[serde(default)]
@@ -192,7 +192,7 @@ pub struct ApiAccessEntry {
 
 impl ApiAccessEntry {
     /// The entry as Atlas shows it: the CIDR block, the address or the security group.
-    pub fn entry(&self) -> String {
+    pub(crate) fn entry(&self) -> String {
         self.cidr_block
             .clone()
             .or_else(|| self.ip_address.clone())
@@ -201,7 +201,7 @@ impl ApiAccessEntry {
     }
 
     /// The entry with its comment: `203.0.113.7/32 (office)`.
-    pub fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         match &self.comment {
             Some(c) if !c.is_empty() => format!("{} ({c})", self.entry()),
             _ => self.entry(),
@@ -240,7 +240,7 @@ struct ApiError {
 /// One authentication attempt of a cluster's database access history (`MongoDBAccessLogs`).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     /// Whether it succeeded.
     #[serde(default)]
     pub auth_result: Option<bool>,
@@ -291,7 +291,7 @@ fn segment(s: &str) -> String {
 
 /// What the API told about the project.
 #[derive(Clone, Debug, Default)]
-pub struct Project {
+pub(crate) struct Project {
     pub users: Vec<ApiUser>,
     /// Dedicated and shared clusters, and Flex clusters (from their own list).
     pub clusters: Vec<ApiCluster>,
@@ -302,7 +302,7 @@ pub struct Project {
 }
 
 /// A client bound to one project; every request within `budget`.
-pub struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     cfg: ApiConfig,
     bearer: Option<Secret<String>>,
@@ -310,7 +310,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(cfg: ApiConfig, budget: Duration) -> Result<Client, Diagnosis> {
+    pub(crate) fn new(cfg: ApiConfig, budget: Duration) -> Result<Client, Diagnosis> {
         let http = reqwest::Client::builder()
             .timeout(budget)
             .connect_timeout(budget)
@@ -329,7 +329,7 @@ impl Client {
     }
 
     /// A service account's access token, obtained once before the first request.
-    pub async fn sign_in(&mut self) -> Result<(), Diagnosis> {
+    pub(crate) async fn sign_in(&mut self) -> Result<(), Diagnosis> {
         if let (ApiAuth::ServiceAccount { .. }, None) = (&self.cfg.auth, &self.bearer) {
             self.bearer = Some(self.token().await?);
         }
@@ -338,7 +338,7 @@ impl Client {
 
     /// The cluster's `changeStatus`: `APPLIED`, or `PENDING` while a change to the project
     /// (a database user, the access list) is not yet deployed to it.
-    pub async fn change_status(&self, cluster: &str) -> Result<Option<String>, Diagnosis> {
+    pub(crate) async fn change_status(&self, cluster: &str) -> Result<Option<String>, Diagnosis> {
         let path = format!(
             "groups/{}/clusters/{}/status",
             self.cfg.project_id,
@@ -352,7 +352,7 @@ impl Client {
 
     /// The cluster's database access history from `since_ms` (epoch milliseconds) to now and a
     /// minute past, most recent first, at most `HISTORY_LINES` attempts.
-    pub async fn access_history(
+    pub(crate) async fn access_history(
         &self,
         cluster: &str,
         since_ms: u64,
@@ -377,7 +377,7 @@ impl Client {
     }
 
     /// Whether the project has LDAP authorization on (`userSecurity.ldap.authorizationEnabled`).
-    pub async fn ldap_authorization(&self) -> Result<Option<bool>, Diagnosis> {
+    pub(crate) async fn ldap_authorization(&self) -> Result<Option<bool>, Diagnosis> {
         let path = format!("groups/{}/userSecurity", self.cfg.project_id);
         let what = "the project's LDAP settings";
         let body = self
@@ -402,7 +402,7 @@ impl Client {
     }
 
     /// Reads the users, clusters and access list (concurrently).
-    pub async fn project(mut self) -> Result<Project, Diagnosis> {
+    pub(crate) async fn project(mut self) -> Result<Project, Diagnosis> {
         self.sign_in().await?;
         let group = format!("groups/{}", self.cfg.project_id);
         let (users_path, clusters_path, flex_path, access_path) = (

@@ -12,7 +12,7 @@ const MIN_VERSION: (u32, u32) = (4, 4);
 
 /// What a command needs of the database user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Need {
+pub(crate) enum Need {
     /// ping, whoami: authentication only.
     Nothing,
     /// listCollections on the database.
@@ -22,7 +22,7 @@ pub enum Need {
 }
 
 impl Need {
-    pub fn role(self, db: &str) -> Option<String> {
+    pub(crate) fn role(self, db: &str) -> Option<String> {
         match self {
             Need::Nothing => None,
             Need::Read => Some(format!("read@{db}")),
@@ -33,7 +33,7 @@ impl Need {
 
 /// How the caller's ARN is registered in the project.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Registered {
+pub(crate) enum Registered {
     /// As Atlas will look it up, with the right IAM type.
     Yes(ApiUser),
     /// The same ARN with the other IAM type.
@@ -48,7 +48,7 @@ pub enum Registered {
 
 /// The verdicts of the atlas stage.
 #[derive(Clone, Debug)]
-pub struct Analysis {
+pub(crate) struct Analysis {
     pub project_id: String,
     /// The ARN Atlas looks up and the IAM type it must have (None: the caller maps to no user).
     pub expected: Option<(String, &'static str)>,
@@ -72,7 +72,7 @@ fn is_iam(u: &ApiUser) -> bool {
 
 /// The target's names as clusters' connection strings are matched against them: the SRV name
 /// and each `host:port`, lower case.
-pub fn target_hosts(srv: Option<&str>, hosts: &[String]) -> Vec<String> {
+pub(crate) fn target_hosts(srv: Option<&str>, hosts: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     if let Some(s) = srv {
         out.push(s.trim_end_matches('.').to_ascii_lowercase());
@@ -96,7 +96,10 @@ fn string_hosts(s: &str) -> Vec<String> {
 }
 
 /// The cluster whose connection strings name one of `targets` (host or host:port).
-pub fn cluster_of<'a>(clusters: &'a [ApiCluster], targets: &[String]) -> Option<&'a ApiCluster> {
+pub(crate) fn cluster_of<'a>(
+    clusters: &'a [ApiCluster],
+    targets: &[String],
+) -> Option<&'a ApiCluster> {
     let strip_port = |h: &str| {
         h.rsplit_once(':')
             .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
@@ -131,7 +134,7 @@ pub fn cluster_of<'a>(clusters: &'a [ApiCluster], targets: &[String]) -> Option<
 }
 
 /// How `expected` (ARN, type) is registered among `users`.
-pub fn registered(users: &[ApiUser], arn: &str, iam_type: &str) -> Registered {
+pub(crate) fn registered(users: &[ApiUser], arn: &str, iam_type: &str) -> Registered {
     let iam: Vec<&ApiUser> = users.iter().filter(|u| is_iam(u)).collect();
     if let Some(u) = iam.iter().find(|u| u.username == arn) {
         return if u.aws_iam_type.as_deref() == Some(iam_type) {
@@ -230,7 +233,7 @@ fn is_paused(c: &ApiCluster) -> bool {
 }
 
 impl Analysis {
-    pub fn new(
+    pub(crate) fn new(
         project_id: &str,
         project: Project,
         atlas_arn: Option<&str>,
@@ -305,13 +308,13 @@ impl Analysis {
 
     /// Whether the API shows the caller's user as Atlas looks it up, for this cluster: an
     /// authentication refused then is not about the user.
-    pub fn user_registered_right(&self) -> bool {
+    pub(crate) fn user_registered_right(&self) -> bool {
         !self.other_project && self.user().is_some() && self.scoped_out().is_none()
     }
 
     /// The user problem that stops authentication, as a diagnosis (None: Atlas has the user in
     /// the form it looks up, for this cluster).
-    pub fn user_problem(&self) -> Option<Diagnosis> {
+    pub(crate) fn user_problem(&self) -> Option<Diagnosis> {
         let Some((arn, t)) = &self.expected else {
             return None;
         };
@@ -420,7 +423,7 @@ impl Analysis {
     }
 
     /// The roles problem of the command (None: the roles suffice, or a custom role may).
-    pub fn roles_problem(&self) -> Option<Diagnosis> {
+    pub(crate) fn roles_problem(&self) -> Option<Diagnosis> {
         if self.other_project || self.roles_suffice() != Some(false) {
             return None;
         }
@@ -447,7 +450,7 @@ impl Analysis {
     }
 
     /// The cluster's own problem: paused, or too old for MONGODB-AWS.
-    pub fn cluster_problem(&self) -> Option<Diagnosis> {
+    pub(crate) fn cluster_problem(&self) -> Option<Diagnosis> {
         let c = self.cluster.as_ref()?;
         if is_paused(c) {
             return Some(Diagnosis::new(
@@ -474,7 +477,7 @@ impl Analysis {
     }
 
     /// Why nothing is judged: the target is not one of the project's clusters.
-    pub fn project_mismatch(&self) -> Option<String> {
+    pub(crate) fn project_mismatch(&self) -> Option<String> {
         self.other_project.then(|| {
             let names: Vec<&str> = self
                 .project
@@ -494,7 +497,7 @@ impl Analysis {
     }
 
     /// The access list as Atlas shows it: `1.2.3.4/32 (office)`.
-    pub fn access_list_text(&self) -> String {
+    pub(crate) fn access_list_text(&self) -> String {
         let entries: Vec<String> = self
             .project
             .access_list
@@ -519,7 +522,7 @@ impl Analysis {
     }
 
     /// The stage's facts.
-    pub fn facts(&self) -> AtlasFacts {
+    pub(crate) fn facts(&self) -> AtlasFacts {
         AtlasFacts {
             project_id: self.project_id.clone(),
             database_users: self
@@ -553,7 +556,7 @@ impl Analysis {
     }
 
     /// The stage's detail.
-    pub fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         let users = self.project.users.iter().filter(|u| is_iam(u)).count();
         let mut parts = vec![format!(
             "project {}: {users} AWS IAM database user{}",

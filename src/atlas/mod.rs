@@ -2,25 +2,26 @@
 //! read beside the network stages and reported after identity. A probe uses it to explain; Atlas
 //! itself still decides, so the API's own failures never stop a probe.
 
-pub mod api;
-pub mod explain;
-pub mod refusal;
+pub(crate) mod api;
+pub(crate) mod explain;
+pub(crate) mod refusal;
 
 use std::time::Duration;
 
-pub use explain::{Analysis, Need};
+pub(crate) use explain::{Analysis, Need};
 
 use crate::diagnosis::{Diagnosis, Kind};
 use crate::runner::Passed;
 use api::{ApiConfig, Project};
 
 /// The hint part that says the API would settle a question it was not asked.
-pub const WOULD_SETTLE: &str = "--atlas (with a project API key in MONGODB_ATLAS_PUBLIC_API_KEY \
+pub(crate) const WOULD_SETTLE: &str =
+    "--atlas (with a project API key in MONGODB_ATLAS_PUBLIC_API_KEY \
     and MONGODB_ATLAS_PRIVATE_API_KEY, and MONGODB_ATLAS_PROJECT_ID) would show what the project \
     has registered";
 
 /// Reads the project (users, clusters, access list) within `budget`.
-pub async fn fetch(
+pub(crate) async fn fetch(
     cfg: Result<ApiConfig, Diagnosis>,
     budget: Duration,
 ) -> Result<(String, Project), Diagnosis> {
@@ -44,13 +45,13 @@ pub async fn fetch(
 /// Whether the stage is the answer (`whoami --atlas`: a missing user fails it) or explains a
 /// probe (its findings are warnings; Atlas decides at auth).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Answer,
     Preflight,
 }
 
 /// The atlas stage's outcome from what was fetched and who the caller is.
-pub fn stage(
+pub(crate) fn stage(
     fetched: Result<(String, Project), Diagnosis>,
     atlas_arn: Option<&str>,
     targets: &[String],
@@ -89,7 +90,7 @@ pub fn stage(
 /// What a probe knows from the Admin API: not asked (no `--atlas`), asked and not read (its
 /// own failure is at the atlas stage), or read.
 #[derive(Clone, Copy)]
-pub enum View<'a> {
+pub(crate) enum View<'a> {
     NotAsked,
     Unavailable,
     Read(&'a Analysis),
@@ -98,7 +99,7 @@ pub enum View<'a> {
 /// A failure of a later stage explained with the API's facts: the user as registered at auth,
 /// the roles at the command, the cluster's state and the access list at the network stages.
 /// Not asked, the hints that only the API could settle say so.
-pub fn explain(stage: crate::diagnosis::Stage, d: Diagnosis, view: View<'_>) -> Diagnosis {
+pub(crate) fn explain(stage: crate::diagnosis::Stage, d: Diagnosis, view: View<'_>) -> Diagnosis {
     use crate::diagnosis::Stage;
     let a = match view {
         View::Read(a) => a,

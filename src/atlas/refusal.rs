@@ -20,7 +20,7 @@ use crate::diagnosis::{Diagnosis, Kind};
 use crate::report::AtlasRefusalFacts;
 
 /// Roles that may read the database access history (the operation's description).
-pub const HISTORY_ROLES: &str = "Project Monitoring Admin or Project Database Access Admin";
+pub(crate) const HISTORY_ROLES: &str = "Project Monitoring Admin or Project Database Access Admin";
 
 /// How far before the run's start an attempt still counts: clocks differ, and the driver may
 /// have authenticated a moment before the run's own clock started.
@@ -28,7 +28,7 @@ const SLACK_MS: u64 = 120_000;
 
 /// What the follow-up reads found.
 #[derive(Clone, Debug, Default)]
-pub struct Followup {
+pub(crate) struct Followup {
     pub facts: AtlasRefusalFacts,
     /// What the atlas stage says of these reads (a role that could read the history).
     pub warnings: Vec<String>,
@@ -37,7 +37,7 @@ pub struct Followup {
 }
 
 impl Followup {
-    pub fn pending(&self) -> bool {
+    pub(crate) fn pending(&self) -> bool {
         self.facts.change_status.as_deref() == Some("PENDING")
     }
 }
@@ -55,7 +55,7 @@ fn shared_tier(c: &ApiCluster) -> bool {
 }
 
 /// Now, in milliseconds since the epoch.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -93,7 +93,7 @@ fn this_attempt<'a>(
 
 /// Reads what Atlas keeps of the refusal, within `budget`; `started_ms` is when the run began
 /// (epoch milliseconds) and `arn` the ARN Atlas looks up.
-pub async fn read(
+pub(crate) async fn read(
     cfg: ApiConfig,
     cluster: &ApiCluster,
     arn: Option<&str>,
@@ -165,7 +165,7 @@ pub async fn read(
 
 /// A refused authentication explained with what Atlas keeps of it: LDAP authorization on, a
 /// change not yet deployed, and Atlas's own reason from the access history.
-pub fn explain(d: Diagnosis, f: &Followup, a: &Analysis) -> Diagnosis {
+pub(crate) fn explain(d: Diagnosis, f: &Followup, a: &Analysis) -> Diagnosis {
     let project = &f.project_id;
     if f.facts.ldap_authorization == Some(true) {
         return Diagnosis::new(

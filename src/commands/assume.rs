@@ -13,12 +13,12 @@ use crate::runner::Runner;
 use crate::secret::Secret;
 
 /// Where `--out` writes the credentials.
-pub struct OutFile<'a> {
+pub(crate) struct OutFile<'a> {
     pub path: &'a Path,
     pub force: bool,
 }
 
-pub async fn run(
+pub(crate) async fn run(
     runner: &mut Runner<'_>,
     cfg: &Config,
     output: AssumeOutput,
@@ -106,7 +106,7 @@ fn write_private(out: &OutFile<'_>, text: &str) -> Result<(), Diagnosis> {
 }
 
 /// The credentials of `assume` in the chosen shape.
-pub fn format_credentials(creds: &Credentials, output: AssumeOutput) -> String {
+pub(crate) fn format_credentials(creds: &Credentials, output: AssumeOutput) -> String {
     let expiration = creds.expiry().map(rfc3339);
     let mut vars = vec![
         ("AWS_ACCESS_KEY_ID", creds.access_key_id().to_string()),

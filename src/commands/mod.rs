@@ -1,10 +1,10 @@
 //! One pipeline per subcommand (`whoami`, `assume`, `uri`, `probe` for ping, list-collections and
 //! roundtrip), and the stages they share: credentials -> assume, and identity.
 
-pub mod assume;
-pub mod probe;
-pub mod uri;
-pub mod whoami;
+pub(crate) mod assume;
+pub(crate) mod probe;
+pub(crate) mod uri;
+pub(crate) mod whoami;
 
 use aws_credential_types::Credentials;
 
@@ -19,7 +19,7 @@ use crate::secret::{self, Scrubber};
 
 /// The scrubber a run starts with: the secrets of the environment and of the connection string,
 /// known before any stage can print.
-pub fn initial_scrubber(env: &Env, uri: Option<&str>) -> Scrubber {
+pub(crate) fn initial_scrubber(env: &Env, uri: Option<&str>) -> Scrubber {
     // every secret variable of the registry (the Admin API's public key and client id are
     // identifiers, shown)
     let mut scrubber = credentials::env_scrubber(env);
@@ -32,7 +32,7 @@ pub fn initial_scrubber(env: &Env, uri: Option<&str>) -> Scrubber {
 }
 
 /// The target as the report shows it: a cluster as host[:port], a URI redacted.
-pub fn target_shown(cfg: &Config) -> Option<String> {
+pub(crate) fn target_shown(cfg: &Config) -> Option<String> {
     match &cfg.target {
         Target::None => None,
         Target::Cluster(c) => Some(match c.port {
@@ -44,7 +44,7 @@ pub fn target_shown(cfg: &Config) -> Option<String> {
 }
 
 /// The config stage's detail: the target, the database, the role, the env file, the notes.
-pub fn describe(cfg: &Config) -> String {
+pub(crate) fn describe(cfg: &Config) -> String {
     let target = match &cfg.target {
         Target::None => "no target".to_string(),
         Target::Cluster(_) => format!("cluster {}", target_shown(cfg).unwrap_or_default()),
@@ -68,13 +68,13 @@ pub fn describe(cfg: &Config) -> String {
 
 /// The final credentials and how the report describes them.
 #[derive(Clone)]
-pub struct InUse {
+pub(crate) struct InUse {
     pub creds: Credentials,
     pub source: Source,
 }
 
 /// credentials, then assume when a role is given: the stages every AWS command starts with.
-pub async fn credentials_stages(
+pub(crate) async fn credentials_stages(
     runner: &mut Runner<'_>,
     cfg: &Config,
 ) -> Option<(Resolved, InUse)> {
@@ -142,7 +142,7 @@ pub async fn credentials_stages(
     Some((resolved, in_use))
 }
 
-pub fn credential_info(in_use: &InUse) -> CredentialInfo {
+pub(crate) fn credential_info(in_use: &InUse) -> CredentialInfo {
     CredentialInfo {
         source: in_use.source.to_string(),
         access_key_id: secret::mask_key_id(in_use.creds.access_key_id()),
@@ -153,7 +153,7 @@ pub fn credential_info(in_use: &InUse) -> CredentialInfo {
 }
 
 /// What the Admin API fetch gave, and how long it took.
-pub type AtlasFetched = (
+pub(crate) type AtlasFetched = (
     Result<(String, crate::atlas::api::Project), crate::diagnosis::Diagnosis>,
     std::time::Duration,
 );
@@ -161,7 +161,7 @@ pub type AtlasFetched = (
 /// Starts reading the project through the Admin API (with --atlas), beside the other stages. In
 /// a probe it gets at most half of what is left of the run (and 10 s), so that a slow API never
 /// takes the time the checks that decide need.
-pub fn atlas_work(
+pub(crate) fn atlas_work(
     runner: &Runner<'_>,
     cfg: &Config,
     mode: crate::atlas::Mode,
@@ -182,7 +182,7 @@ pub fn atlas_work(
 
 /// The Admin API's work, bounded for a probe: it never holds a finished report. Once the probe's
 /// own work is done (`done`), it gets at most `ATLAS_GRACE` more, then is a timeout.
-pub fn atlas_bounded(
+pub(crate) fn atlas_bounded(
     work: crate::runner::Speculative<AtlasFetched>,
     done: std::sync::Arc<tokio::sync::Notify>,
 ) -> crate::runner::Speculative<AtlasFetched> {
@@ -219,7 +219,7 @@ pub fn atlas_bounded(
 
 /// Records the atlas stage: the API's facts judged against the caller's Atlas user. In a probe
 /// (Preflight) the API's own failure is a warning that keeps its diagnosis.
-pub async fn atlas_settle(
+pub(crate) async fn atlas_settle(
     runner: &mut Runner<'_>,
     work: crate::runner::Speculative<AtlasFetched>,
     atlas_arn: Option<&str>,
@@ -258,7 +258,7 @@ pub async fn atlas_settle(
 /// while Atlas decides (the probe without a role: the driver signs locally and Atlas calls STS,
 /// so an STS this machine cannot reach does not stop the run).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum IdentityMode {
+pub(crate) enum IdentityMode {
     Answer,
     Preflight,
 }
@@ -267,7 +267,7 @@ use crate::timing::{ATLAS_GRACE, PREFLIGHT_BUDGET};
 
 /// GetCallerIdentity with the credentials in use: the ARN Atlas will see, the database user it
 /// maps to, and the clock offset from STS's Date header.
-pub async fn identity_stage(
+pub(crate) async fn identity_stage(
     runner: &mut Runner<'_>,
     cfg: &Config,
     resolved: &Resolved,
@@ -280,7 +280,7 @@ pub async fn identity_stage(
 
 /// The identity stage's work for this run, owning what it needs, to run now or beside other
 /// stages.
-pub fn identity_work(
+pub(crate) fn identity_work(
     runner: &Runner<'_>,
     cfg: &Config,
     resolved: &Resolved,
@@ -301,7 +301,7 @@ pub fn identity_work(
 
 /// What GetCallerIdentity found: the identity and the clock offset, or nothing (a preflight
 /// that could not reach STS).
-pub type IdentityFound = Option<(crate::report::Identity, Option<i64>)>;
+pub(crate) type IdentityFound = Option<(crate::report::Identity, Option<i64>)>;
 
 /// GetCallerIdentity and what it tells.
 async fn ask_identity(
@@ -384,7 +384,7 @@ async fn ask_identity(
 
 /// Records the identity stage from its work (run now or earlier), and what it learned for the
 /// auth diagnosis.
-pub async fn identity_settle(
+pub(crate) async fn identity_settle(
     runner: &mut Runner<'_>,
     cfg: &Config,
     work: impl std::future::Future<Output = crate::runner::Timed<IdentityFound>>,
@@ -412,7 +412,7 @@ pub async fn identity_settle(
 /// What STS issues: a key id of capitals and digits, a secret and a token of base64. Anything
 /// else in an AssumeRole answer is refused, so that what `assume` prints is inert in any shell
 /// or env file that reads it.
-pub fn sts_shaped(creds: &Credentials) -> Result<(), Diagnosis> {
+pub(crate) fn sts_shaped(creds: &Credentials) -> Result<(), Diagnosis> {
     let base64 = |s: &str| {
         !s.is_empty()
             && s.len() <= 8192

@@ -25,7 +25,7 @@ use crate::runner::{timed, Passed, Runner, Speculative, Timed};
 use crate::timing::{DRIVER_CONNECT_TIMEOUT, MARGIN};
 
 /// ping, list-collections, roundtrip: every stage; returns None where a stage failed.
-pub async fn run(
+pub(crate) async fn run(
     runner: &mut Runner<'_>,
     cfg: &Config,
     command: ProbeCommand,

@@ -12,7 +12,7 @@ use crate::runner::Runner;
 use crate::secret::Secret;
 use crate::uri;
 
-pub async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
+pub(crate) async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
     // What the string is built from, or the string to check: decided in the config stage.
     let (base, parsed_findings) = match &cfg.target {
         Target::None => {

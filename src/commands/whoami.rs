@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::diagnosis::Stage;
 use crate::runner::Runner;
 
-pub async fn run(runner: &mut Runner<'_>, cfg: &Config) {
+pub(crate) async fn run(runner: &mut Runner<'_>, cfg: &Config) {
     runner.plan([Stage::Credentials, Stage::Identity]);
     if cfg.atlas.is_some() {
         runner.plan([Stage::Atlas]);

@@ -450,7 +450,7 @@ pub(crate) fn key_warnings(creds: &Credentials) -> Vec<String> {
 /// A character no key, secret or token can hold: STS issues printable ASCII only, and the SDK
 /// cannot put anything else in a request header (a key id with a CR panics inside its signer).
 /// A CRLF-mangled key from a Windows editor is exactly what needs naming.
-pub fn check_characters(creds: &Credentials, source: &Source) -> Result<(), Diagnosis> {
+pub(super) fn check_characters(creds: &Credentials, source: &Source) -> Result<(), Diagnosis> {
     let parts = [
         ("access key id", Some(creds.access_key_id())),
         ("secret access key", Some(creds.secret_access_key())),

@@ -16,10 +16,10 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 
 /// The most an AWS reply body may hold.
-pub const MAX_BODY: usize = 1024 * 1024;
+pub(super) const MAX_BODY: usize = 1024 * 1024;
 
 /// The capped client, made once (it holds the connection pool).
-pub fn client() -> Option<SharedHttpClient> {
+pub(super) fn client() -> Option<SharedHttpClient> {
     static CLIENT: OnceLock<Option<SharedHttpClient>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {

@@ -2,13 +2,13 @@
 //! calls (`sts`), the classification of their refusals (`classify`) and the reading of trust
 //! policies that explains a denied AssumeRole (`trust`).
 
-pub mod chain;
-pub mod classify;
-pub mod http;
-pub mod process;
-pub mod sources;
-pub mod sts;
-pub mod trust;
+mod chain;
+mod classify;
+mod http;
+mod process;
+mod sources;
+mod sts;
+mod trust;
 
 use std::fmt;
 use std::time::SystemTime;

@@ -15,20 +15,20 @@ use aws_credential_types::Credentials;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// What the helper may print: credentials are a few kilobytes.
-pub const MAX_STDOUT: usize = 64 * 1024;
+pub(super) const MAX_STDOUT: usize = 64 * 1024;
 /// What is kept of its stderr, for the diagnosis.
-pub const MAX_STDERR: usize = 16 * 1024;
+pub(super) const MAX_STDERR: usize = 16 * 1024;
 /// How long output may still come once the helper itself has exited.
 const AFTER_EXIT: Duration = Duration::from_millis(200);
 
 #[derive(Debug)]
-pub struct CredentialProcess {
+pub(super) struct CredentialProcess {
     command: String,
     budget: Duration,
 }
 
 impl CredentialProcess {
-    pub fn new(command: &str, budget: Duration) -> CredentialProcess {
+    pub(super) fn new(command: &str, budget: Duration) -> CredentialProcess {
         CredentialProcess {
             command: command.to_string(),
             budget,
@@ -151,7 +151,7 @@ async fn run(command: &str, budget: Duration) -> provider::Result {
 }
 
 /// The helper's JSON, as the SDK reads it.
-pub fn parse(stdout: &[u8]) -> provider::Result {
+pub(super) fn parse(stdout: &[u8]) -> provider::Result {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Output {

@@ -14,7 +14,7 @@ use crate::diagnosis::{Diagnosis, Kind};
 use crate::files::{read_regular_text, MAX_FILE_BYTES};
 
 /// Before the provider of `source` is asked: what can be told from here.
-pub fn precheck(source: &Source, env: &Env) -> Result<(), Diagnosis> {
+pub(super) fn precheck(source: &Source, env: &Env) -> Result<(), Diagnosis> {
     match source {
         Source::WebIdentity => web_identity(env),
         Source::Container => container_token_file(env),
@@ -64,7 +64,7 @@ fn web_identity(env: &Env) -> Result<(), Diagnosis> {
 }
 
 /// The `exp` claim of a JWT (seconds since the epoch), when the token is one.
-pub fn jwt_expiry(token: &str) -> Option<i64> {
+pub(super) fn jwt_expiry(token: &str) -> Option<i64> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
@@ -96,7 +96,7 @@ const CREDENTIAL_SOURCES: [&str; 3] = ["Environment", "Ec2InstanceMetadata", "Ec
 /// `credential_source`, checked before the SDK is asked: both keys in one profile, a misspelt
 /// source, or a source with nothing configured. Returns the source the chain starts from, so that
 /// its failure can be explained as that source's.
-pub fn credential_source(
+pub(super) fn credential_source(
     name: &str,
     set: &aws_config::profile::ProfileSet,
     env: &Env,
@@ -209,7 +209,7 @@ fn named_source(profile: &str, src: &str, env: &Env) -> Result<Source, Diagnosis
 
 /// After `source` failed (or gave nothing) with `text`: a precise diagnosis, when one can be
 /// made.
-pub async fn explain(source: &Source, env: &Env, text: &str) -> Option<Diagnosis> {
+pub(super) async fn explain(source: &Source, env: &Env, text: &str) -> Option<Diagnosis> {
     let lower = text.to_ascii_lowercase();
     match source {
         Source::Imds if lower.contains("timeout") || lower.contains("timed out") => {
@@ -306,7 +306,7 @@ async fn metadata_answers(endpoint: &str) -> Option<u16> {
 
 /// The sources configured in the environment that `won` hid: a leftover key hiding a pod's
 /// web identity is the classic.
-pub fn shadowed(won: &Source, env: &Env) -> Vec<String> {
+pub(super) fn shadowed(won: &Source, env: &Env) -> Vec<String> {
     if *won != Source::Environment {
         return Vec::new();
     }

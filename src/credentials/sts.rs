@@ -80,7 +80,7 @@ impl aws_sdk_sts::config::Intercept for DateCapture {
 }
 
 /// Local time minus the HTTP date, in seconds.
-pub fn clock_offset(http_date: &str, local: SystemTime) -> Option<i64> {
+pub(super) fn clock_offset(http_date: &str, local: SystemTime) -> Option<i64> {
     let sts = aws_smithy_types::DateTime::from_str(
         http_date,
         aws_smithy_types::date_time::Format::HttpDate,

@@ -23,7 +23,7 @@ use crate::secret::encode_component;
 
 /// What the identity stage learned, for the auth diagnosis.
 #[derive(Clone, Debug, Default)]
-pub struct IdentityFacts {
+pub(crate) struct IdentityFacts {
     pub caller_arn: Option<String>,
     /// The database user Atlas looks up.
     pub atlas_user_arn: Option<String>,
@@ -38,10 +38,10 @@ pub struct IdentityFacts {
 }
 
 /// Beyond this, drivers' signatures (made with the raw clock) are at risk; STS refuses beyond 900.
-pub const SKEW_SUSPECT_SECS: i64 = 300;
+pub(crate) const SKEW_SUSPECT_SECS: i64 = 300;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureKind {
+pub(crate) enum FailureKind {
     Authentication,
     ServerSelection,
     Command,
@@ -51,7 +51,7 @@ pub enum FailureKind {
 
 /// A driver error, reduced to what classification needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DriverFailure {
+pub(crate) struct DriverFailure {
     pub kind: FailureKind,
     /// The server's code and message, for a refusal the server sent.
     pub code: Option<i32>,
@@ -73,7 +73,7 @@ fn server_refusal(e: &DriverError) -> Option<(i32, String)> {
 }
 
 impl DriverFailure {
-    pub fn of(e: &DriverError) -> DriverFailure {
+    pub(crate) fn of(e: &DriverError) -> DriverFailure {
         let kind = match e.kind.as_ref() {
             ErrorKind::Authentication { .. } => FailureKind::Authentication,
             ErrorKind::ServerSelection { .. } => FailureKind::ServerSelection,
@@ -186,7 +186,7 @@ fn missing_user(looked_up: Option<&str>, facts: &IdentityFacts, how: &str) -> Di
 }
 
 /// Turns the failure of the auth stage into a diagnosis, using what the identity stage learned.
-pub fn classify_auth(f: &DriverFailure, facts: &IdentityFacts) -> Diagnosis {
+pub(crate) fn classify_auth(f: &DriverFailure, facts: &IdentityFacts) -> Diagnosis {
     let skewed = facts.clock_offset.filter(|o| o.abs() >= SKEW_SUSPECT_SECS);
     match (f.kind, f.code, f.server_message.as_deref()) {
         (FailureKind::Authentication, Some(ATLAS_AUTHENTICATION_FAILED), _) => match skewed {
@@ -233,14 +233,14 @@ pub fn classify_auth(f: &DriverFailure, facts: &IdentityFacts) -> Diagnosis {
     }
 }
 
-pub struct Session {
+pub(crate) struct Session {
     pub client: mongodb::Client,
     pub db: String,
 }
 
 /// The driver's connection string for the resolved hosts: credential-free, MONGODB-AWS on
 /// $external, TLS as the target says, the TXT and URI options kept.
-pub fn driver_uri(target: &Destination, resolved: &Seedlist) -> String {
+pub(crate) fn driver_uri(target: &Destination, resolved: &Seedlist) -> String {
     let hosts: Vec<String> = resolved.hosts.iter().map(|h| h.to_string()).collect();
     let mut uri = format!(
         "mongodb://{}/{}?authSource=%24external&authMechanism=MONGODB-AWS&tls={}",
@@ -298,10 +298,10 @@ fn refused_options(e: &mongodb::error::Error) -> Diagnosis {
 /// When the driver's first connection was established and authenticated (its CMAP
 /// ConnectionReady event): MONGODB-AWS passed then.
 #[derive(Clone, Default)]
-pub struct ReadyAt(Arc<OnceLock<Instant>>);
+pub(crate) struct ReadyAt(Arc<OnceLock<Instant>>);
 
 impl ReadyAt {
-    pub fn get(&self) -> Option<Instant> {
+    pub(crate) fn get(&self) -> Option<Instant> {
         self.0.get().copied()
     }
 }
@@ -309,7 +309,7 @@ impl ReadyAt {
 /// The official driver's client for the resolved hosts, MONGODB-AWS with the credentials handed
 /// over through `aws_credential_provider`. It connects when the command runs: authentication is
 /// proven by the command itself (no extra round trip), and `ReadyAt` tells when it passed.
-pub async fn open_client(
+pub(crate) async fn open_client(
     target: &Destination,
     resolved: &Seedlist,
     creds: Credentials,
@@ -342,7 +342,7 @@ pub async fn open_client(
 /// authenticated; otherwise the command's failure, classified as an authentication failure
 /// (`role_path` is asked only when Atlas has no user for an assumed role whose path is not
 /// known, so that the hint names the path the session ARN dropped).
-pub async fn auth_outcome(
+pub(crate) async fn auth_outcome(
     started: Instant,
     ready: Option<Instant>,
     failure: Option<&DriverFailure>,

@@ -15,14 +15,14 @@ use crate::report::{Latency, Operations};
 use crate::runner::Passed;
 
 /// Which database role a command needs.
-pub fn role_needed(command: &str, db: &str) -> String {
+pub(crate) fn role_needed(command: &str, db: &str) -> String {
     match command {
         "roundtrip" => format!("readWrite@{db}"),
         _ => format!("read@{db}"),
     }
 }
 
-pub fn classify_command(
+pub(crate) fn classify_command(
     f: &DriverFailure,
     command: &str,
     db: &str,
@@ -63,14 +63,14 @@ pub fn classify_command(
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProbeCommand {
+pub(crate) enum ProbeCommand {
     Ping,
     ListCollections,
     Roundtrip,
 }
 
 impl ProbeCommand {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ProbeCommand::Ping => "ping",
             ProbeCommand::ListCollections => "list-collections",
@@ -79,7 +79,7 @@ impl ProbeCommand {
     }
 
     /// What the command needs of the database user (judged from the Admin API's facts).
-    pub fn need(self) -> crate::atlas::Need {
+    pub(crate) fn need(self) -> crate::atlas::Need {
         match self {
             ProbeCommand::Ping => crate::atlas::Need::Nothing,
             ProbeCommand::ListCollections => crate::atlas::Need::Read,
@@ -90,7 +90,7 @@ impl ProbeCommand {
 
 use crate::timing::millis;
 
-pub fn summarize(cold: Duration, samples: &[Duration], ops: Option<Operations>) -> Latency {
+pub(crate) fn summarize(cold: Duration, samples: &[Duration], ops: Option<Operations>) -> Latency {
     let mut ms: Vec<f64> = samples.iter().map(|d| millis(*d)).collect();
     let samples_ms = ms.clone();
     ms.sort_by(|a, b| a.total_cmp(b));
@@ -112,27 +112,27 @@ pub fn summarize(cold: Duration, samples: &[Duration], ops: Option<Operations>) 
 }
 
 #[derive(Clone)]
-pub struct CommandOptions {
+pub(crate) struct CommandOptions {
     pub command: ProbeCommand,
     pub collection: String,
     pub count: u32,
     pub interval: Duration,
 }
 
-pub struct CommandResult {
-    pub detail: String,
-    pub latency: Latency,
-}
-
 /// Why the command did not pass: the driver's failure (classified later, with what the identity
 /// stage learned), or a diagnosis already made.
-pub enum CommandFailure {
+pub(crate) enum CommandFailure {
     Driver(DriverFailure),
     Other(Diagnosis),
 }
 
 impl CommandFailure {
-    pub fn classify(self, opts: &CommandOptions, db: &str, facts: &IdentityFacts) -> Diagnosis {
+    pub(crate) fn classify(
+        self,
+        opts: &CommandOptions,
+        db: &str,
+        facts: &IdentityFacts,
+    ) -> Diagnosis {
         match self {
             CommandFailure::Driver(f) => {
                 classify_command(&f, opts.command.name(), db, &opts.collection, facts)
@@ -145,7 +145,7 @@ impl CommandFailure {
 /// Runs the command `count` times over a client that has not connected yet: the first run
 /// connects and authenticates (its whole time is `cold`; its sample is the time from the
 /// connection being ready).
-pub async fn command_stage(
+pub(crate) async fn command_stage(
     session: &Session,
     opts: &CommandOptions,
     started: Instant,

@@ -2,13 +2,13 @@
 //! turned into a diagnosis: `target` (what to connect to), `dns`, `tcp`, `tls` (with a hello,
 //! see `wire`), `auth` (the official driver with MONGODB-AWS) and `command`.
 
-pub mod auth;
-pub mod command;
+pub(crate) mod auth;
+pub(crate) mod command;
 pub mod dns;
-pub mod roundtrip;
+pub(crate) mod roundtrip;
 pub mod target;
-pub mod tcp;
-pub mod tls;
+pub(crate) mod tcp;
+pub(crate) mod tls;
 pub mod wire;
 
 pub use target::{target, Destination, HostPort, DEFAULT_PORT};

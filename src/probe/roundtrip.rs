@@ -18,7 +18,7 @@ use crate::report::Operations;
 use crate::timing::millis;
 
 /// How long the cleanup may take past --timeout.
-pub use crate::timing::CLEANUP_BUDGET;
+pub(crate) use crate::timing::CLEANUP_BUDGET;
 
 #[derive(Default)]
 struct State {
@@ -32,7 +32,7 @@ struct State {
 /// What the roundtrip leaves to clean up; shared with the pipeline so that it survives the
 /// command stage being cancelled.
 #[derive(Clone, Default)]
-pub struct Probe(Arc<Mutex<State>>);
+pub(crate) struct Probe(Arc<Mutex<State>>);
 
 impl Probe {
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -42,12 +42,12 @@ impl Probe {
         }
     }
 
-    pub fn pending(&self) -> Vec<ObjectId> {
+    pub(crate) fn pending(&self) -> Vec<ObjectId> {
         self.with(|s| s.pending.clone())
     }
 }
 
-pub enum Failure {
+pub(crate) enum Failure {
     Driver(DriverError),
     /// Inserted, but the delete removed nothing.
     NotDeleted(ObjectId),
@@ -72,7 +72,7 @@ fn collection(session: &Session, name: &str) -> Collection<Document> {
 }
 
 /// Insert a tagged document, read it back, delete it.
-pub async fn once(
+pub(crate) async fn once(
     session: &Session,
     name: &str,
     probe: &Probe,
@@ -139,7 +139,7 @@ pub async fn once(
     Ok((ops, note))
 }
 
-pub fn not_deleted(db: &str, coll: &str, id: ObjectId) -> Diagnosis {
+pub(crate) fn not_deleted(db: &str, coll: &str, id: ObjectId) -> Diagnosis {
     Diagnosis::new(
         Kind::CommandFailed,
         format!(
@@ -156,7 +156,7 @@ pub fn not_deleted(db: &str, coll: &str, id: ObjectId) -> Diagnosis {
 }
 
 /// What the cleanup achieved.
-pub struct Cleanup {
+pub(crate) struct Cleanup {
     /// Probe documents that may remain (the delete failed or removed nothing).
     pub remaining: Vec<ObjectId>,
     /// Documents deleted by the cleanup (after a failure or a cut).
@@ -169,7 +169,12 @@ pub struct Cleanup {
 /// fresh connection when the old one was lost); drops the collection if this run created it and
 /// it is empty. (Another client may insert between the count and the drop: MongoDB has no
 /// drop-if-empty; a concurrent roundtrip then finds its document gone and says so.)
-pub async fn cleanup(session: &Session, name: &str, probe: &Probe, budget: Duration) -> Cleanup {
+pub(crate) async fn cleanup(
+    session: &Session,
+    name: &str,
+    probe: &Probe,
+    budget: Duration,
+) -> Cleanup {
     let coll = collection(session, name);
     let mut result = Cleanup {
         remaining: probe.pending(),

@@ -136,7 +136,7 @@ pub(crate) async fn connect(h: &HostPort, budget: Duration) -> Result<TcpStream,
 
 /// Connects to every host; the connections are handed on to the tls stage (none is opened only
 /// to be closed).
-pub async fn tcp_stage(
+pub(crate) async fn tcp_stage(
     hosts: &[HostPort],
     budget: Duration,
 ) -> Result<Passed<Vec<(HostPort, TcpStream)>>, Diagnosis> {

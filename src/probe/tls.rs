@@ -17,7 +17,9 @@ use crate::diagnosis::{Diagnosis, Kind};
 use crate::report::{CertificateFacts, Facts, HostFacts};
 use crate::runner::Passed;
 
-pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Diagnosis> {
+pub(crate) fn client_config(
+    ca_file: Option<&Path>,
+) -> Result<Arc<rustls::ClientConfig>, Diagnosis> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -167,7 +169,7 @@ fn tls_failure(h: &HostPort, e: &std::io::Error, ca_file: Option<&Path>) -> Diag
 }
 
 /// TLS and a hello over the connections the tcp stage opened.
-pub async fn tls_stage(
+pub(crate) async fn tls_stage(
     connections: Vec<(HostPort, TcpStream)>,
     tls: bool,
     ca_file: Option<&Path>,

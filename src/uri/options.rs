@@ -117,7 +117,7 @@ const CLIENT_CERT: Effect = Effect::Differs(
 );
 
 /// Every option the specifications define, with the deprecated spellings drivers still read.
-pub static OPTIONS: &[Spec] = &[
+pub(super) static OPTIONS: &[Spec] = &[
     spec(
         "appName",
         Ty::Str,
@@ -250,7 +250,7 @@ pub fn lookup(key: &str) -> Option<&'static Spec> {
 }
 
 /// The specification an option of this name belongs to (its replacement's, for a deprecated one).
-pub fn canonical(spec: &'static Spec) -> &'static Spec {
+pub(super) fn canonical(spec: &'static Spec) -> &'static Spec {
     spec.replaced_by.and_then(lookup).unwrap_or(spec)
 }
 
@@ -260,7 +260,7 @@ pub fn canonical_name(spec: &'static Spec) -> &'static str {
 }
 
 /// Why a value is not one the specification accepts, or None when it is.
-pub fn bad_value(ty: Ty, value: &str) -> Option<String> {
+pub(super) fn bad_value(ty: Ty, value: &str) -> Option<String> {
     let int = |v: &str| v.parse::<i64>().ok();
     match ty {
         Ty::Str => None,

@@ -66,7 +66,7 @@ fn bad_userinfo(why: &str) -> Diagnosis {
     )
 }
 
-pub fn parse(uri: &str) -> Result<ParsedUri, Diagnosis> {
+pub(super) fn parse(uri: &str) -> Result<ParsedUri, Diagnosis> {
     let (srv, rest) = if let Some(r) = uri.strip_prefix("mongodb://") {
         (false, r)
     } else if let Some(r) = uri.strip_prefix("mongodb+srv://") {

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 #[allow(unused_imports)] // each test binary uses a part
-pub use atlas_iam_testkit::moto::{Keys, ACCOUNT};
+pub(crate) use atlas_iam_testkit::moto::{Keys, ACCOUNT};
 
 /// moto (STS and IAM) provisioned for the credential tests, killed when dropped: `alice` is
 /// trusted by `role_arn` and may assume it (and only it); `mallory` may assume any role but is
 /// not trusted by this one. Signatures and policies are enforced.
-pub struct Moto {
+pub(crate) struct Moto {
     _moto: atlas_iam_testkit::moto::Moto,
     pub endpoint: String,
     pub alice: Keys,
@@ -22,7 +22,7 @@ pub struct Moto {
 }
 
 impl Moto {
-    pub fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         use atlas_iam_testkit::moto::{role_arn, user_arn};
         let moto = atlas_iam_testkit::moto::Moto::start().unwrap_or_else(|e| panic!("{e:#}"));
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -51,7 +51,7 @@ impl Moto {
     }
 
     /// The environment that points the AWS SDK at this moto.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL_STS", self.endpoint.clone()),
             ("AWS_ENDPOINT_URL_IAM", self.endpoint.clone()),
@@ -60,18 +60,18 @@ impl Moto {
     }
 }
 
-pub fn project_root() -> PathBuf {
+pub(crate) fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The atlas-iam binary with a clean environment: no HOME config, no AWS_*, IMDS off, no colour,
 /// run in an empty directory (so no .env is picked up).
-pub struct Cli {
+pub(crate) struct Cli {
     cmd: Command,
     pub dir: tempfile::TempDir,
 }
 
-pub struct Output {
+pub(crate) struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -102,7 +102,7 @@ fn conforms(report: serde_json::Value) -> serde_json::Value {
 }
 
 impl Output {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         conforms(serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not one JSON document ({e}):\n{}\n--- stderr\n{}",
@@ -111,7 +111,7 @@ impl Output {
         }))
     }
 
-    pub fn json_stderr(&self) -> serde_json::Value {
+    pub(crate) fn json_stderr(&self) -> serde_json::Value {
         conforms(
             serde_json::from_str(&self.stderr).unwrap_or_else(|e| {
                 panic!("stderr is not one JSON document ({e}):\n{}", self.stderr)
@@ -121,7 +121,7 @@ impl Output {
 
     /// Neither stream holds any of these (secrets, full key ids), nor a panic: not raw, not
     /// percent-encoded in either case, not JSON-escaped.
-    pub fn assert_absent(&self, secrets: &[&str]) {
+    pub(crate) fn assert_absent(&self, secrets: &[&str]) {
         let forms: Vec<String> = secrets
             .iter()
             .filter(|s| !s.is_empty())
@@ -142,13 +142,13 @@ impl Output {
         assert!(!self.stderr.contains("panicked"), "panic:\n{}", self.stderr);
     }
 
-    pub fn all(&self) -> String {
+    pub(crate) fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 }
 
 /// A secret as it may appear: raw, percent-encoded (upper and lower case hex), JSON-escaped.
-pub fn encodings(secret: &str) -> Vec<String> {
+pub(crate) fn encodings(secret: &str) -> Vec<String> {
     let encoded: String = secret
         .bytes()
         .map(|b| {
@@ -171,12 +171,12 @@ pub fn encodings(secret: &str) -> Vec<String> {
     forms
 }
 
-pub fn atlas_iam() -> Cli {
+pub(crate) fn atlas_iam() -> Cli {
     atlas_iam_via(&[])
 }
 
 /// The binary run through a wrapper (faketime, unshare), which must be installed.
-pub fn atlas_iam_via(prefix: &[&str]) -> Cli {
+pub(crate) fn atlas_iam_via(prefix: &[&str]) -> Cli {
     let dir = tempfile::tempdir().expect("temp dir");
     let bin = env!("CARGO_BIN_EXE_atlas-iam");
     let mut cmd = match prefix.split_first() {
@@ -203,7 +203,7 @@ pub fn atlas_iam_via(prefix: &[&str]) -> Cli {
 }
 
 impl Cli {
-    pub fn args<I, S>(mut self, args: I) -> Self
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
@@ -212,43 +212,43 @@ impl Cli {
         self
     }
 
-    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+    pub(crate) fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.cmd.env(key, value);
         self
     }
 
-    pub fn env_remove(mut self, key: &str) -> Self {
+    pub(crate) fn env_remove(mut self, key: &str) -> Self {
         self.cmd.env_remove(key);
         self
     }
 
     /// Runs the binary as a child process the test controls (for signals).
-    pub fn spawn(mut self) -> (std::process::Child, tempfile::TempDir) {
+    pub(crate) fn spawn(mut self) -> (std::process::Child, tempfile::TempDir) {
         self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = self.cmd.spawn().expect("spawn atlas-iam");
         (child, self.dir)
     }
 
-    pub fn envs(mut self, vars: Vec<(&'static str, String)>) -> Self {
+    pub(crate) fn envs(mut self, vars: Vec<(&'static str, String)>) -> Self {
         self.cmd.envs(vars);
         self
     }
 
-    pub fn keys(self, keys: &Keys) -> Self {
+    pub(crate) fn keys(self, keys: &Keys) -> Self {
         self.env("AWS_ACCESS_KEY_ID", &keys.id)
             .env("AWS_SECRET_ACCESS_KEY", &keys.secret)
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    pub fn write(self, name: &str, content: &str) -> Self {
+    pub(crate) fn write(self, name: &str, content: &str) -> Self {
         std::fs::write(self.dir.path().join(name), content).expect("write file");
         self
     }
 
-    pub fn run(mut self) -> Output {
+    pub(crate) fn run(mut self) -> Output {
         let program = self.cmd.get_program().to_string_lossy().into_owned();
         let out = self.cmd.output().unwrap_or_else(|e| {
             panic!(
@@ -265,7 +265,7 @@ impl Cli {
 }
 
 /// The failed stage and diagnosis of a JSON report.
-pub fn failure(report: &serde_json::Value) -> (String, String) {
+pub(crate) fn failure(report: &serde_json::Value) -> (String, String) {
     let stages = report["stages"].as_array().expect("stages");
     let failed = stages
         .iter()
@@ -280,16 +280,16 @@ pub fn failure(report: &serde_json::Value) -> (String, String) {
     )
 }
 
-pub use atlas_iam::diagnosis::Stage;
+pub(crate) use atlas_iam::diagnosis::Stage;
 
 impl Output {
     /// A stage of the JSON report, looked up by name.
-    pub fn stage(&self, stage: Stage) -> serde_json::Value {
+    pub(crate) fn stage(&self, stage: Stage) -> serde_json::Value {
         stage_of(&self.json(), stage)
     }
 
     /// The (stage, status) pairs of the JSON report, in order.
-    pub fn statuses(&self) -> Vec<(String, String)> {
+    pub(crate) fn statuses(&self) -> Vec<(String, String)> {
         self.json()["stages"]
             .as_array()
             .expect("stages")
@@ -305,7 +305,7 @@ impl Output {
 }
 
 /// A stage of a JSON report, looked up by name.
-pub fn stage_of(report: &serde_json::Value, stage: Stage) -> serde_json::Value {
+pub(crate) fn stage_of(report: &serde_json::Value, stage: Stage) -> serde_json::Value {
     report["stages"]
         .as_array()
         .and_then(|all| all.iter().find(|s| s["stage"] == stage.name()).cloned())
@@ -318,7 +318,7 @@ pub fn stage_of(report: &serde_json::Value, stage: Stage) -> serde_json::Value {
 /// the kind, the exit code and that later stages were skipped; the text must say what `says`
 /// names; neither stream may hold a hidden value or a panic. Returns the JSON run's output.
 #[must_use = "a Test checks nothing until .run()"]
-pub struct Test<'a> {
+pub(crate) struct Test<'a> {
     make: Box<dyn Fn() -> Cli + 'a>,
     args: Vec<String>,
     failure: Option<(Stage, String)>,
@@ -328,7 +328,7 @@ pub struct Test<'a> {
 }
 
 impl<'a> Test<'a> {
-    pub fn new(make: impl Fn() -> Cli + 'a) -> Self {
+    pub(crate) fn new(make: impl Fn() -> Cli + 'a) -> Self {
         Test {
             make: Box::new(make),
             args: Vec::new(),
@@ -339,7 +339,7 @@ impl<'a> Test<'a> {
         }
     }
 
-    pub fn args<I, S>(mut self, args: I) -> Self
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -350,35 +350,35 @@ impl<'a> Test<'a> {
     }
 
     /// Every stage passes (or warns), exit 0.
-    pub fn passes(mut self) -> Self {
+    pub(crate) fn passes(mut self) -> Self {
         self.exit = Some(0);
         self
     }
 
-    pub fn fails_at(mut self, stage: Stage, kind: &str) -> Self {
+    pub(crate) fn fails_at(mut self, stage: Stage, kind: &str) -> Self {
         self.failure = Some((stage, kind.to_string()));
         self
     }
 
-    pub fn exit(mut self, code: i32) -> Self {
+    pub(crate) fn exit(mut self, code: i32) -> Self {
         self.exit = Some(code);
         self
     }
 
     /// The human output says this (on the report's stream).
-    pub fn says(mut self, text: &str) -> Self {
+    pub(crate) fn says(mut self, text: &str) -> Self {
         self.says.push(text.to_string());
         self
     }
 
     /// Neither stream of either run holds any of these.
-    pub fn hides<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
+    pub(crate) fn hides<S: AsRef<str>>(mut self, secrets: &[S]) -> Self {
         self.hides
             .extend(secrets.iter().map(|s| s.as_ref().to_string()));
         self
     }
 
-    pub fn run(self) -> Output {
+    pub(crate) fn run(self) -> Output {
         let exit = self
             .exit
             .unwrap_or_else(|| panic!("state .exit(N) or .passes() for {:?}", self.args));

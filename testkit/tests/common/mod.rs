@@ -11,13 +11,13 @@ use atlas_iam_testkit::stack::SessionKeys;
 use atlas_iam_testkit::Stack;
 use serde_json::Value;
 
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Credentials as the environment gives them to a driver.
 #[derive(Clone)]
-pub struct Creds {
+pub(crate) struct Creds {
     pub id: String,
     pub secret: String,
     pub token: Option<String>,
@@ -43,7 +43,7 @@ impl From<&SessionKeys> for Creds {
     }
 }
 
-pub type Client = fn(&Stack, &Creds, &str) -> Value;
+pub(crate) type Client = fn(&Stack, &Creds, &str) -> Value;
 
 fn client_env(cmd: &mut Command, stack: &Stack, creds: &Creds) {
     cmd.env_clear()
@@ -69,7 +69,7 @@ fn parse(out: std::process::Output, who: &str) -> Value {
     })
 }
 
-pub fn pymongo(stack: &Stack, creds: &Creds, ops: &str) -> Value {
+pub(crate) fn pymongo(stack: &Stack, creds: &Creds, ops: &str) -> Value {
     let python = root().join(".venv/bin/python");
     assert!(
         python.exists(),
@@ -84,7 +84,7 @@ pub fn pymongo(stack: &Stack, creds: &Creds, ops: &str) -> Value {
     parse(cmd.output().expect("run python"), "pymongo")
 }
 
-pub fn node(stack: &Stack, creds: &Creds, ops: &str) -> Value {
+pub(crate) fn node(stack: &Stack, creds: &Creds, ops: &str) -> Value {
     let modules = root().join("node_modules");
     assert!(
         modules.join("mongodb").exists() && modules.join("aws4").exists(),
@@ -101,11 +101,17 @@ pub fn node(stack: &Stack, creds: &Creds, ops: &str) -> Value {
 }
 
 /// The Rust driver, given the credentials through `Credential.aws_credential_provider`.
-pub fn rust(stack: &Stack, creds: &Creds, ops: &str) -> Value {
+pub(crate) fn rust(stack: &Stack, creds: &Creds, ops: &str) -> Value {
     rust_with(stack, &stack.uri(), creds, ops, Duration::from_secs(5))
 }
 
-pub fn rust_with(stack: &Stack, uri: &str, creds: &Creds, ops: &str, timeout: Duration) -> Value {
+pub(crate) fn rust_with(
+    stack: &Stack,
+    uri: &str,
+    creds: &Creds,
+    ops: &str,
+    timeout: Duration,
+) -> Value {
     use mongodb::bson::doc;
     let creds = creds.clone();
     let uri = uri.to_string();
@@ -186,7 +192,7 @@ pub fn rust_with(stack: &Stack, uri: &str, creds: &Creds, ops: &str, timeout: Du
     })
 }
 
-pub fn assert_refused(who: &str, r: &Value, code: i64, text: &str) {
+pub(crate) fn assert_refused(who: &str, r: &Value, code: i64, text: &str) {
     assert_eq!(r["ok"], false, "{who}: {r}");
     assert!(
         r["message"].as_str().unwrap_or_default().contains(text),
@@ -195,7 +201,7 @@ pub fn assert_refused(who: &str, r: &Value, code: i64, text: &str) {
     assert_eq!(r["code"], code, "{who}: {r}");
 }
 
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
