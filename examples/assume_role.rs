@@ -17,7 +17,7 @@
 //! `assume-role-example`), `EXTERNAL_ID` (optional), `DB` (default `test`). The starting
 //! credentials come from the AWS default chain.
 
-use std::error::Error;
+use anyhow::{anyhow, Context};
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -26,9 +26,9 @@ use mongodb::options::{AuthMechanism, ClientOptions};
 use mongodb::Client;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
-    let uri = std::env::var("MONGODB_URI").map_err(|_| "set MONGODB_URI")?;
-    let role = std::env::var("ROLE_ARN").map_err(|_| "set ROLE_ARN")?;
+async fn main() -> anyhow::Result<()> {
+    let uri = std::env::var("MONGODB_URI").context("set MONGODB_URI")?;
+    let role = std::env::var("ROLE_ARN").context("set ROLE_ARN")?;
     let session = std::env::var("SESSION_NAME").unwrap_or_else(|_| "assume-role-example".into());
     let db = std::env::var("DB").unwrap_or_else(|_| "test".into());
 
@@ -42,7 +42,9 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     let mut options = ClientOptions::parse(&uri).await?;
     let mut credential = options.credential.take().unwrap_or_default();
     if credential.username.is_some() || credential.password.is_some() {
-        return Err("MONGODB_URI carries credentials: remove them, the provider gives them".into());
+        return Err(anyhow!(
+            "MONGODB_URI carries credentials: remove them, the provider gives them"
+        ));
     }
     credential.mechanism = Some(AuthMechanism::MongoDbAws);
     credential.source = Some("$external".to_string());

@@ -23,7 +23,7 @@
 //! `REFRESH_BEFORE_SECONDS` (default 300: refresh this long before expiry); `INVOCATIONS`
 //! (default 3) and `PAUSE_SECONDS` (default 0) between them.
 
-use std::error::Error;
+use anyhow::{anyhow, Context};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -35,7 +35,7 @@ use mongodb::options::{AuthMechanism, ClientOptions};
 use mongodb::Client;
 use tokio::sync::{Mutex, OnceCell};
 
-type AnyError = Box<dyn Error + Send + Sync>;
+type AnyError = anyhow::Error;
 
 /// Caches the inner provider's credentials until `early` before they expire.
 #[derive(Debug)]
@@ -73,7 +73,7 @@ fn env_secs(name: &str, default: u64) -> Result<u64, AnyError> {
     match std::env::var(name) {
         Ok(v) => Ok(v
             .parse()
-            .map_err(|_| format!("{name} must be a number of seconds"))?),
+            .map_err(|_| anyhow!("{name} must be a number of seconds"))?),
         Err(_) => Ok(default),
     }
 }
@@ -97,7 +97,7 @@ async fn provider() -> Result<&'static Refreshing, AnyError> {
                 }
                 Err(_) => sdk
                     .credentials_provider()
-                    .ok_or("no AWS credentials provider: set AWS credentials")?,
+                    .context("no AWS credentials provider: set AWS credentials")?,
             };
             Ok::<_, AnyError>(Refreshing {
                 inner,
@@ -114,13 +114,13 @@ async fn client() -> Result<&'static Client, AnyError> {
     static CLIENT: OnceCell<Client> = OnceCell::const_new();
     CLIENT
         .get_or_try_init(|| async {
-            let uri = std::env::var("MONGODB_URI").map_err(|_| "set MONGODB_URI")?;
+            let uri = std::env::var("MONGODB_URI").context("set MONGODB_URI")?;
             let mut options = ClientOptions::parse(&uri).await?;
             let mut credential = options.credential.take().unwrap_or_default();
             if credential.username.is_some() || credential.password.is_some() {
-                return Err(
-                    "MONGODB_URI carries credentials: remove them, the provider gives them".into(),
-                );
+                return Err(anyhow!(
+                    "MONGODB_URI carries credentials: remove them, the provider gives them"
+                ));
             }
             credential.mechanism = Some(AuthMechanism::MongoDbAws);
             credential.source = Some("$external".to_string());

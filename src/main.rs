@@ -4,6 +4,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use atlas_iam::cli::Cli;
 use atlas_iam::config::Env;
 use atlas_iam::secret;
@@ -20,10 +22,7 @@ fn main() -> ExitCode {
         return match printed {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("atlas-iam: cannot write to stdout: {e}");
-                ExitCode::from(1)
-            }
+            Err(e) => plumbing_failed(anyhow::Error::new(e).context("cannot write to stdout")),
         };
     }
     let mut env_file = envfile::load(first.global.env_file.as_deref());
@@ -42,16 +41,9 @@ fn main() -> ExitCode {
     let report = match atlas_iam::configure(&cli, env_file, env) {
         Err(report) => *report,
         Ok(cfg) => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
+            let runtime = match runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("atlas-iam: cannot start the async runtime: {e}");
-                    return ExitCode::from(1);
-                }
+                Err(e) => return plumbing_failed(e),
             };
             let progress: &dyn Progress = if render::wants_progress(command, format) {
                 &render::TerminalProgress
@@ -68,6 +60,21 @@ fn main() -> ExitCode {
     };
     render::emit(&report, format);
     ExitCode::from(u8::try_from(report.exit_code).unwrap_or(1))
+}
+
+/// The runtime the library runs on: two workers are plenty for one probe.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The binary's own plumbing failed (no report to give): say so, exit 1 (internal).
+fn plumbing_failed(e: anyhow::Error) -> ExitCode {
+    eprintln!("atlas-iam: {e:#}");
+    ExitCode::from(1)
 }
 
 /// Prints clap's message and exits with its code (2 for usage errors). An error echoes what was
