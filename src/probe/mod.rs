@@ -5,6 +5,7 @@
 pub(crate) mod auth;
 pub(crate) mod command;
 pub mod dns;
+pub(crate) mod network;
 pub(crate) mod roundtrip;
 pub mod target;
 pub(crate) mod tcp;

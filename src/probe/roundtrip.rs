@@ -13,12 +13,12 @@ use mongodb::options::{CollectionOptions, WriteConcern};
 use mongodb::Collection;
 
 use super::auth::Session;
-use crate::diagnosis::{Diagnosis, Kind};
-use crate::report::Operations;
+use crate::diagnosis::{Diagnosis, Kind, Stage};
+use crate::report::{Leftover, Operations, Status};
+use crate::runner::Runner;
 use crate::timing::millis;
 
 /// How long the cleanup may take past --timeout.
-pub(crate) use crate::timing::CLEANUP_BUDGET;
 
 #[derive(Default)]
 struct State {
@@ -221,4 +221,127 @@ pub(crate) async fn cleanup(
     }
     result.remaining = probe.pending();
     result
+}
+/// Says in the report what the cleanup did, and fails the command stage when a probe document
+/// may remain.
+pub(crate) fn report_cleanup(runner: &mut Runner<'_>, db: &str, coll: &str, done: Cleanup) {
+    // The command stage, or the earlier stage whose failure stopped the run before it (the
+    // driver's insert may have run speculatively all the same).
+    let failed_at = match runner.report().stage(Stage::Command) {
+        Some(s) if s.status != Status::Failed => None,
+        Some(_) => Some(Stage::Command),
+        None => runner.report().first_failure().map(|s| s.stage),
+    };
+    let failed = failed_at.is_some();
+    if done.remaining.is_empty() {
+        let mut notes = Vec::new();
+        if failed && done.deleted > 0 {
+            notes.push(format!(
+                "the probe document was deleted after the failure ({} deleted)",
+                done.deleted
+            ));
+        }
+        if done.dropped_collection {
+            notes.push(format!(
+                "{db}.{coll} was created by this run and is empty again: dropped"
+            ));
+        }
+        for n in notes {
+            runner.note_last(n);
+        }
+        return;
+    }
+    let ids: Vec<String> = done.remaining.iter().map(|id| id.to_hex()).collect();
+    runner.set_leftover(Leftover {
+        database: db.to_string(),
+        collection: coll.to_string(),
+        ids: ids.clone(),
+    });
+    let why = done
+        .error
+        .map(|e| format!(": {e}"))
+        .unwrap_or_else(|| ": the delete removed nothing".to_string());
+    let text = format!(
+        "a probe document may remain in {db}.{coll}, _id ObjectId(\"{}\"){why}",
+        ids.join("\"), ObjectId(\"")
+    );
+    if let Some(stage) = failed_at {
+        runner.warn_stage(stage, text);
+    } else {
+        runner.fail_stage(
+            Stage::Command,
+            Diagnosis::new(
+                Kind::CommandFailed,
+                text,
+                format!("delete it by hand: db.{coll}.deleteMany({{atlas_iam_probe: {{$exists: true}}}})"),
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::CommandName;
+    use crate::runner::{Passed, Silent};
+
+    fn runner_failed_at(stage: Stage) -> Runner<'static> {
+        let mut r = Runner::new(
+            CommandName::Roundtrip,
+            Duration::from_secs(5),
+            crate::secret::Scrubber::new(),
+            &Silent,
+        );
+        r.record(Stage::Config, Ok(Passed::new((), "")), 0);
+        r.record(
+            stage,
+            Err(Diagnosis::new(Kind::TcpRefused, "refused", "check")),
+            0,
+        );
+        r
+    }
+
+    #[test]
+    fn a_document_left_by_speculative_work_is_reported_at_the_stage_that_failed() {
+        let mut r = runner_failed_at(Stage::Tcp);
+        let id = ObjectId::new();
+        let done = Cleanup {
+            remaining: vec![id],
+            deleted: 0,
+            dropped_collection: false,
+            error: Some("connection lost".into()),
+        };
+        report_cleanup(&mut r, "test", "atlas_iam_probe", done);
+        let tcp = r.report().stage(Stage::Tcp).expect("tcp");
+        assert_eq!(
+            tcp.status,
+            Status::Failed,
+            "the first failure still decides"
+        );
+        assert!(
+            tcp.warnings.iter().any(|w| w.contains(&id.to_hex())),
+            "{:?}",
+            tcp.warnings
+        );
+        assert_eq!(
+            r.report().leftover.as_ref().map(|l| l.ids.clone()),
+            Some(vec![id.to_hex()])
+        );
+
+        // deleted after the failure: said where the run stopped
+        let mut r = runner_failed_at(Stage::Identity);
+        let done = Cleanup {
+            remaining: vec![],
+            deleted: 1,
+            dropped_collection: false,
+            error: None,
+        };
+        report_cleanup(&mut r, "test", "atlas_iam_probe", done);
+        let identity = r.report().stage(Stage::Identity).expect("identity");
+        assert!(
+            identity.detail.contains("deleted after the failure"),
+            "{}",
+            identity.detail
+        );
+    }
 }
