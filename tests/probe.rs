@@ -474,8 +474,9 @@ fn within_timeout_plus_one(c: Cli, args: &[&str], timeout: u64) -> Output {
 #[test]
 fn server_silent_is_bounded_by_timeout() {
     let s = with_fault(Fault::Silent, false);
+    // an explicit bound: the driver's default would wait 10 s, twice (JSON and text)
     Test::new(keyed(&s))
-        .args(["ping", "--uri", &s.uri()])
+        .args(["ping", "--uri", &s.uri(), "--timeout", "4"])
         .fails_at(Stage::Tls, "server_silent")
         .exit(5)
         .says("did not answer a hello")

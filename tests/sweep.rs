@@ -202,6 +202,7 @@ fn no_secret_in_any_output_of_any_command() {
                             stdout: String::new(),
                             stderr: out.stderr.clone(),
                             dir: out.dir,
+                            parsed: Default::default(),
                         };
                         stderr_only.assert_absent(all);
                     } else {
