@@ -2,7 +2,7 @@
 //! refusals (wrong secret, unknown key, missing token, no credentials, unknown profile, a silent
 //! STS) are tested once, through the probe, in tests/probe.rs.
 
-use crate::common::{atlas_iam, failure, stage_of, Moto, Stage, ACCOUNT};
+use crate::common::{atlas_iam, stage_of, Moto, Stage, Test, ACCOUNT};
 
 #[test]
 fn whoami_with_environment_keys_maps_the_iam_user() {
@@ -257,23 +257,15 @@ fn assume_prints_working_credentials_in_each_shape() {
 #[test]
 fn assume_denied_by_the_trust_policy_names_caller_and_role() {
     let moto = Moto::start();
-    let out = atlas_iam()
-        .envs(moto.env())
-        .keys(&moto.mallory)
-        .args(["assume", "--role-arn", &moto.role_arn, "--format", "json"])
+    let out = Test::new(|| atlas_iam().envs(moto.env()).keys(&moto.mallory))
+        .args(["assume", "--role-arn", &moto.role_arn])
+        .fails_at(Stage::Assume, "assume_role_denied")
+        .exit(4)
+        .says("assume_role_denied")
+        .says("trust policy")
+        .hides(&[&moto.mallory.secret, &moto.mallory.id])
         .run();
-    assert_eq!(out.code, 4, "{}", out.all());
-    assert!(
-        out.stdout.is_empty(),
-        "no credentials may be printed: {}",
-        out.stdout
-    );
-    let r = out.json_stderr();
-    assert_eq!(
-        failure(&r),
-        ("assume".to_string(), "assume_role_denied".to_string())
-    );
-    let assume = stage_of(&r, Stage::Assume);
+    let assume = stage_of(&out.json_stderr(), Stage::Assume);
     let cause = assume["diagnosis"]["cause"].as_str().unwrap_or_default();
     assert!(cause.contains(&moto.mallory_arn), "{cause}");
     assert!(cause.contains("does not name"), "{cause}");
@@ -281,36 +273,16 @@ fn assume_denied_by_the_trust_policy_names_caller_and_role() {
         cause.contains(&moto.alice_arn),
         "the trusted principal is listed: {cause}"
     );
-    out.assert_absent(&[&moto.mallory.secret, &moto.mallory.id]);
-
-    let human = atlas_iam()
-        .envs(moto.env())
-        .keys(&moto.mallory)
-        .args(["assume", "--role-arn", &moto.role_arn])
-        .run();
-    assert_eq!(human.code, 4);
-    assert!(
-        human.stderr.contains("assume_role_denied"),
-        "{}",
-        human.stderr
-    );
-    assert!(human.stderr.contains("trust policy"), "{}", human.stderr);
 }
 
 #[test]
 fn assume_of_a_role_that_does_not_exist() {
     let moto = Moto::start();
     let missing = format!("arn:aws:iam::{ACCOUNT}:role/no-such-role");
-    let out = atlas_iam()
-        .envs(moto.env())
-        .keys(&moto.alice)
-        .args(["assume", "--role-arn", &missing, "--format", "json"])
+    Test::new(|| atlas_iam().envs(moto.env()).keys(&moto.alice))
+        .args(["assume", "--role-arn", &missing])
+        .fails_at(Stage::Assume, "role_not_found")
+        .exit(4)
+        .says("does not exist")
         .run();
-    assert_eq!(out.code, 4, "{}", out.all());
-    let r = out.json_stderr();
-    assert_eq!(
-        failure(&r),
-        ("assume".to_string(), "role_not_found".to_string())
-    );
-    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
 }
