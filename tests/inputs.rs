@@ -1,7 +1,7 @@
 //! Bad input of every kind gets a clear error and its documented exit code, never a panic;
 //! the env file and flag precedence; uri building and checking through the binary.
 
-use crate::common::{atlas_iam, failure};
+use crate::common::{atlas_iam, failure, Stage, Test};
 
 const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -51,27 +51,20 @@ fn malformed_role_arns_fail_the_config_stage() {
             "session ARN",
         ),
     ] {
-        let out = atlas_iam()
-            .args(["whoami", "--format", "json", "--role-arn", arn])
+        Test::new(atlas_iam)
+            .args(["whoami", "--role-arn", arn])
+            .fails_at(Stage::Config, "invalid_arn")
+            .exit(3)
+            .says(says)
             .run();
-        assert_eq!(out.code, 3, "{arn}: {}", out.all());
-        assert_eq!(
-            failure(&out.json()),
-            ("config".to_string(), "invalid_arn".to_string())
-        );
-        assert!(out.stdout.contains(says), "{arn}: {}", out.stdout);
     }
     // from the guides' variable name too
-    let out = atlas_iam()
-        .env("MONGODB_ACCESS_ROLE_ARN", "nope")
+    Test::new(|| atlas_iam().env("MONGODB_ACCESS_ROLE_ARN", "nope"))
         .args(["whoami"])
+        .fails_at(Stage::Config, "invalid_arn")
+        .exit(3)
+        .says("invalid_arn at config")
         .run();
-    assert_eq!(out.code, 3, "{}", out.all());
-    assert!(
-        out.stdout.contains("invalid_arn at config"),
-        "{}",
-        out.stdout
-    );
 }
 
 #[test]
