@@ -9,7 +9,17 @@ use serde::Serialize;
 
 /// The stages of a run, in report order. Their names are part of the public interface.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -68,7 +78,9 @@ impl Stage {
 }
 
 /// The exit codes: one table for every command and both output formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ExitStatus {
     Ok = 0,
@@ -154,7 +166,9 @@ pub fn exit_codes() -> String {
 /// Where a kind of failure belongs. A kind's family is where it is usually found; a few kinds
 /// occur at stages of another family (`clock_skew` at identity or at auth), and then the stage
 /// decides the exit code: see [`exit_status`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
     Config,
@@ -197,7 +211,9 @@ pub fn exit_status(stage: Stage, kind: Kind) -> ExitStatus {
 }
 
 /// What went wrong, by family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     // config and credentials
@@ -364,7 +380,7 @@ impl Kind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Diagnosis {
     pub kind: Kind,
     pub cause: String,

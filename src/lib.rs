@@ -25,6 +25,7 @@ pub mod secret;
 mod timing;
 pub mod uri;
 mod variables;
+pub mod worker;
 
 use std::time::Instant;
 

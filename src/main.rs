@@ -25,6 +25,12 @@ fn main() -> ExitCode {
             Err(e) => plumbing_failed(anyhow::Error::new(e).context("cannot write to stdout")),
         };
     }
+    // The probes run in a worker process (see `worker`): decided before the env file is read,
+    // so that the worker reads it as this process would have.
+    if atlas_iam::worker::supervised(&first.command) && !atlas_iam::worker::is_worker() {
+        return supervise(&args, &first);
+    }
+    let worker = atlas_iam::worker::is_worker();
     let mut env_file = envfile::load(first.global.env_file.as_deref());
     // what the command line gave before the file was read is the user's, whatever the file says
     env_file.confirm("MONGODB_URI", first.global.uri.is_some());
@@ -32,6 +38,10 @@ fn main() -> ExitCode {
     let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| usage_error(e));
     let env = Env::from_process();
     let (command, format) = (cli.command.name(), cli.global.format);
+    if worker {
+        let no_color = env.is_set("NO_COLOR") || env.get("TERM").is_some_and(|t| t == "dumb");
+        atlas_iam::worker::emit_settings(format == atlas_iam::cli::Format::Json, no_color);
+    }
     render::set_color(
         cli.global.color,
         render::report_to_stderr(command, format),
@@ -45,7 +55,9 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return plumbing_failed(e),
             };
-            let progress: &dyn Progress = if render::wants_progress(command, format) {
+            let progress: &dyn Progress = if worker {
+                &atlas_iam::worker::LineProgress
+            } else if render::wants_progress(command, format) {
                 &render::TerminalProgress
             } else {
                 &Silent
@@ -58,6 +70,50 @@ fn main() -> ExitCode {
             report
         }
     };
+    if worker {
+        atlas_iam::worker::emit_report(&report);
+    } else {
+        render::emit(&report, format);
+    }
+    ExitCode::from(u8::try_from(report.exit_code).unwrap_or(1))
+}
+
+/// The parent of a probe's worker: starts it, shows its progress, renders its report (or the
+/// report of its death), exits with its code.
+fn supervise(args: &[std::ffi::OsString], cli: &Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+    {
+        Ok(rt) => rt,
+        Err(e) => return plumbing_failed(e),
+    };
+    let (command, format) = (cli.command.name(), cli.global.format);
+    let progress: &dyn Progress = if render::wants_progress(command, format) {
+        &render::TerminalProgress
+    } else {
+        &Silent
+    };
+    let (report, settings) = runtime.block_on(atlas_iam::worker::supervise(args, cli, progress));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    let format = match settings.json {
+        Some(true) => atlas_iam::cli::Format::Json,
+        Some(false) => atlas_iam::cli::Format::Human,
+        None => format,
+    };
+    // NO_COLOR (or TERM=dumb) from the worker's env file counts as from the environment
+    let color = match cli.global.color {
+        atlas_iam::cli::ColorChoice::Auto if settings.no_color => {
+            atlas_iam::cli::ColorChoice::Never
+        }
+        c => c,
+    };
+    render::set_color(
+        color,
+        render::report_to_stderr(command, format),
+        &Env::from_process(),
+    );
     render::emit(&report, format);
     ExitCode::from(u8::try_from(report.exit_code).unwrap_or(1))
 }
@@ -101,6 +157,11 @@ fn usage_error(e: clap::Error) -> ! {
     let command = args
         .iter()
         .find_map(|a| atlas_iam::report::CommandName::from_name(a));
+    if atlas_iam::worker::is_worker() {
+        let c = command.unwrap_or(atlas_iam::report::CommandName::Ping);
+        atlas_iam::worker::emit_report(&atlas_iam::usage_report(c, &text));
+        std::process::exit(e.exit_code());
+    }
     match command {
         Some(c) if json => {
             let report = atlas_iam::usage_report(c, &text);

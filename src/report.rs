@@ -7,7 +7,9 @@ use crate::diagnosis::{exit_status, Diagnosis, ExitStatus, Kind};
 use crate::secret::Secret;
 
 /// The command a report is about; its name is part of the public interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum CommandName {
     Assume,
@@ -196,7 +198,7 @@ impl std::fmt::Display for CommandName {
 }
 
 /// Latencies of the command stage, in milliseconds.
-#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Latency {
     /// The first connection: connect, TLS, hello, MONGODB-AWS and the first command (auth stage).
     pub cold_ms: f64,
@@ -210,14 +212,16 @@ pub struct Latency {
     pub operations: Option<Operations>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Operations {
     pub insert_ms: f64,
     pub find_ms: f64,
     pub delete_ms: f64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Passed,
@@ -226,14 +230,14 @@ pub enum Status {
     Skipped,
 }
 
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct StageResult {
     pub stage: Stage,
     pub status: Status,
     pub elapsed_ms: u64,
     /// For people; it may change wording. Scripts read `facts`.
     pub detail: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub diagnosis: Option<Diagnosis>,
     /// What the stage found, as fields (present when the stage passed and found something).
@@ -243,7 +247,7 @@ pub struct StageResult {
 
 /// What a stage found, as fields a CI job reads instead of `detail`. Each stage fills the
 /// fields that concern it; absent fields were not found (or do not concern the stage).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Facts {
     /// identity: the caller's ARN as STS returns it; assume: the assumed role's session ARN.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,10 +277,10 @@ pub struct Facts {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srv_records: Option<usize>,
     /// dns: the options the TXT record gave (mongodb+srv only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub txt_options: Vec<String>,
     /// dns, tcp, tls: one entry per host that passed, in the order of the seed list.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostFacts>,
     /// auth: the authentication mechanism used.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -326,13 +330,13 @@ impl Facts {
 }
 
 /// One host's facts, from the stages that check hosts one by one.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct HostFacts {
     /// `host:port`, as the seed list names it.
     pub host: String,
     /// dns: the addresses the system resolver gave (empty when the host is an address, or for
     /// SRV targets, which the driver resolves itself).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
     /// tcp: the address connected to (`ip:port`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -366,7 +370,7 @@ pub struct HostFacts {
     pub replica_set: Option<String>,
     /// tls: the hosts this server's hello names (`hosts`, `passives`, `arbiters`, `primary`):
     /// where the driver goes next, unless the connection is direct or load-balanced.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub announced_hosts: Vec<String>,
 }
 
@@ -402,7 +406,7 @@ impl HostFacts {
 }
 
 /// The project as the Atlas Admin API shows it (the `atlas` stage).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct AtlasFacts {
     pub project_id: String,
     /// The project's database users with an AWS IAM type.
@@ -420,7 +424,7 @@ pub struct AtlasFacts {
 
 /// Atlas's own records of a refused authentication: the cluster's change status, the project's
 /// LDAP authorization and the attempt in the cluster's database access history.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct AtlasRefusalFacts {
     /// The cluster's `changeStatus`: `APPLIED`, or `PENDING` while a change (a database user
     /// created a moment ago) is not yet deployed. Absent when not read.
@@ -439,7 +443,7 @@ pub struct AtlasRefusalFacts {
     pub log_line: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct AtlasUserFacts {
     pub arn: String,
     /// `USER` or `ROLE`.
@@ -450,7 +454,7 @@ pub struct AtlasUserFacts {
     pub scopes: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct AtlasClusterFacts {
     pub name: String,
     /// `IDLE`, `CREATING`, `UPDATING`, …
@@ -499,7 +503,7 @@ impl AtlasFacts {
 }
 
 /// The server's (leaf) certificate.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct CertificateFacts {
     /// The subject's distinguished name, e.g. `CN=*.ab12c.mongodb.net`.
     pub subject: String,
@@ -513,7 +517,7 @@ pub struct CertificateFacts {
 }
 
 /// Where the credentials in use came from, without the secrets.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct CredentialInfo {
     /// e.g. `environment`, `profile dev`, `assumed role arn:… (from environment)`
     pub source: String,
@@ -525,7 +529,7 @@ pub struct CredentialInfo {
 }
 
 /// The Atlas database user that Atlas will look up for an identity.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct AtlasUser {
     pub arn: String,
     /// `ROLE` or `USER`, as the Atlas CLI's `--awsIAMType` takes it.
@@ -534,17 +538,19 @@ pub struct AtlasUser {
     pub create_command: String,
 }
 
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Identity {
     pub account: String,
     pub arn: String,
     pub user_id: String,
     pub atlas_user: Option<AtlasUser>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Error,
@@ -552,7 +558,7 @@ pub enum Severity {
 }
 
 /// One pitfall found in a connection string.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     pub severity: Severity,
     pub code: String,
@@ -560,7 +566,7 @@ pub struct Finding {
     pub hint: String,
 }
 
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct UriReport {
     /// The connection string; redacted unless `--show-secrets`.
     pub uri: String,
@@ -580,7 +586,7 @@ pub struct UriReport {
 }
 
 /// One try of `--wait`.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Try {
     /// From 1.
     pub number: u32,
@@ -624,7 +630,7 @@ impl Try {
 }
 
 /// Where roundtrip's probe documents may remain, and their `_id`s (hex).
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Leftover {
     pub database: String,
     pub collection: String,
@@ -635,7 +641,7 @@ pub struct Leftover {
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The report of one run: what `--format json` prints, as one document, also on failure.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Report {
     /// The version of this document's shape (schema/report.schema.json): raised when a field
     /// changes meaning or goes away; fields may be added within a version.

@@ -113,6 +113,10 @@ pub trait Progress: Sync {
     fn finished(&self, _stage: Stage) {}
     /// `--wait`: try `number` failed as `report` says; the next begins `after` from now.
     fn retrying(&self, _number: u32, _report: &crate::report::Report, _after: Duration) {}
+    /// The stages the run plans (those not run are reported as skipped).
+    fn planned(&self, _stages: &[Stage]) {}
+    /// The report so far, after each stage is recorded.
+    fn recorded(&self, _report: &crate::report::Report) {}
 }
 
 /// No progress shown.
@@ -153,6 +157,7 @@ impl<'p> Runner<'p> {
                 self.plan.push(s);
             }
         }
+        self.progress.planned(&self.plan);
     }
 
     pub(crate) fn remaining(&self) -> Duration {
@@ -195,6 +200,7 @@ impl<'p> Runner<'p> {
             },
         };
         self.report.stages.push(result);
+        self.progress.recorded(&self.report);
     }
 
     /// Runs one stage within the deadline and records its outcome.

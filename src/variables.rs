@@ -57,6 +57,8 @@ pub(crate) const VARIABLES: &[Variable] = &[
     var("MONGODB_ATLAS_CLIENT_SECRET", Role::Secret, true),
     var("NO_COLOR", Role::Data, true),
     var("ATLAS_IAM_WAIT", Role::Data, false),
+    // internal: set by atlas-iam on its own worker process (see `worker`)
+    var("ATLAS_IAM_WORKER", Role::Endpoint, false),
     var("ATLAS_IAM_ATLAS_BASE_URL", Role::Endpoint, false),
     var("AWS_CONTAINER_AUTHORIZATION_TOKEN", Role::Secret, false),
     var(

@@ -995,3 +995,133 @@ fn gone_soon(pid: &str) -> bool {
     }
     !running()
 }
+
+/// Runs the binary and follows the peak resident memory (VmHWM) of it and of every process it
+/// starts, summed (a conservative bound on what the run held at once), until it exits.
+fn peak_tree_rss_mb(mut cli: crate::common::Cli, args: &[&str]) -> (f64, Duration, i32, String) {
+    use std::collections::HashMap;
+    let started = Instant::now();
+    cli = cli.args(args);
+    let (mut child, _dir) = cli.spawn();
+    let mut peaks: HashMap<u32, u64> = HashMap::new();
+    let hwm = |pid: u32| -> Option<u64> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    let children = |pid: u32| -> Vec<u32> {
+        let mut out = Vec::new();
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for t in tasks.flatten() {
+                if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+                    out.extend(
+                        text.split_whitespace()
+                            .filter_map(|p| p.parse::<u32>().ok()),
+                    );
+                }
+            }
+        }
+        out
+    };
+    let status = loop {
+        let mut todo = vec![child.id()];
+        while let Some(pid) = todo.pop() {
+            if let Some(kb) = hwm(pid) {
+                let e = peaks.entry(pid).or_default();
+                *e = (*e).max(kb);
+            }
+            todo.extend(children(pid));
+        }
+        if let Ok(Some(s)) = child.try_wait() {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        use std::io::Read;
+        let _ = out.read_to_string(&mut stdout);
+    }
+    let total: u64 = peaks.values().sum();
+    (
+        total as f64 / 1024.0,
+        started.elapsed(),
+        status.code().unwrap_or(-1),
+        stdout,
+    )
+}
+
+/// A server whose reply to the driver's saslStart is nested far deeper than MongoDB allows, or
+/// holds a 100 MB errmsg: the driver's own parser is not bounded, so atlas-iam runs it in a
+/// worker process with a memory bound. Either way the run ends with its report (`bad_reply` at
+/// auth), in its time, and memory stays small.
+#[test]
+fn a_hostile_reply_to_the_driver_ends_in_a_report() {
+    use atlas_iam_testkit::{Fault, Stack, StackOptions};
+    assert!(
+        ["/usr/bin/prlimit", "/bin/prlimit"]
+            .iter()
+            .any(|p| std::path::Path::new(p).is_file()),
+        "the worker's memory bound needs prlimit: install util-linux"
+    );
+    for (fault, says) in [
+        (Fault::DeepSaslReply, "nested"),
+        (Fault::HugeSaslReply, "memory"),
+    ] {
+        let s = Stack::start(StackOptions {
+            fault: Some(fault),
+            ..Default::default()
+        })
+        .expect("local Atlas stack (moto from `bash .ci/setup`)");
+        let keys = s.account.clone().expect("account").client;
+        let mut cli = atlas_iam();
+        for (k, v) in s.env() {
+            cli = cli.env(&k, v);
+        }
+        let cli = cli.keys(&keys);
+        let (peak, took, code, stdout) = peak_tree_rss_mb(
+            cli,
+            &[
+                "ping",
+                "--uri",
+                &s.uri(),
+                "--format",
+                "json",
+                "--timeout",
+                "10",
+            ],
+        );
+        println!(
+            "{fault:?}: peak RSS {peak:.1} MB (every process), {} ms, exit {code}",
+            took.as_millis()
+        );
+        let report: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{fault:?}: no report ({e}): {stdout}"));
+        assert_eq!(
+            crate::common::failure(&report),
+            ("auth".to_string(), "bad_reply".to_string()),
+            "{fault:?}: {report:#}"
+        );
+        assert!(report.to_string().contains(says), "{fault:?}: {report:#}");
+        assert_eq!(code, 6, "{fault:?}: {report:#}");
+        assert!(peak < 100.0, "{fault:?}: peak RSS {peak:.1} MB");
+        assert!(took < Duration::from_secs(11), "{fault:?}: {took:?}");
+        // what was recorded before still counts; what was not is skipped, never a pass
+        assert_eq!(
+            crate::common::stage_of(&report, Stage::Config)["status"],
+            "warning",
+            "{report:#}"
+        );
+        let after: Vec<String> = report["stages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .skip_while(|s| s["stage"] != "auth")
+            .skip(1)
+            .map(|s| s["status"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert!(after.iter().all(|s| s == "skipped"), "{report:#}");
+    }
+}

@@ -504,23 +504,26 @@ async fn driver(
     shared: Shared,
 ) -> DriverRun {
     let _told = Told(shared.done.clone());
+    crate::worker::note_driver("started");
     let started = StdInstant::now();
     let session =
         match probe::auth::open_client(&target, &seedlist, creds, budget, &shared.ready).await {
             Ok(opened) => opened,
             Err(d) => {
+                crate::worker::note_driver("ended");
                 return DriverRun {
                     started,
                     ready: None,
                     outcome: Err(CommandFailure::Other(d)),
                     ended: started.elapsed(),
-                }
+                };
             }
         };
     let session = shared.session.get_or_init(|| session);
     let outcome =
         probe::command::command_stage(session, &opts, started, &shared.ready, &shared.written)
             .await;
+    crate::worker::note_driver("ended");
     DriverRun {
         started,
         ready: shared.ready.get(),

@@ -46,6 +46,8 @@ pub(crate) enum FailureKind {
     ServerSelection,
     Command,
     Io,
+    /// The server's reply is not a MongoDB reply the driver can read (too long, malformed).
+    InvalidResponse,
     Other,
 }
 
@@ -79,6 +81,7 @@ impl DriverFailure {
             ErrorKind::ServerSelection { .. } => FailureKind::ServerSelection,
             ErrorKind::Command(_) | ErrorKind::Write(_) => FailureKind::Command,
             ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => FailureKind::Io,
+            ErrorKind::InvalidResponse { .. } => FailureKind::InvalidResponse,
             _ => FailureKind::Other,
         };
         // A refusal during authentication is the source of the authentication error.
@@ -224,6 +227,9 @@ pub(crate) fn classify_auth(f: &DriverFailure, facts: &IdentityFacts) -> Diagnos
         (FailureKind::Authentication, None, _) => Diagnosis::new(Kind::AuthenticationFailed,
             format!("MONGODB-AWS failed on the client side: {}", f.text),
             "check the credentials and the connection string"),
+        (FailureKind::InvalidResponse, _, _) => Diagnosis::new(Kind::BadReply,
+            format!("the server's reply to the driver is not a MongoDB reply: {}", f.text),
+            "check the target: whatever answers there is not a MongoDB server, or not a genuine one"),
         (FailureKind::ServerSelection, _, _) | (FailureKind::Io, _, _) => Diagnosis::new(Kind::ServerSelection,
             format!("the driver could not use the cluster: {}", f.text),
             "the earlier stages passed, so the cluster became unreachable meanwhile or the connection \
@@ -327,8 +333,8 @@ pub(crate) async fn open_client(
     }
     let seen = ready.clone();
     options.cmap_event_handler = Some(EventHandler::callback(move |e: CmapEvent| {
-        if matches!(e, CmapEvent::ConnectionReady(_)) {
-            let _ = seen.0.set(Instant::now());
+        if matches!(e, CmapEvent::ConnectionReady(_)) && seen.0.set(Instant::now()).is_ok() {
+            crate::worker::note_driver("ready");
         }
     }));
     let client = mongodb::Client::with_options(options).map_err(|e| refused_options(&e))?;

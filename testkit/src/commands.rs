@@ -176,7 +176,13 @@ fn hello(shared: &Shared, hello_ok: bool) -> Document {
         "isWritablePrimary": true,
         "ismaster": true,
         "maxBsonObjectSize": MAX_BSON,
-        "maxMessageSizeBytes": MAX_MESSAGE as i32,
+        // a hostile server announces the largest size, so that a driver that trusts it reads
+        // whatever follows
+        "maxMessageSizeBytes": if shared.cfg.fault == Some(crate::server::Fault::HugeSaslReply) {
+            i32::MAX
+        } else {
+            MAX_MESSAGE as i32
+        },
         "maxWriteBatchSize": 100_000,
         "localTime": bson::DateTime::now(),
         "logicalSessionTimeoutMinutes": 30,

@@ -57,6 +57,11 @@ pub enum Fault {
     IgnoreDelete,
     /// Has no MONGODB-AWS (a Community server, or one older than 4.4).
     NoAwsMechanism,
+    /// Answers saslStart with a document nested 5,000 levels deep (MongoDB allows 100): a
+    /// hostile server, for the driver's own parser. Its hello is a normal one.
+    DeepSaslReply,
+    /// Answers saslStart with a 100 MB errmsg: a hostile server, for the driver's memory.
+    HugeSaslReply,
 }
 
 impl std::str::FromStr for Fault {
@@ -78,9 +83,12 @@ impl std::str::FromStr for Fault {
             ("drop-after-insert", None) => Fault::DropAfterInsert,
             ("ignore-delete", None) => Fault::IgnoreDelete,
             ("no-aws-mechanism", None) => Fault::NoAwsMechanism,
+            ("deep-sasl-reply", None) => Fault::DeepSaslReply,
+            ("huge-sasl-reply", None) => Fault::HugeSaslReply,
             _ => return Err(format!(
                 "unknown fault `{s}` (refuse, silent, close-after-accept, garbage, slow:MS, bad-nonce, \
-                 tls-alert, hang-find, drop-after-insert, ignore-delete, no-aws-mechanism)"
+                 tls-alert, hang-find, drop-after-insert, ignore-delete, no-aws-mechanism, \
+                 deep-sasl-reply, huge-sasl-reply)"
             )),
         })
     }
@@ -478,6 +486,35 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         }
         match (shared.cfg.fault, command.as_str()) {
             (Some(Fault::HangFind), "find") => std::future::pending::<()>().await,
+            (Some(Fault::DeepSaslReply | Fault::HugeSaslReply), "saslstart") => {
+                let body = if shared.cfg.fault == Some(Fault::DeepSaslReply) {
+                    let mut doc = wire::nested_document(5_000);
+                    // {ok: 0, a: {a: …}}: the nesting under a field of an error reply
+                    let mut top = Vec::new();
+                    top.push(0x01);
+                    top.extend_from_slice(b"ok\0");
+                    top.extend_from_slice(&0f64.to_le_bytes());
+                    top.extend_from_slice(&[0x03, b'a', 0]);
+                    top.append(&mut doc);
+                    top.push(0);
+                    let mut all = ((top.len() + 4) as i32).to_le_bytes().to_vec();
+                    all.extend_from_slice(&top);
+                    all
+                } else {
+                    wire::huge_error(100 << 20)
+                };
+                let id = shared.next() as i32;
+                let response_to = match &request {
+                    Request::Msg { request_id, .. } | Request::Query { request_id, .. } => {
+                        *request_id
+                    }
+                };
+                stream
+                    .write_all(&wire::encode_msg_raw(id, response_to, &body))
+                    .await?;
+                stream.flush().await?;
+                continue;
+            }
             (Some(Fault::IgnoreDelete), "delete") => {
                 let reply = commands::ok_reply(mongodb_doc_n0());
                 let bytes = encode(&request, shared.next() as i32, &reply);

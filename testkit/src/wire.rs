@@ -261,6 +261,49 @@ pub fn encode_msg(request_id: i32, response_to: i32, doc: &Document) -> Vec<u8> 
     frame(request_id, response_to, OP_MSG, &payload)
 }
 
+/// An OP_MSG reply whose body is given as raw BSON bytes (a hostile reply that no `Document`
+/// could be built or serialised for without recursion).
+pub fn encode_msg_raw(request_id: i32, response_to: i32, body: &[u8]) -> Vec<u8> {
+    let mut payload = vec![0, 0, 0, 0, 0];
+    payload.extend_from_slice(body);
+    frame(request_id, response_to, OP_MSG, &payload)
+}
+
+/// A document nested `depth` levels deep (`{a: {a: {…}}}`), built without recursion.
+pub fn nested_document(depth: usize) -> Vec<u8> {
+    let mut doc = vec![5, 0, 0, 0, 0];
+    for _ in 0..depth {
+        let mut outer = Vec::with_capacity(doc.len() + 8);
+        let len = (doc.len() + 8) as i32;
+        outer.extend_from_slice(&len.to_le_bytes());
+        outer.extend_from_slice(&[0x03, b'a', 0]);
+        outer.extend_from_slice(&doc);
+        outer.push(0);
+        doc = outer;
+    }
+    doc
+}
+
+/// `{ok: 0.0, errmsg: <len bytes of 'x'>, code: 18}`, built directly.
+pub fn huge_error(len: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(len + 64);
+    body.push(0x01);
+    body.extend_from_slice(b"ok\0");
+    body.extend_from_slice(&0f64.to_le_bytes());
+    body.push(0x02);
+    body.extend_from_slice(b"errmsg\0");
+    body.extend_from_slice(&((len + 1) as i32).to_le_bytes());
+    body.resize(body.len() + len, b'x');
+    body.push(0);
+    body.push(0x10);
+    body.extend_from_slice(b"code\0");
+    body.extend_from_slice(&18i32.to_le_bytes());
+    body.push(0);
+    let mut doc = ((body.len() + 4) as i32).to_le_bytes().to_vec();
+    doc.extend_from_slice(&body);
+    doc
+}
+
 pub fn encode_reply(request_id: i32, response_to: i32, doc: &Document) -> Vec<u8> {
     let mut payload = Vec::new();
     payload.extend_from_slice(&0i32.to_le_bytes()); // responseFlags
