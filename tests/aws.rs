@@ -286,3 +286,38 @@ fn assume_of_a_role_that_does_not_exist() {
         .says("does not exist")
         .run();
 }
+
+/// A role chain whose base is a credential_process: atlas-iam runs the process itself and assumes
+/// the role on top, as the SDK's profile provider does (role_session_name kept).
+#[test]
+fn whoami_through_a_role_chain_on_a_credential_process() {
+    let moto = Moto::start();
+    let cli = atlas_iam();
+    let config = cli.path("aws-config");
+    let creds = cli.path("creds.json");
+    let json = format!(
+        r#"{{"Version":1,"AccessKeyId":"{}","SecretAccessKey":"{}"}}"#,
+        moto.alice.id, moto.alice.secret
+    );
+    let cli = cli.write("creds.json", &json).write(
+        "aws-config",
+        &format!(
+            "[profile app]\nrole_arn = {}\nsource_profile = base\nrole_session_name = via-process\n\n\
+             [profile base]\ncredential_process = cat {}\n",
+            moto.role_arn,
+            creds.display()
+        ),
+    );
+    let out = cli
+        .envs(moto.env())
+        .env("AWS_CONFIG_FILE", &config)
+        .args(["whoami", "--profile", "app", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    let r = out.json();
+    assert_eq!(
+        r["identity"]["arn"],
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/atlas-app/via-process")
+    );
+    out.assert_absent(&[&moto.alice.secret, &moto.alice.id]);
+}

@@ -1125,3 +1125,38 @@ fn a_hostile_reply_to_the_driver_ends_in_a_report() {
         assert!(after.iter().all(|s| s == "skipped"), "{report:#}");
     }
 }
+
+/// A credential_process at the base of a role chain (`role_arn` + `source_profile`) is run by
+/// atlas-iam too: its output read with a cap, within the run's time.
+#[test]
+fn a_credential_process_at_the_base_of_a_role_chain_is_bounded() {
+    let cli = bare();
+    let config = cli.path("config");
+    let script =
+        "[profile flood]\ncredential_process = sh -c 'head -c 1000000000 /dev/zero >&2; exit 1'\n\
+         [profile app]\nrole_arn = arn:aws:iam::123456789012:role/app\nsource_profile = flood\n\
+         [profile top]\nrole_arn = arn:aws:iam::123456789012:role/top\nsource_profile = app\n";
+    let _cli = cli.write("config", script);
+    let config = config.display().to_string();
+    for profile in ["app", "top"] {
+        let (peak, took, code) = peak_rss_mb(
+            bare().env("AWS_CONFIG_FILE", &config),
+            &[
+                "whoami",
+                "--profile",
+                profile,
+                "--format",
+                "json",
+                "--timeout",
+                "4",
+            ],
+        );
+        println!(
+            "flooding credential_process under {profile}: peak RSS {peak:.1} MB, {} ms",
+            took.as_millis()
+        );
+        assert!(peak < 100.0, "{profile}: peak RSS {peak:.1} MB");
+        assert!(took < Duration::from_secs(5), "{profile}: {took:?}");
+        assert_eq!(code, 3, "{profile}");
+    }
+}

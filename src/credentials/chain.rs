@@ -204,6 +204,89 @@ async fn resolve_region(cfg: &Config, profile: Option<&str>) -> Region {
         .unwrap_or_else(|| Region::new("us-east-1"))
 }
 
+/// One role of a chain, with the settings of its profile.
+struct Hop {
+    role_arn: String,
+    session_name: Option<String>,
+    external_id: Option<String>,
+    duration: Option<u64>,
+}
+
+/// A role chain (`role_arn` + `source_profile`, any depth) whose base is a credential_process:
+/// its command and the roles to assume from the base up. None for any other chain (static keys,
+/// `credential_source`, web identity, SSO: the SDK's provider reads those).
+struct ProcessChain {
+    command: String,
+    hops: Vec<Hop>,
+}
+
+fn process_chain(name: &str, set: &aws_config::profile::ProfileSet) -> Option<ProcessChain> {
+    let mut hops = Vec::new();
+    let mut current = name.to_string();
+    // the SDK refuses cycles; a chain longer than this is one
+    for _ in 0..16 {
+        let p = set.get_profile(&current)?;
+        match (p.get("role_arn"), p.get("source_profile")) {
+            (Some(role), Some(src)) if src != current => {
+                hops.push(Hop {
+                    role_arn: role.to_string(),
+                    session_name: p.get("role_session_name").map(str::to_string),
+                    external_id: p.get("external_id").map(str::to_string),
+                    duration: p
+                        .get("duration_seconds")
+                        .and_then(|d| d.trim().parse().ok()),
+                });
+                current = src.to_string();
+            }
+            (None, _) if !hops.is_empty() => {
+                let command = p.get("credential_process")?;
+                hops.reverse();
+                return Some(ProcessChain {
+                    command: command.to_string(),
+                    hops,
+                });
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The chain's provider: atlas-iam's own credential_process at the base, each role assumed on
+/// top of the one below with the SDK's AssumeRole provider (through the capped HTTP client).
+async fn chained(
+    chain: &ProcessChain,
+    region: &Region,
+    timeout: std::time::Duration,
+) -> aws_credential_types::provider::SharedCredentialsProvider {
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(region.clone())
+        .no_credentials();
+    if let Some(client) = super::http::client() {
+        loader = loader.http_client(client);
+    }
+    let conf = loader.load().await;
+    let mut provider = SharedCredentialsProvider::new(super::process::CredentialProcess::new(
+        &chain.command,
+        timeout,
+    ));
+    for hop in &chain.hops {
+        let mut b = aws_config::sts::AssumeRoleProvider::builder(&hop.role_arn).configure(&conf);
+        if let Some(n) = &hop.session_name {
+            b = b.session_name(n);
+        }
+        if let Some(e) = &hop.external_id {
+            b = b.external_id(e);
+        }
+        if let Some(d) = hop.duration {
+            b = b.session_length(std::time::Duration::from_secs(d));
+        }
+        provider = SharedCredentialsProvider::new(b.build_from_provider(provider).await);
+    }
+    provider
+}
+
 /// Resolves credentials as the AWS default chain does, recording what each provider said.
 /// A `--profile` flag (a profile that is not AWS_PROFILE's) selects that profile alone.
 pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
@@ -284,17 +367,23 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
     }
 
     // A profile that is a credential_process is run by atlas-iam (bounded output, its process
-    // group ended); any other profile, role chains included, by the SDK.
+    // group ended), also at the base of a role chain (the roles then assumed on top of it as the
+    // SDK does); any other profile by the SDK.
     let own_process = set
         .get_profile(&profile_name)
         .filter(|p| p.get("role_arn").is_none())
         .and_then(|p| p.get("credential_process"))
         .map(str::to_string);
-    let profile_provider = || match &own_process {
-        Some(command) => aws_credential_types::provider::SharedCredentialsProvider::new(
+    let own_chain = match process_chain(&profile_name, &set) {
+        Some(chain) => Some(chained(&chain, &region, cfg.timeout).await),
+        None => None,
+    };
+    let profile_provider = || match (&own_process, &own_chain) {
+        (Some(command), _) => aws_credential_types::provider::SharedCredentialsProvider::new(
             super::process::CredentialProcess::new(command, cfg.timeout),
         ),
-        None => aws_credential_types::provider::SharedCredentialsProvider::new(
+        (None, Some(chain)) => chain.clone(),
+        (None, None) => aws_credential_types::provider::SharedCredentialsProvider::new(
             aws_config::profile::ProfileFileCredentialsProvider::builder()
                 .configure(&pc)
                 .profile_name(&profile_name)
