@@ -1160,3 +1160,71 @@ fn a_credential_process_at_the_base_of_a_role_chain_is_bounded() {
         assert_eq!(code, 3, "{profile}");
     }
 }
+
+/// An Admin API whose every page is full and whose total is never reached, and a connection
+/// string with 5,000 hosts: each refused with its bound, in its time, memory small.
+#[test]
+fn hostile_lists_stay_small() {
+    use atlas_iam_testkit::admin::AdminFault;
+    use atlas_iam_testkit::{Stack, StackOptions};
+    let hosts: Vec<String> = (0..5_000).map(|i| format!("h{i}.example.net")).collect();
+    let uri = format!("mongodb://{}/?authMechanism=MONGODB-AWS", hosts.join(","));
+    let (peak, took, code, stdout) = peak_tree_rss_mb(
+        bare(),
+        &["ping", "--uri", &uri, "--format", "json", "--timeout", "5"],
+    );
+    println!(
+        "5,000 hosts: peak RSS {peak:.1} MB, {} ms",
+        took.as_millis()
+    );
+    assert_eq!(code, 3, "{stdout}");
+    assert!(
+        peak < 100.0 && took < Duration::from_secs(6),
+        "{peak} MB, {took:?}"
+    );
+
+    let s = Stack::start(StackOptions {
+        admin: true,
+        ..Default::default()
+    })
+    .expect("local Atlas stack (moto from `bash .ci/setup`)");
+    s.admin_update(|a| a.fault = Some(AdminFault::EndlessPages));
+    let keys = s.account.clone().expect("account").client;
+    let mut cli = atlas_iam();
+    for (k, v) in s.env() {
+        cli = cli.env(&k, v);
+    }
+    for (k, v) in s.admin_env() {
+        cli = cli.env(k, v);
+    }
+    let role = s.account.clone().expect("account").role_arn;
+    let (peak, took, code, stdout) = peak_tree_rss_mb(
+        cli.keys(&keys),
+        &[
+            "ping",
+            "--atlas",
+            "--uri",
+            &s.uri(),
+            "--role-arn",
+            &role,
+            "--format",
+            "json",
+            "--timeout",
+            "10",
+        ],
+    );
+    println!(
+        "endless Admin API pages: peak RSS {peak:.1} MB, {} ms, report {} bytes",
+        took.as_millis(),
+        stdout.len()
+    );
+    assert!(peak < 100.0, "peak RSS {peak:.1} MB");
+    assert!(took < Duration::from_secs(11), "{took:?}");
+    assert!(
+        stdout.len() < 64 << 10,
+        "the report holds {} bytes",
+        stdout.len()
+    );
+    assert!(stdout.contains("atlas_api_error"), "{stdout}");
+    assert_eq!(code, 0, "the API's failure never stops a probe: {stdout}");
+}
