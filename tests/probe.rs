@@ -1081,3 +1081,40 @@ fn the_role_path_lookup_keeps_to_the_deadline() {
     assert!(took < Duration::from_millis(2200), "{took:?}");
     drop(silent);
 }
+
+/// At most one MONGODB-AWS authentication attempt per run, for every command and outcome: once
+/// Atlas refused, nothing opens another connection (no existence check, insert, cleanup or drop).
+#[test]
+fn one_authentication_attempt_per_run() {
+    let s = stack(StackOptions::default());
+    let role = s.account.clone().expect("account").role_arn;
+    let attempts = |s: &Stack| {
+        s.atlas
+            .commands()
+            .iter()
+            .filter(|c| c.as_str() == "saslstart")
+            .count()
+    };
+    for refused in [false, true] {
+        if refused {
+            s.remove_db_user(&role);
+        }
+        for command in ["ping", "list-collections", "roundtrip", "ping --count 3"] {
+            let before = attempts(&s);
+            let mut words = command.split(' ');
+            let out = keyed(&s)()
+                .args(words.next())
+                .args(["--uri", &s.uri(), "--role-arn", &role, "--format", "json"])
+                .args(words)
+                .run();
+            let expected = if refused { 6 } else { 0 };
+            assert_eq!(out.code, expected, "{command}: {}", out.all());
+            assert_eq!(
+                attempts(&s) - before,
+                1,
+                "{command} (refused: {refused}) authenticated more than once: {:?}",
+                s.atlas.commands()
+            );
+        }
+    }
+}

@@ -87,6 +87,14 @@ pub(crate) async fn once(
             .list_collection_names()
             .filter(doc! {"name": name})
             .await;
+        // Only a command the server refused (no permission to list) lets the roundtrip go on: a
+        // refused authentication or a lost connection ends it here, so that no insert opens
+        // another connection and authenticates again.
+        if let Err(e) = &existing {
+            if !matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(_)) {
+                return Err(Failure::Driver(e.clone()));
+            }
+        }
         probe.with(|s| {
             s.created = existing.is_ok_and(|names| names.is_empty());
             s.checked = true;
