@@ -530,9 +530,9 @@ fn sts_chars(s: &str, min: usize, max: usize, extra: &str) -> Result<String, Str
     }
 }
 
-/// STS: 2 to 64 characters of `[\w+=,.@-]`.
+/// STS: 2 to 64 characters of `[\w+=,.@-]`; the error names the character refused.
 fn parse_session_name(s: &str) -> Result<String, String> {
-    sts_chars(s, 2, 64, "_+=,.@-")
+    crate::identity::check_session_name(s).map(|()| s.to_string())
 }
 
 /// STS: 2 to 1224 characters of `[\w+=,.@:/-]`.

@@ -108,6 +108,34 @@ pub enum CallerKind {
 }
 
 /// Maps the caller ARN from GetCallerIdentity to the ARN of the Atlas database user.
+/// STS's rule for a role session name (RoleSessionName): 2 to 64 characters of `[\w+=,.@-]`.
+/// Err names the first character it refuses, with its position, or the length: what STS's own
+/// `ValidationError` leaves out.
+pub fn check_session_name(name: &str) -> Result<(), String> {
+    const RULE: &str =
+        "2 to 64 characters of letters, digits and _+=,.@- (STS's pattern [\\w+=,.@-]*)";
+    if let Some((i, c)) = name
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || "_+=,.@-".contains(*c)))
+    {
+        let shown = if c.is_control() || c.is_whitespace() {
+            format!("U+{:04X}", c as u32)
+        } else {
+            format!("`{c}`")
+        };
+        return Err(format!(
+            "{shown} at position {} is not allowed: {RULE}",
+            i + 1
+        ));
+    }
+    let n = name.chars().count();
+    if !(2..=64).contains(&n) {
+        return Err(format!("{n} characters: {RULE}"));
+    }
+    Ok(())
+}
+
 pub fn caller_kind(arn: &str) -> CallerKind {
     let Some((partition, service, _, account, resource)) = split(arn) else {
         return CallerKind::Other;
@@ -190,6 +218,23 @@ fn atlas_user(arn: &str, iam_type: &str, db: &str) -> AtlasUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_names_are_checked_as_sts_does() {
+        assert!(check_session_name("atlas-iam-1796130840").is_ok());
+        assert!(check_session_name("a.b@c=d,e+f_g-h").is_ok());
+        let bot = check_session_name("dependabot[bot]").expect_err("bracket");
+        assert!(bot.starts_with("`[` at position 11"), "{bot}");
+        let slash = check_session_name("team/user").expect_err("slash");
+        assert!(slash.starts_with("`/` at position 5"), "{slash}");
+        assert!(check_session_name("x")
+            .expect_err("short")
+            .starts_with("1 characters"));
+        assert!(check_session_name(&"a".repeat(65)).is_err());
+        assert!(check_session_name("a b")
+            .expect_err("space")
+            .contains("U+0020"));
+    }
 
     #[test]
     fn parses_role_arns_with_and_without_path() {

@@ -459,3 +459,58 @@ fn a_non_utf8_argument_is_a_usage_error() {
         assert_eq!(out.code, 2, "{format}: {}", out.all());
     }
 }
+
+/// Role session names are checked as STS checks them, before any call, naming the character and
+/// the rule: the flag (a usage error), AWS_ROLE_SESSION_NAME with web identity, a profile's
+/// role_session_name.
+#[test]
+fn role_session_names_sts_refuses_are_named() {
+    let out = atlas_iam()
+        .args([
+            "whoami",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/app",
+            "--role-session-name",
+            "dependabot[bot]",
+        ])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("`[` at position 11"), "{}", out.stderr);
+
+    let cli = atlas_iam();
+    let token = cli.path("token");
+    let cli = cli.write("token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln");
+    Test::new(|| {
+        atlas_iam()
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
+            .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/app")
+            .env("AWS_ROLE_SESSION_NAME", "team/user")
+            .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+    })
+    .args(["whoami"])
+    .fails_at(Stage::Credentials, "invalid_config")
+    .exit(3)
+    .says("`/` at position 5")
+    .run();
+    drop(cli);
+
+    let cli = atlas_iam();
+    let config = cli.path("config");
+    let cli = cli.write(
+        "config",
+        "[profile app]\nrole_arn = arn:aws:iam::123456789012:role/app\nsource_profile = base\n\
+         role_session_name = dependabot[bot]\n[profile base]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
+         aws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n",
+    );
+    Test::new(|| {
+        atlas_iam()
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+    })
+    .args(["whoami", "--profile", "app"])
+    .fails_at(Stage::Credentials, "profile_error")
+    .exit(3)
+    .says("role_session_name `dependabot[bot]` of profile app")
+    .run();
+    drop(cli);
+}

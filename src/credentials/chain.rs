@@ -204,6 +204,59 @@ async fn resolve_region(cfg: &Config, profile: Option<&str>) -> Region {
         .unwrap_or_else(|| Region::new("us-east-1"))
 }
 
+/// Role session names checked before any call, as STS would (its `ValidationError` names neither
+/// the character nor the rule): AWS_ROLE_SESSION_NAME, which the web identity source sends (a
+/// failure when that source is configured, a warning otherwise), and `role_session_name` of the
+/// profile and of every profile its chain goes through.
+fn session_names(
+    profile: &str,
+    set: &aws_config::profile::ProfileSet,
+    env: &Env,
+    warnings: &mut Vec<String>,
+) -> Result<(), Diagnosis> {
+    if let Some(name) = env.get("AWS_ROLE_SESSION_NAME") {
+        if let Err(why) = crate::identity::check_session_name(&name) {
+            let cause = format!(
+                "AWS_ROLE_SESSION_NAME `{}` is a name STS refuses: {why}",
+                crate::secret::sanitize_terminal(&name)
+            );
+            if env.is_set("AWS_WEB_IDENTITY_TOKEN_FILE") {
+                return Err(Diagnosis::new(
+                    Kind::InvalidConfig,
+                    cause,
+                    "set AWS_ROLE_SESSION_NAME to letters, digits and _+=,.@- only (e.g.                      `dependabot[bot]` as `dependabot-bot`)",
+                ));
+            }
+            warnings.push(format!(
+                "{cause}; only the web identity source sends it, and none is configured here"
+            ));
+        }
+    }
+    let mut current = profile.to_string();
+    for _ in 0..16 {
+        let Some(p) = set.get_profile(&current) else {
+            break;
+        };
+        if let Some(name) = p.get("role_session_name") {
+            if let Err(why) = crate::identity::check_session_name(name) {
+                return Err(Diagnosis::new(
+                    Kind::ProfileError,
+                    format!(
+                        "role_session_name `{}` of profile {current} is a name STS refuses: {why}",
+                        crate::secret::sanitize_terminal(name)
+                    ),
+                    format!("fix role_session_name in profile {current}"),
+                ));
+            }
+        }
+        match p.get("source_profile") {
+            Some(src) if src != current => current = src.to_string(),
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
 /// One role of a chain, with the settings of its profile.
 struct Hop {
     role_arn: String,
@@ -312,6 +365,7 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
     }
     let mut warnings = Vec::new();
     let mut tried = Vec::new();
+    session_names(&profile_name, &set, env, &mut warnings)?;
 
     // `explain_as`: the source whose failures these are (a role profile's credential_source).
     macro_rules! attempt {
