@@ -57,6 +57,12 @@ pub(crate) const VARIABLES: &[Variable] = &[
     var("MONGODB_ATLAS_CLIENT_SECRET", Role::Secret, true),
     var("NO_COLOR", Role::Data, true),
     var("ATLAS_IAM_WAIT", Role::Data, false),
+    // names some tools still write, which the SDKs and most drivers do not read (a warning says
+    // so); their values are secrets all the same
+    var("AWS_SECURITY_TOKEN", Role::Secret, false),
+    var("AWS_SECRET_TOKEN", Role::Secret, false),
+    var("AWS_SECRET_KEY", Role::Secret, false),
+    var("AWS_ACCESS_KEY", Role::KeyId, false),
     // internal: set by atlas-iam on its own worker process (see `worker`)
     var("ATLAS_IAM_WORKER", Role::Endpoint, false),
     var("ATLAS_IAM_ATLAS_BASE_URL", Role::Endpoint, false),
@@ -174,7 +180,10 @@ mod tests {
         }
         assert!(secrets().any(|s| s == "AWS_SESSION_TOKEN"));
         assert!(secrets().any(|s| s == "MONGODB_ATLAS_CLIENT_SECRET"));
-        assert_eq!(key_ids().collect::<Vec<_>>(), ["AWS_ACCESS_KEY_ID"]);
+        assert_eq!(
+            key_ids().collect::<Vec<_>>(),
+            ["AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"]
+        );
         assert!(implicit_env_may_set("MONGODB_URI") && !implicit_env_may_set("AWS_CA_BUNDLE"));
     }
 }

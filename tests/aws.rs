@@ -321,3 +321,25 @@ fn whoami_through_a_role_chain_on_a_credential_process() {
     );
     out.assert_absent(&[&moto.alice.secret, &moto.alice.id]);
 }
+
+/// A long-term key sent with a session token left over from an earlier session: STS refuses it
+/// (InvalidClientTokenId), and the report names the stale token, not the key.
+#[test]
+fn a_long_term_key_with_a_leftover_session_token() {
+    let moto = Moto::start();
+    Test::new(|| {
+        atlas_iam().envs(moto.env()).keys(&moto.alice).env(
+            "AWS_SESSION_TOKEN",
+            "IQoJb3JpZ2luX2VjEOLDTOKENFROMANEARLIERSESSION",
+        )
+    })
+    .args(["whoami"])
+    .fails_at(Stage::Identity, "invalid_key")
+    .exit(4)
+    .says("unset AWS_SESSION_TOKEN")
+    .hides(&[
+        &moto.alice.secret,
+        "IQoJb3JpZ2luX2VjEOLDTOKENFROMANEARLIERSESSION",
+    ])
+    .run();
+}

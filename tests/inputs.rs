@@ -514,3 +514,28 @@ fn role_session_names_sts_refuses_are_named() {
     .run();
     drop(cli);
 }
+
+/// Variables under names the SDKs do not read are named, with the right name; their values are
+/// never shown.
+#[test]
+fn misnamed_variables_are_named() {
+    let token = "IQoJb3JpZ2luX2VjEMISNAMEDTOKENVALUE0123456789";
+    let out = atlas_iam()
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_SECURITY_TOKEN", token)
+        .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+        .args(["whoami", "--format", "json", "--timeout", "3"])
+        .run();
+    let credentials = out.stage(Stage::Credentials);
+    let warnings = credentials["warnings"].to_string();
+    assert!(
+        warnings.contains("AWS_SECURITY_TOKEN is set") && warnings.contains("rename it"),
+        "{}",
+        out.all()
+    );
+    out.assert_absent(&[token, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"]);
+}

@@ -257,6 +257,30 @@ fn session_names(
     Ok(())
 }
 
+/// Variables some tools still write under names the AWS SDKs (this one included) and most
+/// drivers do not read: each set one, when the right name is not, gets a warning.
+fn misnamed(env: &Env) -> Vec<String> {
+    [
+        (
+            "AWS_SECURITY_TOKEN",
+            "AWS_SESSION_TOKEN",
+            "an old name for the session token",
+        ),
+        ("AWS_SECRET_TOKEN", "AWS_SESSION_TOKEN", "no SDK's name"),
+        ("AWS_SECRET_KEY", "AWS_SECRET_ACCESS_KEY", "no SDK's name"),
+        ("AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "no SDK's name"),
+    ]
+    .into_iter()
+    .filter(|(wrong, right, _)| env.is_set(wrong) && !env.is_set(right))
+    .map(|(wrong, right, what)| {
+        format!(
+            "{wrong} is set ({what}), and {right} is not: the AWS SDKs and most MongoDB drivers \
+             read only {right}; rename it"
+        )
+    })
+    .collect()
+}
+
 /// One role of a chain, with the settings of its profile.
 struct Hop {
     role_arn: String,
@@ -366,6 +390,7 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
     let mut warnings = Vec::new();
     let mut tried = Vec::new();
     session_names(&profile_name, &set, env, &mut warnings)?;
+    warnings.extend(misnamed(env));
 
     // `explain_as`: the source whose failures these are (a role profile's credential_source).
     macro_rules! attempt {

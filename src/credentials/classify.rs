@@ -143,6 +143,21 @@ pub fn classify(f: &StsFailure, keys: &KeyFacts, call: &str, endpoint: &str) -> 
                  from the same AssumeRole or SSO response)",
             )
         }
+        // a long-term key never has a session token: one left over from an earlier session
+        // makes STS refuse a key that is itself fine
+        Some(STS_INVALID_CLIENT_TOKEN_ID) if keys.key_id.starts_with("AKIA") && keys.has_token => {
+            Diagnosis::new(
+                Kind::InvalidKey,
+                format!(
+                    "STS refused {call}: {key} is a long-term key (AKIA…), sent with a session \
+                     token it never had (from {}): a token left over from an earlier temporary \
+                     session",
+                    keys.source
+                ),
+                "unset AWS_SESSION_TOKEN (and AWS_SECURITY_TOKEN), or remove aws_session_token \
+                 from the profile: a long-term key is used without a token",
+            )
+        }
         Some(STS_INVALID_CLIENT_TOKEN_ID) if keys.has_token => Diagnosis::new(
             Kind::InvalidKey,
             format!(
@@ -254,6 +269,8 @@ mod tests {
                 keys(TMP, true), Kind::InvalidKey),
             (refused("InvalidClientTokenId", "The security token included in the request is invalid."),
                 keys(ID, false), Kind::InvalidKey),
+            (refused("InvalidClientTokenId", "The security token included in the request is invalid."),
+                keys(ID, true), Kind::InvalidKey),
             (refused("SignatureDoesNotMatch", "Signature expired: 20261122T060000Z is now earlier than ..."),
                 keys(ID, false), Kind::ClockSkew),
             (refused("SignatureDoesNotMatch", "The request signature we calculated does not match"),
@@ -277,6 +294,19 @@ mod tests {
                 d.cause
             );
         }
+    }
+
+    #[test]
+    fn a_long_term_key_with_a_leftover_token_names_the_token() {
+        let refusal = refused(
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        );
+        let d = classify(&refusal, &keys(ID, true), "GetCallerIdentity", "x");
+        assert!(d.cause.contains("long-term key"), "{d}");
+        assert!(d.hint.starts_with("unset AWS_SESSION_TOKEN"), "{d}");
+        let d = classify(&refusal, &keys(ID, false), "GetCallerIdentity", "x");
+        assert!(!d.cause.contains("long-term key"), "{d}");
     }
 
     #[test]
