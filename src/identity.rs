@@ -107,7 +107,6 @@ pub enum CallerKind {
     Other,
 }
 
-/// Maps the caller ARN from GetCallerIdentity to the ARN of the Atlas database user.
 /// STS's rule for a role session name (RoleSessionName): 2 to 64 characters of `[\w+=,.@-]`.
 /// Err names the first character it refuses, with its position, or the length: what STS's own
 /// `ValidationError` leaves out.
@@ -136,6 +135,7 @@ pub fn check_session_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Maps the caller ARN from GetCallerIdentity to the ARN of the Atlas database user.
 pub fn caller_kind(arn: &str) -> CallerKind {
     let Some((partition, service, _, account, resource)) = split(arn) else {
         return CallerKind::Other;
