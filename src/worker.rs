@@ -409,9 +409,27 @@ fn death(
     } else {
         String::new()
     };
+    // its last words, scrubbed of the environment's secrets and of anything token-shaped
+    let scrubber = crate::credentials::env_scrubber(&crate::config::Env::from_process());
+    let said = crate::secret::redact_tokens(
+        &scrubber.scrub(&crate::secret::sanitize_terminal(stderr.trim())),
+    );
+    let said: String = said
+        .chars()
+        .rev()
+        .take(300)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let said = if said.is_empty() {
+        String::new()
+    } else {
+        format!(": {said}")
+    };
     Diagnosis::new(
         Kind::Internal,
-        format!("atlas-iam's {command} worker {how} without a report{bound}"),
+        format!("atlas-iam's {command} worker {how} without a report{bound}{said}"),
         "report this, with the command line (its secrets removed)",
     )
 }
@@ -550,6 +568,8 @@ mod tests {
         assert!(d.cause.contains("memory bound"), "{d}");
         let d = death(None, "", true, "ping");
         assert_eq!(d.kind, Kind::Internal);
+        let d = death(None, "thread 'main' panicked at src/x.rs:1:1:\nboom\n", true, "ping");
+        assert!(d.cause.ends_with("boom"), "{d}");
         // no driver yet: the first stage not recorded
         seen.driver_started = false;
         let r = died(&cli(), &seen, death(None, "", true, "ping"));

@@ -168,9 +168,26 @@ pub(crate) fn explain(stage: crate::diagnosis::Stage, d: Diagnosis, view: View<'
     }
 }
 
+/// A project with the one cluster `Cluster0` (`cluster0.ab12c.mongodb.net`) and these users.
+#[cfg(test)]
+pub(crate) fn fixture(users: Vec<api::ApiUser>) -> Project {
+    Project {
+        users,
+        clusters: vec![api::ApiCluster {
+            name: "Cluster0".into(),
+            connection_strings: Some(api::ConnectionStrings {
+                standard_srv: Some("mongodb+srv://cluster0.ab12c.mongodb.net".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        access_list: vec![],
+        notices: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::api::{ApiCluster, ConnectionStrings};
     use super::*;
     use crate::diagnosis::Stage;
 
@@ -306,19 +323,7 @@ mod tests {
 
     #[test]
     fn users_of_another_project_say_nothing_about_this_refusal() {
-        let project = Project {
-            users: vec![],
-            clusters: vec![ApiCluster {
-                name: "Cluster0".into(),
-                connection_strings: Some(ConnectionStrings {
-                    standard_srv: Some("mongodb+srv://cluster0.ab12c.mongodb.net".into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
-            access_list: vec![],
-            notices: vec![],
-        };
+        let project = fixture(vec![]);
         let arn = "arn:aws:iam::123456789012:role/app";
         let elsewhere = Analysis::new(
             "p1",

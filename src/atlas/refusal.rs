@@ -245,7 +245,7 @@ mod tests {
     }
 
     fn analysis(registered: bool) -> Analysis {
-        use super::super::api::{ApiUser, ConnectionStrings, Project};
+        use super::super::api::ApiUser;
         let arn = "arn:aws:iam::123456789012:role/app";
         let users = if registered {
             vec![ApiUser {
@@ -258,19 +258,7 @@ mod tests {
         } else {
             vec![]
         };
-        let project = Project {
-            users,
-            clusters: vec![ApiCluster {
-                name: "Cluster0".into(),
-                connection_strings: Some(ConnectionStrings {
-                    standard_srv: Some("mongodb+srv://cluster0.ab12c.mongodb.net".into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
-            access_list: vec![],
-            notices: vec![],
-        };
+        let project = super::super::fixture(users);
         Analysis::new(
             "p1",
             project,
