@@ -40,7 +40,11 @@ fn main() -> ExitCode {
     let (command, format) = (cli.command.name(), cli.global.format);
     if worker {
         let no_color = env.is_set("NO_COLOR") || env.get("TERM").is_some_and(|t| t == "dumb");
-        atlas_iam::worker::emit_settings(format == atlas_iam::cli::Format::Json, no_color);
+        atlas_iam::worker::emit_settings(
+            format == atlas_iam::cli::Format::Json,
+            no_color,
+            cli.command.wait(),
+        );
     }
     render::set_color(
         cli.global.color,

@@ -55,6 +55,9 @@ enum Line {
     Settings {
         json: bool,
         no_color: bool,
+        /// `--wait`, in seconds, as the worker read it (an env file may set it).
+        #[serde(default)]
+        wait_s: u64,
     },
     Plan(Vec<Stage>),
     Started(Stage),
@@ -89,8 +92,12 @@ pub(crate) fn note_driver(event: &str) {
 }
 
 /// In a worker: the output settings it resolved (after its env file), first.
-pub fn emit_settings(json: bool, no_color: bool) {
-    write_line(&Line::Settings { json, no_color });
+pub fn emit_settings(json: bool, no_color: bool, wait: Option<Duration>) {
+    write_line(&Line::Settings {
+        json,
+        no_color,
+        wait_s: wait.map_or(0, |w| w.as_secs()),
+    });
 }
 
 /// In a worker: the finished report, as the last line.
@@ -126,6 +133,8 @@ impl Progress for LineProgress {
 #[derive(Default)]
 struct Seen {
     settings: Option<(bool, bool)>,
+    /// The worker's --wait, which bounds how long it may take.
+    wait: std::sync::Arc<std::sync::atomic::AtomicU64>,
     plan: Vec<Stage>,
     partial: Option<Report>,
     report: Option<Report>,
@@ -143,7 +152,15 @@ impl Seen {
             return;
         };
         match line {
-            Line::Settings { json, no_color } => self.settings = Some((json, no_color)),
+            Line::Settings {
+                json,
+                no_color,
+                wait_s,
+            } => {
+                self.settings = Some((json, no_color));
+                self.wait
+                    .store(wait_s, std::sync::atomic::Ordering::Relaxed);
+            }
             Line::Plan(p) => self.plan = p,
             Line::Started(s) => progress.started(s),
             Line::Finished(s) => progress.finished(s),
@@ -287,9 +304,19 @@ async fn supervise_run(
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let mut seen = Seen::default();
     let mut tail: Vec<u8> = Vec::new();
-    // the worker ends by its own --timeout (and --wait), the cleanup's budget and a margin
-    let wait = cli.command.wait().unwrap_or_default();
-    let bound = cli.timeout() + wait + crate::timing::CLEANUP_BUDGET + Duration::from_secs(5);
+    // the worker ends by its own --timeout (and --wait, as it read it), the cleanup's budget and a
+    // margin
+    let began = tokio::time::Instant::now();
+    let wait_s = seen.wait.clone();
+    wait_s.store(
+        cli.command.wait().unwrap_or_default().as_secs(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let bound = cli.timeout() + crate::timing::CLEANUP_BUDGET + Duration::from_secs(5);
+    let over = move || {
+        let wait = Duration::from_secs(wait_s.load(std::sync::atomic::Ordering::Relaxed));
+        began.elapsed() > bound + wait
+    };
     let signals = crate::children::Signals::install(true);
     let status = {
         let work = async {
@@ -333,8 +360,10 @@ async fn supervise_run(
                     }
                     signals.set(crate::children::Signals::install(true).received());
                 }
-                () = tokio::time::sleep(bound) => {
-                    break None;
+                () = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if over() {
+                        break None;
+                    }
                 }
             }
         };
@@ -568,7 +597,12 @@ mod tests {
         assert!(d.cause.contains("memory bound"), "{d}");
         let d = death(None, "", true, "ping");
         assert_eq!(d.kind, Kind::Internal);
-        let d = death(None, "thread 'main' panicked at src/x.rs:1:1:\nboom\n", true, "ping");
+        let d = death(
+            None,
+            "thread 'main' panicked at src/x.rs:1:1:\nboom\n",
+            true,
+            "ping",
+        );
         assert!(d.cause.ends_with("boom"), "{d}");
         // no driver yet: the first stage not recorded
         seen.driver_started = false;
