@@ -95,7 +95,9 @@ pub fn usage_report(command: report::CommandName, message: &str) -> Report {
 /// once per process: a probe's driver client is released with the process (its runtime), not
 /// shut down (see `commands::probe`). With `--wait`, a probe is tried again every
 /// `WAIT_INTERVAL` until it passes, trying again cannot help, or the time is up: the report is
-/// the last try's, with every try listed.
+/// the last try's, with every try listed. Each try's client is released the same way, with the
+/// process: at most one a try, each idle after its run (an idle client only monitors, it never
+/// authenticates again).
 pub async fn run(cfg: &Config, command: &Command, progress: &dyn Progress) -> Report {
     let Some(wait) = command.wait() else {
         return run_once(cfg, command, progress).await;
