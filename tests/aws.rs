@@ -6,7 +6,7 @@ use crate::common::{atlas_iam, stage_of, Moto, Stage, Test, ACCOUNT};
 
 #[test]
 fn whoami_with_environment_keys_maps_the_iam_user() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let out = atlas_iam()
         .envs(moto.env())
         .keys(&moto.alice)
@@ -48,7 +48,7 @@ fn whoami_with_environment_keys_maps_the_iam_user() {
 
 #[test]
 fn whoami_with_role_arn_maps_the_session_to_the_role() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let out = atlas_iam()
         .envs(moto.env())
         .keys(&moto.alice)
@@ -88,7 +88,7 @@ fn whoami_with_role_arn_maps_the_session_to_the_role() {
 
 #[test]
 fn whoami_through_a_profile_with_role_arn_and_source_profile() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let cli = atlas_iam();
     let config = cli.path("aws-config");
     let cli = cli.write(
@@ -120,7 +120,7 @@ fn whoami_through_a_profile_with_role_arn_and_source_profile() {
 
 #[test]
 fn assume_prints_working_credentials_in_each_shape() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let json = atlas_iam()
         .envs(moto.env())
         .keys(&moto.alice)
@@ -256,7 +256,7 @@ fn assume_prints_working_credentials_in_each_shape() {
 
 #[test]
 fn assume_denied_by_the_trust_policy_names_caller_and_role() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let out = Test::new(|| atlas_iam().envs(moto.env()).keys(&moto.mallory))
         .args(["assume", "--role-arn", &moto.role_arn])
         .fails_at(Stage::Assume, "assume_role_denied")
@@ -277,7 +277,7 @@ fn assume_denied_by_the_trust_policy_names_caller_and_role() {
 
 #[test]
 fn assume_of_a_role_that_does_not_exist() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let missing = format!("arn:aws:iam::{ACCOUNT}:role/no-such-role");
     Test::new(|| atlas_iam().envs(moto.env()).keys(&moto.alice))
         .args(["assume", "--role-arn", &missing])
@@ -291,7 +291,7 @@ fn assume_of_a_role_that_does_not_exist() {
 /// the role on top, as the SDK's profile provider does (role_session_name kept).
 #[test]
 fn whoami_through_a_role_chain_on_a_credential_process() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let cli = atlas_iam();
     let config = cli.path("aws-config");
     let creds = cli.path("creds.json");
@@ -326,7 +326,7 @@ fn whoami_through_a_role_chain_on_a_credential_process() {
 /// (InvalidClientTokenId), and the report names the stale token, not the key.
 #[test]
 fn a_long_term_key_with_a_leftover_session_token() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     Test::new(|| {
         atlas_iam().envs(moto.env()).keys(&moto.alice).env(
             "AWS_SESSION_TOKEN",

@@ -431,7 +431,7 @@ fn weakened_tls_is_never_silent() {
 
 #[test]
 fn assume_out_writes_a_private_file_and_never_follows_a_link() {
-    let moto = crate::common::Moto::start();
+    let moto = crate::common::Moto::shared();
     let role = moto.role_arn.clone();
     let run = |c: crate::common::Cli, extra: &[&str]| {
         c.envs(moto.env())

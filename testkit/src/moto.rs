@@ -82,7 +82,31 @@ pub struct Moto {
     pub endpoint: String,
 }
 
+/// Ends a moto when the process that started it ends, however it ends (a test binary's statics
+/// are never dropped): a `sh` that waits for its stdin to close, then kills the server. Keep it
+/// as long as the server is to run.
+pub struct Watchdog {
+    _stdin: std::process::ChildStdin,
+    _child: Child,
+}
+
 impl Moto {
+    /// A watchdog that kills this server once this process's end closes the pipe to it.
+    pub fn watchdog(&self) -> anyhow::Result<Watchdog> {
+        let mut child = Command::new("sh")
+            .args(["-c", &format!("read _; kill {}", self.child.id())])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start the watchdog shell")?;
+        let stdin = child.stdin.take().context("the watchdog's stdin")?;
+        Ok(Watchdog {
+            _stdin: stdin,
+            _child: child,
+        })
+    }
+
     pub fn start() -> anyhow::Result<Moto> {
         let exe = moto_server_path()?;
         let mut last = String::new();

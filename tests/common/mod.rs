@@ -13,6 +13,7 @@ pub(crate) use atlas_iam_testkit::moto::{Keys, ACCOUNT};
 /// not trusted by this one. Signatures and policies are enforced.
 pub(crate) struct Moto {
     _moto: atlas_iam_testkit::moto::Moto,
+    _watchdog: Option<atlas_iam_testkit::moto::Watchdog>,
     pub endpoint: String,
     pub alice: Keys,
     pub mallory: Keys,
@@ -42,12 +43,28 @@ impl Moto {
         Moto {
             endpoint: moto.endpoint.clone(),
             _moto: moto,
+            _watchdog: None,
             alice,
             mallory,
             role_arn: role,
             alice_arn: user_arn("alice"),
             mallory_arn: user_arn("mallory"),
         }
+    }
+
+    /// One moto for the whole test binary, for scenarios that only read it (whoami and assume as
+    /// alice or mallory): started once, and ended by its watchdog when the binary exits.
+    pub(crate) fn shared() -> &'static Moto {
+        static SHARED: std::sync::OnceLock<Moto> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            let mut moto = Moto::start();
+            moto._watchdog = Some(
+                moto._moto
+                    .watchdog()
+                    .unwrap_or_else(|e| panic!("moto's watchdog: {e:#}")),
+            );
+            moto
+        })
     }
 
     /// The environment that points the AWS SDK at this moto.
