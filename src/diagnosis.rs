@@ -249,6 +249,7 @@ pub enum Kind {
     ClockSkew,
     StsUnreachable,
     StsTimeout,
+    StsThrottled,
     StsError,
     // network
     DnsNameNotFound,
@@ -334,7 +335,7 @@ impl Kind {
             | ImdsNoRole => Family::Config,
             AssumeRoleDenied | RoleNotFound | DurationTooLong | InvalidKey
             | MissingSessionToken | SignatureMismatch | ExpiredToken | ClockSkew
-            | StsUnreachable | StsTimeout | StsError => Family::Sts,
+            | StsUnreachable | StsTimeout | StsThrottled | StsError => Family::Sts,
             DnsNameNotFound
             | DnsResolverFailed
             | DnsTimeout
@@ -414,6 +415,13 @@ impl fmt::Display for Diagnosis {
 
 impl std::error::Error for Diagnosis {}
 
+/// What throttled STS calls come from, and what lowers them (the quota Atlas documents for the
+/// GetCallerIdentity calls it makes is account-wide).
+pub const THROTTLING_HINT: &str = "STS limits its calls per account and region (Atlas documents 600 \
+    per second for the GetCallerIdentity calls it makes); every new authenticated connection is one \
+    call, so connection pools and short-lived clients multiply them: reuse one client per process, \
+    keep pools warm (minPoolSize, maxIdleTimeMS), and try again later";
+
 /// The diagnosis of a stage cut short by `--timeout`: the timeout table.
 pub fn timeout(stage: Stage) -> Diagnosis {
     let (kind, what, hint) = match stage {
@@ -473,6 +481,8 @@ pub mod texts {
     pub const STS_SIGNATURE_DOES_NOT_MATCH: &str = "SignatureDoesNotMatch";
     pub const STS_ACCESS_DENIED: &str = "AccessDenied";
     pub const STS_VALIDATION_ERROR: &str = "ValidationError";
+    /// STS throttling: HTTP 400 `Throttling` / `Rate exceeded` (ATLAS.md, field failure modes II).
+    pub const STS_THROTTLING: &str = "Throttling";
     pub const IAM_NO_SUCH_ENTITY: &str = "NoSuchEntity";
     // STS messages
     /// In SignatureDoesNotMatch when the request's date is more than 15 minutes off.

@@ -1118,3 +1118,69 @@ fn one_authentication_attempt_per_run() {
         }
     }
 }
+
+/// An STS that throttles (HTTP 400 `Throttling`, `Rate exceeded`): atlas-iam's own call says so
+/// at identity, and the shared tier's `aws sts call has response 400` at auth is named as
+/// throttling too, each with the account-wide quota and what multiplies the calls.
+#[test]
+fn sts_throttling_is_named_with_its_quota() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((mut c, _)) => {
+                    let _ = c.set_nonblocking(false);
+                    let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+                    let mut buf = [0u8; 16384];
+                    let _ = c.read(&mut buf);
+                    let body = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+                        <Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>\
+                        </Error><RequestId>1</RequestId></ErrorResponse>";
+                    let _ = write!(
+                        c,
+                        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    let endpoint = format!("http://{addr}");
+    let s = stack(StackOptions {
+        mode: Mode::Proxy,
+        sts_endpoint: Some(endpoint.clone()),
+        ..Default::default()
+    });
+    let keys = Keys {
+        id: "AKIAIOSFODNN7EXAMPLE".into(),
+        secret: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+    };
+    let c = || {
+        atlas_iam()
+            .keys(&keys)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL_STS", &endpoint)
+    };
+    Test::new(c)
+        .args(["whoami"])
+        .fails_at(Stage::Identity, "sts_throttled")
+        .exit(4)
+        .says("600 per second")
+        .run();
+    let out = Test::new(c)
+        .args(["ping", "--uri", &s.uri()])
+        .fails_at(Stage::Auth, "sts_throttled")
+        .exit(6)
+        .says("throttling")
+        .run();
+    let identity = out.stage(Stage::Identity);
+    assert_eq!(identity["status"], "warning", "{identity}");
+    drop(s);
+    drop(server);
+}

@@ -334,17 +334,25 @@ async fn ask_identity(
                 "GetCallerIdentity",
                 &credentials::sts_endpoint(&env, &resolved.region),
             );
-            let unreached = matches!(d.kind, Kind::StsUnreachable | Kind::StsTimeout);
+            // a preflight explains, Atlas decides: its own STS call may still pass where ours
+            // was not answered or was throttled
+            let unreached = matches!(
+                d.kind,
+                Kind::StsUnreachable | Kind::StsTimeout | Kind::StsThrottled
+            );
             if mode == IdentityMode::Preflight && unreached {
-                return Ok(
-                    Passed::new(None, "STS not reached from here").warn([format!(
-                        "{} ({}): the run goes on, since the driver signs locally and \
+                let what = if d.kind == Kind::StsThrottled {
+                    "STS throttled atlas-iam's own call"
+                } else {
+                    "STS not reached from here"
+                };
+                return Ok(Passed::new(None, what).warn([format!(
+                    "{} ({}): the run goes on, since the driver signs locally and \
                      Atlas calls STS itself; the identity and the clock could not be \
                      checked",
-                        d.cause,
-                        d.kind.name()
-                    )]),
-                );
+                    d.cause,
+                    d.kind.name()
+                )]));
             }
             return Err(d);
         }

@@ -118,6 +118,11 @@ pub fn classify(f: &StsFailure, keys: &KeyFacts, call: &str, endpoint: &str) -> 
         );
     }
     match f.code.as_deref() {
+        Some(STS_THROTTLING) => Diagnosis::new(
+            Kind::StsThrottled,
+            format!("STS is throttling {call} for this account ({STS_THROTTLING}: {msg})"),
+            crate::diagnosis::THROTTLING_HINT,
+        ),
         Some(STS_EXPIRED_TOKEN) | Some(STS_EXPIRED_TOKEN_EXCEPTION) => {
             let when = keys
                 .expiry
@@ -281,7 +286,7 @@ mod tests {
                 keys(ID, false), Kind::DurationTooLong),
             (refused("ValidationError", "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."),
                 keys(TMP, true), Kind::DurationTooLong),
-            (refused("Throttling", "Rate exceeded"), keys(ID, false), Kind::StsError),
+            (refused("Throttling", "Rate exceeded"), keys(ID, false), Kind::StsThrottled),
             (StsFailure { timeout: true, ..Default::default() }, keys(ID, false), Kind::StsTimeout),
             (StsFailure { unreachable: true, ..Default::default() }, keys(ID, false), Kind::StsUnreachable),
         ];

@@ -196,6 +196,14 @@ pub(crate) fn classify_auth(f: &DriverFailure, facts: &IdentityFacts) -> Diagnos
             Some(o) => skew_diagnosis(o, "Atlas answered `Authentication failed.`"),
             None => missing_user(None, facts, "Atlas answered `Authentication failed.`"),
         },
+        // the shared tier's STS call answered 400: STS throttling (Throttling / Rate exceeded is
+        // a 400; a refused signature or key is a 403)
+        (FailureKind::Authentication, Some(ATLAS_PROXY_ERROR), Some(m))
+            if m.starts_with(PROXY_STS_REFUSED) && m.trim_end().ends_with(" 400") => Diagnosis::new(
+            Kind::StsThrottled,
+            format!("the shared tier answered `{m}`: STS refused the call Atlas made for this \
+                     connection with a 400, which is STS throttling the caller's account"),
+            crate::diagnosis::THROTTLING_HINT),
         (FailureKind::Authentication, Some(ATLAS_PROXY_ERROR), Some(m)) if m.starts_with(PROXY_STS_REFUSED) => {
             let how = format!("the shared tier answered `{m}`: STS refused the request Atlas replayed");
             match skewed {
@@ -453,6 +461,17 @@ pub(crate) mod tests {
             &facts(None),
         );
         assert_eq!(d.kind, Kind::AtlasStsRejected);
+        // a 400 from the STS call Atlas made is throttling
+        let d = classify_auth(
+            &auth(
+                Some(8000),
+                Some("bad auth : aws sts call has response 400"),
+                "x",
+            ),
+            &facts(None),
+        );
+        assert_eq!(d.kind, Kind::StsThrottled);
+        assert!(d.hint.contains("600 per second"), "{d}");
         let d = classify_auth(
             &auth(
                 Some(8000),
