@@ -343,3 +343,34 @@ fn a_long_term_key_with_a_leftover_session_token() {
     ])
     .run();
 }
+
+/// A role profile with `mfa_serial`: the SDKs and drivers cannot ask for the code, so they assume
+/// the role without it. A warning says so when the role is assumed anyway; a refusal names the
+/// missing code as the likely cause, with the ways to give it.
+#[test]
+fn an_mfa_profile_is_named() {
+    let moto = Moto::shared();
+    for (who, keys, code) in [("alice", &moto.alice, 0), ("mallory", &moto.mallory, 3)] {
+        let cli = atlas_iam();
+        let config = cli.path("aws-config");
+        let cli = cli.write(
+            "aws-config",
+            &format!(
+                "[profile app]\nrole_arn = {}\nsource_profile = base\n\
+                 mfa_serial = arn:aws:iam::{ACCOUNT}:mfa/{who}\n\n\
+                 [profile base]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                moto.role_arn, keys.id, keys.secret
+            ),
+        );
+        let out = cli
+            .envs(moto.env())
+            .env("AWS_CONFIG_FILE", &config)
+            .args(["whoami", "--profile", "app", "--format", "json"])
+            .run();
+        assert_eq!(out.code, code, "{who}: {}", out.all());
+        let text = out.stdout.clone();
+        assert!(text.contains("mfa_serial"), "{who}: {text}");
+        assert!(text.contains("--mfa-token"), "{who}: {text}");
+        out.assert_absent(&[&keys.secret, &keys.id]);
+    }
+}

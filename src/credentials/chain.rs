@@ -367,6 +367,69 @@ async fn chained(
 /// Resolves credentials as the AWS default chain does, recording what each provider said.
 /// A `--profile` flag (a profile that is not AWS_PROFILE's) selects that profile alone.
 pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
+    let mfa = mfa_profile(cfg).await;
+    let mut resolved = resolve_chain(cfg).await.map_err(|d| match &mfa {
+        // the role of an MFA profile was refused: the missing code is the likely cause
+        Some((profile, serial))
+            if d.cause.starts_with("profile ")
+                // STS answered with a refusal (not: STS was not reached)
+                && (d.cause.contains("service error")
+                    || d.cause.contains("AccessDenied")
+                    || d.cause.contains("not authorized")) =>
+        {
+            Diagnosis {
+                cause: format!(
+                "{}; profile {profile} has mfa_serial {serial}, and the AWS SDK (this one and the \
+                 drivers') sends AssumeRole without the code, which a trust policy that requires \
+                 MFA refuses",
+                d.cause
+            ),
+                hint: MFA_WAYS.to_string(),
+                ..d
+            }
+        }
+        _ => d,
+    })?;
+    let from_profile = matches!(resolved.source, Source::Profile { .. });
+    if let (Some((profile, serial)), true) = (mfa, from_profile) {
+        resolved.warnings.push(format!(
+            "profile {profile} has mfa_serial {serial}: the AWS SDKs and the MongoDB drivers \
+             cannot ask for the code, so an application using this profile assumes the role \
+             without MFA; {MFA_WAYS}"
+        ));
+    }
+    Ok(resolved)
+}
+
+/// How a role that needs MFA is used from a program that cannot prompt.
+const MFA_WAYS: &str =
+    "give atlas-iam --role-arn ROLE --mfa-serial ARN --mfa-token CODE, or run it \
+    under `aws-vault exec PROFILE --`, or use an `aws sso login` profile";
+
+/// The profile in use (or one its chain goes through) with `mfa_serial`, and the serial.
+async fn mfa_profile(cfg: &Config) -> Option<(String, String)> {
+    let set = profile_set(&cfg.env).await.ok()?;
+    let mut current = cfg
+        .profile
+        .clone()
+        .or_else(|| cfg.env.get("AWS_PROFILE"))
+        .unwrap_or_else(|| "default".to_string());
+    for _ in 0..16 {
+        let p = set.get_profile(&current)?;
+        if let Some(serial) = p.get("mfa_serial") {
+            if p.get("role_arn").is_some() {
+                return Some((current, serial.to_string()));
+            }
+        }
+        match p.get("source_profile") {
+            Some(src) if src != current => current = src.to_string(),
+            _ => return None,
+        }
+    }
+    None
+}
+
+async fn resolve_chain(cfg: &Config) -> Result<Resolved, Diagnosis> {
     let env = &cfg.env;
     let set = profile_set(env).await?;
     let env_profile = env.get("AWS_PROFILE");
