@@ -160,6 +160,19 @@ pub fn caller_kind(arn: &str) -> CallerKind {
     }
 }
 
+/// What a caller Atlas can never map is (ATLAS.md: the server refuses federated users and root
+/// with codes 51279/51280, the client sees only `Authentication failed.`).
+pub fn unmappable(arn: &str) -> Option<&'static str> {
+    let (_, service, _, _, resource) = split(arn)?;
+    match (service, resource) {
+        ("sts", r) if r.starts_with("federated-user/") => {
+            Some("a federated user (GetFederationToken credentials)")
+        }
+        ("iam", "root") => Some("the account's root user"),
+        _ => None,
+    }
+}
+
 /// The Atlas CLI's `--awsIAMType` of an ARN: `ROLE` or `USER`.
 pub fn iam_type_of(arn: &str) -> &'static str {
     if arn.contains(":role/") {
@@ -187,8 +200,11 @@ pub fn identity_of(arn: &str, account: &str, db: &str, user_id: String) -> Ident
         }
         CallerKind::User { user_arn } => Some(atlas_user(&user_arn, "USER", db)),
         CallerKind::Other => {
+            let what = unmappable(arn)
+                .map(|w| format!(" ({w}: Atlas refuses these whatever is registered)"))
+                .unwrap_or_default();
             notes.push(format!(
-                "Atlas cannot map {arn} to a database user: use an IAM user or an IAM role"
+                "Atlas cannot map {arn} to a database user{what}: use an IAM user or an IAM role"
             ));
             None
         }
@@ -218,6 +234,37 @@ fn atlas_user(arn: &str, iam_type: &str, db: &str) -> AtlasUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn principals_atlas_cannot_map_are_named() {
+        assert!(unmappable("arn:aws:sts::123456789012:federated-user/bob")
+            .is_some_and(|w| w.contains("GetFederationToken")));
+        assert!(unmappable("arn:aws:iam::123456789012:root").is_some_and(|w| w.contains("root")));
+        assert_eq!(unmappable("arn:aws:iam::123456789012:user/bob"), None);
+        // an IAM user keeps its path (Atlas maps it verbatim); a role session has none to keep
+        let pathed = "arn:aws:iam::123456789012:user/dev/team/bob";
+        let id = identity_of(pathed, "", "test", String::new());
+        let u = id.atlas_user.expect("user");
+        assert_eq!(u.arn, pathed);
+        assert!(
+            u.create_command.contains(&format!("--username {pathed} ")),
+            "{}",
+            u.create_command
+        );
+        let id = identity_of(
+            "arn:aws:sts::123456789012:assumed-role/app/s",
+            "",
+            "test",
+            String::new(),
+        );
+        assert_eq!(
+            id.atlas_user.map(|u| u.arn),
+            Some("arn:aws:iam::123456789012:role/app".to_string())
+        );
+        let id = identity_of("arn:aws:iam::123456789012:root", "", "test", String::new());
+        assert!(id.atlas_user.is_none());
+        assert!(id.notes[0].contains("root user"), "{:?}", id.notes);
+    }
 
     #[test]
     fn session_names_are_checked_as_sts_does() {

@@ -143,13 +143,17 @@ fn missing_user(looked_up: Option<&str>, facts: &IdentityFacts, how: &str) -> Di
                  set to a VPC endpoint) and check that its Atlas user exists",
             );
         }
+        let caller = facts.caller_arn.as_deref().unwrap_or_default();
+        let what = crate::identity::unmappable(caller)
+            .map(|w| format!(": {caller} is {w}, which Atlas never maps to a database user"))
+            .unwrap_or_else(|| {
+                ", and the identity could not be mapped to an Atlas database user".into()
+            });
         return Diagnosis::new(
             Kind::AuthenticationFailed,
-            format!(
-                "{how}, and the identity could not be mapped \
-            to an Atlas database user"
-            ),
-            "use an IAM user or an IAM role for MONGODB-AWS",
+            format!("{how}{what}"),
+            "use an IAM user or an IAM role for MONGODB-AWS (for temporary credentials, \
+             AssumeRole instead of GetFederationToken)",
         );
     };
     let iam_type = facts
@@ -418,6 +422,26 @@ pub(crate) mod tests {
             role_with_path: None,
             clock_offset: offset,
         }
+    }
+
+    #[test]
+    fn a_federated_caller_is_named_at_auth() {
+        let f = IdentityFacts {
+            caller_arn: Some("arn:aws:sts::123456789012:federated-user/bob".into()),
+            atlas_user_arn: None,
+            iam_type: None,
+            assumed_role: false,
+            ..facts(None)
+        };
+        let d = classify_auth(&auth(Some(18), Some("Authentication failed."), "x"), &f);
+        assert!(
+            d.cause.contains("federated-user/bob is a federated user"),
+            "{d}"
+        );
+        assert!(
+            d.hint.contains("AssumeRole instead of GetFederationToken"),
+            "{d}"
+        );
     }
 
     #[test]
