@@ -539,3 +539,37 @@ fn misnamed_variables_are_named() {
     );
     out.assert_absent(&[token, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"]);
 }
+
+/// Credentials with a known expiry show the time left; under 15 minutes a warning says the
+/// drivers will soon count them expired; temporary keys in static environment variables get a
+/// warning that nothing refreshes them.
+#[test]
+fn expiring_and_unrefreshed_credentials_are_told() {
+    let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(10 * 60);
+    let soon = mongodb::bson::DateTime::from_system_time(soon)
+        .try_to_rfc3339_string()
+        .expect("rfc3339");
+    let out = atlas_iam()
+        .env("AWS_ACCESS_KEY_ID", "ASIAIOSFODNN7EXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
+        .env(
+            "AWS_SESSION_TOKEN",
+            "IQoJb3JpZ2luX2VjEXPIRINGTOKEN0123456789",
+        )
+        .env("AWS_CREDENTIAL_EXPIRATION", &soon)
+        .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+        .args(["whoami", "--format", "json", "--timeout", "3"])
+        .run();
+    let credentials = out.stage(Stage::Credentials);
+    let detail = credentials["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("min left"), "{credentials}");
+    let warnings = credentials["warnings"].to_string();
+    assert!(warnings.contains("expire in 9 min"), "{credentials}");
+    assert!(
+        warnings.contains("temporary keys in environment variables"),
+        "{credentials}"
+    );
+}

@@ -95,11 +95,24 @@ pub(crate) async fn credentials_stages(
                     (false, false) => "long-term",
                 }
             );
+            let mut warnings = r.warnings.clone();
             if let Some(exp) = r.creds.expiry() {
-                detail.push_str(&format!(", expires {}", rfc3339(exp)));
+                detail.push_str(&format!(", expires {} ({})", rfc3339(exp), time_left(exp)));
+                warnings.extend(expiring(exp));
             }
             detail.push_str(&format!("; region {}", r.region));
-            let warnings = r.warnings.clone();
+            // temporary keys that no one refreshes: a long-lived client fails at their expiry
+            if r.source == credentials::Source::Environment
+                && (r.temporary() || r.creds.access_key_id().starts_with("ASIA"))
+            {
+                warnings.push(
+                    "temporary keys in environment variables: nothing refreshes them, so a \
+                     long-lived client (a service, a warm Lambda) fails once they expire; let \
+                     the application's SDK chain get them from a profile, a role or the \
+                     container or instance credentials instead"
+                        .to_string(),
+                );
+            }
             let creds = r.creds.clone();
             Ok(Passed::new(r, detail).warn(warnings).learn(&creds))
         })
@@ -119,8 +132,10 @@ pub(crate) async fn credentials_stages(
             let a = credentials::assume_role(&sdk, &resolved, role, &cfg.env).await?;
             sts_shaped(&a.creds)?;
             let mut detail = a.arn.clone();
+            let mut warnings = Vec::new();
             if let Some(exp) = a.expiration {
-                detail.push_str(&format!(", expires {}", rfc3339(exp)));
+                detail.push_str(&format!(", expires {} ({})", rfc3339(exp), time_left(exp)));
+                warnings.extend(expiring(exp));
             }
             let creds = a.creds.clone();
             let facts = crate::report::Facts {
@@ -128,7 +143,10 @@ pub(crate) async fn credentials_stages(
                 expiration: a.expiration.map(rfc3339),
                 ..Default::default()
             };
-            Ok(Passed::new(a, detail).learn(&creds).with_facts(facts))
+            Ok(Passed::new(a, detail)
+                .warn(warnings)
+                .learn(&creds)
+                .with_facts(facts))
         })
         .await?;
     let in_use = InUse {
@@ -150,6 +168,34 @@ pub(crate) fn credential_info(in_use: &InUse) -> CredentialInfo {
             || in_use.creds.access_key_id().starts_with("ASIA"),
         expiration: in_use.creds.expiry().map(rfc3339),
     }
+}
+
+/// How long until `at`, for people: `58 min left`, `3 h 12 min left`, `expired 4 min ago`.
+pub(crate) fn time_left(at: std::time::SystemTime) -> String {
+    match at.duration_since(std::time::SystemTime::now()) {
+        Ok(left) => {
+            let min = left.as_secs() / 60;
+            if min >= 60 {
+                format!("{} h {} min left", min / 60, min % 60)
+            } else {
+                format!("{min} min left")
+            }
+        }
+        Err(e) => format!("expired {} min ago", e.duration().as_secs() / 60),
+    }
+}
+
+/// A warning for credentials that expire within 15 minutes: drivers count those that expire
+/// within 5 minutes as expired, and fetch new ones only where the source can refresh.
+pub(crate) fn expiring(at: std::time::SystemTime) -> Option<String> {
+    let left = at.duration_since(std::time::SystemTime::now()).ok()?;
+    (left < std::time::Duration::from_secs(15 * 60)).then(|| {
+        format!(
+            "these credentials expire in {} min: the drivers treat credentials that expire within \
+             5 minutes as expired, and get new ones only where their source can refresh",
+            left.as_secs() / 60
+        )
+    })
 }
 
 /// What the Admin API fetch gave, and how long it took.
