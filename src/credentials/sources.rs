@@ -34,15 +34,57 @@ fn web_identity(env: &Env) -> Result<(), Diagnosis> {
              both); elsewhere set AWS_ROLE_ARN to the role the token may assume",
         ));
     }
-    let token = read_regular_text(std::path::Path::new(&file), MAX_FILE_BYTES).map_err(|why| {
-        Diagnosis::new(
-            Kind::WebIdentityError,
+    let path = std::path::Path::new(&file);
+    let fail = |cause: String, hint: &str| Diagnosis::new(Kind::WebIdentityError, cause, hint);
+    const MOUNTED: &str = "on EKS the token is mounted by the pod identity webhook: check the pod's \
+        service account and that the volume is mounted; elsewhere check AWS_WEB_IDENTITY_TOKEN_FILE";
+    if matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+        return Err(fail(
+            format!("the web identity token file {file} does not exist"),
+            MOUNTED,
+        ));
+    }
+    if let Err(e) = std::fs::File::open(path) {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Err(fail(
+                format!(
+                    "the web identity token file {file} is not readable by this process{}",
+                    who_may_read(path)
+                ),
+                "a pod running as a non-root user needs the token readable by it: set \
+                 securityContext.fsGroup (the webhook then mounts the token for that group), or \
+                 run as the file's owner",
+            ));
+        }
+    }
+    let token = read_regular_text(path, MAX_FILE_BYTES).map_err(|why| {
+        fail(
             format!("the web identity token file {file} cannot be read: {why}"),
-            "on EKS the token is mounted by the pod identity webhook: check the pod's service \
-             account and that the volume is mounted; elsewhere check AWS_WEB_IDENTITY_TOKEN_FILE",
+            MOUNTED,
         )
     })?;
-    if let Some(exp) = jwt_expiry(token.trim()) {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(fail(
+            format!("the web identity token file {file} is empty"),
+            "the file is there but holds no token: the volume may be mounted before the token \
+             was written, or the file was truncated; point AWS_WEB_IDENTITY_TOKEN_FILE at the \
+             projected token",
+        ));
+    }
+    if !is_jwt(token) {
+        return Err(fail(
+            format!(
+                "the web identity token file {file} does not hold a JWT ({} characters; a JWT is \
+                 three base64url parts separated by dots, the second a JSON object)",
+                token.chars().count()
+            ),
+            "point AWS_WEB_IDENTITY_TOKEN_FILE at the token itself (on EKS: \
+             /var/run/secrets/eks.amazonaws.com/serviceaccount/token), not at a certificate, a \
+             key or a directory listing",
+        ));
+    }
+    if let Some(exp) = jwt_expiry(token) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -61,6 +103,44 @@ fn web_identity(env: &Env) -> Result<(), Diagnosis> {
         }
     }
     Ok(())
+}
+
+/// Who may read a file, beside who this process is: `(uid 1000; the file is mode 0600, owned by
+/// uid 0 gid 0)`. Read without unsafe code: the process's uid from /proc, the file's from its
+/// metadata.
+fn who_may_read(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
+        })
+        .map(|u| format!("uid {u}"))
+        .unwrap_or_else(|| "this uid".to_string());
+    match std::fs::metadata(path) {
+        Ok(m) => format!(
+            " ({uid}; the file is mode {:04o}, owned by uid {} gid {})",
+            m.mode() & 0o7777,
+            m.uid(),
+            m.gid()
+        ),
+        Err(_) => format!(" ({uid})"),
+    }
+}
+
+/// Whether a token is shaped as a JWT: three base64url parts, the second a JSON object.
+fn is_jwt(token: &str) -> bool {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+        return false;
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[1].trim_end_matches('='))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.is_object())
 }
 
 /// The `exp` claim of a JWT (seconds since the epoch), when the token is one.
@@ -383,7 +463,31 @@ mod tests {
         assert!(web_identity(&env)
             .expect_err("missing")
             .cause
-            .contains("cannot be read"));
+            .contains("does not exist"));
+        let env = Env::from_pairs([
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", t.as_str()),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r"),
+        ]);
+        std::fs::write(&token, "  \n").expect("write");
+        assert!(web_identity(&env)
+            .expect_err("empty")
+            .cause
+            .contains("is empty"));
+        std::fs::write(&token, "-----BEGIN CERTIFICATE-----\nMIIB\n").expect("write");
+        assert!(web_identity(&env)
+            .expect_err("not a jwt")
+            .cause
+            .contains("does not hold a JWT"));
+        // unreadable: who this process is, and the file's mode and owner (root reads anything,
+        // so the text is checked, not the refusal)
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&token, jwt(4_000_000_000)).expect("write");
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let who = who_may_read(&token);
+        assert!(
+            who.contains("mode 0600") && who.contains("owned by uid"),
+            "{who}"
+        );
     }
 
     #[tokio::test]
