@@ -173,6 +173,31 @@ pub fn unmappable(arn: &str) -> Option<&'static str> {
     }
 }
 
+/// A caller from one AWS partition against an Atlas of another: commercial Atlas
+/// (`*.mongodb.net`) asks the `aws` partition's STS, Atlas for Government (`*.mongodbgov.net`)
+/// GovCloud's, so a caller of another partition is unknown where Atlas asks. A warning: Atlas
+/// decides.
+pub fn partition_mismatch(caller_arn: &str, target: &str) -> Option<String> {
+    let partition = caller_arn.split(':').nth(1)?;
+    let target = target.to_ascii_lowercase();
+    let gov_host = target.contains(".mongodbgov.net");
+    let commercial_host = target.contains(".mongodb.net");
+    match (partition, commercial_host, gov_host) {
+        ("aws-us-gov" | "aws-cn", true, _) => Some(format!(
+            "the caller is in the {partition} partition, and the target is a commercial Atlas \
+             host (*.mongodb.net), which checks identities with the aws partition's STS: use \
+             credentials of a commercial AWS account, or Atlas for Government \
+             (*.mongodbgov.net) for GovCloud"
+        )),
+        ("aws" | "aws-cn", _, true) => Some(format!(
+            "the caller is in the {partition} partition, and the target is an Atlas for \
+             Government host (*.mongodbgov.net), which checks identities with GovCloud's STS \
+             (aws-us-gov): use credentials of a GovCloud account"
+        )),
+        _ => None,
+    }
+}
+
 /// The Atlas CLI's `--awsIAMType` of an ARN: `ROLE` or `USER`.
 pub fn iam_type_of(arn: &str) -> &'static str {
     if arn.contains(":role/") {
@@ -234,6 +259,17 @@ fn atlas_user(arn: &str, iam_type: &str, db: &str) -> AtlasUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_are_matched_to_the_atlas_they_meet() {
+        let gov = "arn:aws-us-gov:iam::123456789012:role/app";
+        let com = "arn:aws:iam::123456789012:role/app";
+        assert!(partition_mismatch(gov, "cluster0.ab12c.mongodb.net").is_some());
+        assert!(partition_mismatch(com, "mongodb+srv://c.ab12c.mongodbgov.net/").is_some());
+        assert_eq!(partition_mismatch(com, "cluster0.ab12c.mongodb.net"), None);
+        assert_eq!(partition_mismatch(gov, "c.ab12c.mongodbgov.net"), None);
+        assert_eq!(partition_mismatch(gov, "127.0.0.1:27017"), None);
+    }
 
     #[test]
     fn principals_atlas_cannot_map_are_named() {

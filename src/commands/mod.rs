@@ -342,6 +342,7 @@ pub(crate) fn identity_work(
         in_use.clone(),
         mode,
         runner.remaining(),
+        target_shown(cfg),
     )
 }
 
@@ -357,6 +358,7 @@ async fn ask_identity(
     in_use: InUse,
     mode: IdentityMode,
     remaining: std::time::Duration,
+    target: Option<String>,
 ) -> Result<Passed<IdentityFound>, crate::diagnosis::Diagnosis> {
     let budget = match mode {
         IdentityMode::Answer => remaining,
@@ -413,6 +415,10 @@ async fn ask_identity(
     } else {
         Vec::new()
     };
+    warnings.extend(crate::identity::partition_mismatch(
+        &who.arn,
+        target.as_deref().unwrap_or_default(),
+    ));
     if let Some(o) = who.clock_offset {
         detail.push_str(&format!("; clock offset {o:+} s"));
         if o.abs() >= SKEW_SUSPECT_SECS {
