@@ -368,28 +368,48 @@ async fn chained(
 /// A `--profile` flag (a profile that is not AWS_PROFILE's) selects that profile alone.
 pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
     let mfa = mfa_profile(cfg).await;
-    let mut resolved = resolve_chain(cfg).await.map_err(|d| match &mfa {
-        // the role of an MFA profile was refused: the missing code is the likely cause
-        Some((profile, serial))
-            if d.cause.starts_with("profile ")
+    let proxy_hint = |d: Diagnosis| {
+        let source = match d.kind {
+            Kind::ImdsHopLimit | Kind::ImdsNoRole | Kind::NoCredentials => Some(Source::Imds),
+            Kind::ContainerCredentialsError => Some(Source::Container),
+            _ => None,
+        };
+        match source.and_then(|s| proxied_link_local(&cfg.env, &s)) {
+            Some(w) => Diagnosis {
+                hint: format!("{}; {w}", d.hint),
+                ..d
+            },
+            None => d,
+        }
+    };
+    let mut resolved = resolve_chain(cfg)
+        .await
+        .map_err(proxy_hint)
+        .map_err(|d| match &mfa {
+            // the role of an MFA profile was refused: the missing code is the likely cause
+            Some((profile, serial))
+                if d.cause.starts_with("profile ")
                 // STS answered with a refusal (not: STS was not reached)
                 && (d.cause.contains("service error")
                     || d.cause.contains("AccessDenied")
                     || d.cause.contains("not authorized")) =>
-        {
-            Diagnosis {
-                cause: format!(
+            {
+                Diagnosis {
+                    cause: format!(
                 "{}; profile {profile} has mfa_serial {serial}, and the AWS SDK (this one and the \
                  drivers') sends AssumeRole without the code, which a trust policy that requires \
                  MFA refuses",
                 d.cause
             ),
-                hint: MFA_WAYS.to_string(),
-                ..d
+                    hint: MFA_WAYS.to_string(),
+                    ..d
+                }
             }
-        }
-        _ => d,
-    })?;
+            _ => d,
+        })?;
+    if let Some(w) = proxied_link_local(&cfg.env, &resolved.source) {
+        resolved.warnings.push(w);
+    }
     let from_profile = matches!(resolved.source, Source::Profile { .. });
     if let (Some((profile, serial)), true) = (mfa, from_profile) {
         resolved.warnings.push(format!(
@@ -399,6 +419,59 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
         ));
     }
     Ok(resolved)
+}
+
+/// The link-local endpoints of instance metadata and of the container credentials (ECS, and
+/// EKS Pod Identity).
+const LINK_LOCAL: [&str; 3] = ["169.254.169.254", "169.254.170.2", "169.254.170.23"];
+
+/// Instance metadata and container credentials are plain HTTP to a link-local address: with
+/// HTTP_PROXY or ALL_PROXY set and NO_PROXY not listing the address, the SDKs (atlas-iam's
+/// client reads the same variables) and drivers send them through the proxy, which answers 403
+/// or never. Says which proxy, and the NO_PROXY fix.
+fn proxied_link_local(env: &Env, source: &Source) -> Option<String> {
+    let address = match source {
+        Source::Imds => LINK_LOCAL[0],
+        Source::Container => {
+            let full = env
+                .get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+                .unwrap_or_default();
+            // the longer address first: 169.254.170.2 is a prefix of 169.254.170.23
+            [LINK_LOCAL[2], LINK_LOCAL[1]]
+                .into_iter()
+                .find(|a| full.contains(a))
+                .unwrap_or(LINK_LOCAL[1])
+        }
+        _ => return None,
+    };
+    let (name, proxy) = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .find_map(|n| env.get(n).map(|v| (*n, v)))?;
+    let no_proxy = env
+        .get("NO_PROXY")
+        .or_else(|| env.get("no_proxy"))
+        .unwrap_or_default();
+    let exempt = no_proxy.split(',').map(str::trim).any(|e| {
+        e == "*"
+            || e == address
+            || e == "169.254.0.0/16"
+            || (e.starts_with("169.254.") && e.ends_with('.') && address.starts_with(e))
+    });
+    if exempt {
+        return None;
+    }
+    Some(format!(
+        "{name} is set ({}) and NO_PROXY does not list {address}: the {source} calls go through \
+         that proxy, which answers them with a 403 or not at all; add \
+         NO_PROXY={},{}",
+        crate::secret::redact_url_userinfo(&proxy),
+        LINK_LOCAL.join(","),
+        if no_proxy.is_empty() {
+            "localhost".to_string()
+        } else {
+            no_proxy.clone()
+        }
+    ))
 }
 
 /// How a role that needs MFA is used from a program that cannot prompt.
@@ -727,6 +800,58 @@ pub(super) fn check_characters(creds: &Credentials, source: &Source) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_local_calls_through_a_proxy_are_named() {
+        let env = |pairs: &[(&str, &str)]| Env::from_pairs(pairs.iter().copied());
+        let w = proxied_link_local(
+            &env(&[("HTTP_PROXY", "http://user:pw@proxy.corp:3128")]),
+            &Source::Imds,
+        )
+        .expect("proxied");
+        assert!(
+            w.contains("HTTP_PROXY") && w.contains("169.254.169.254"),
+            "{w}"
+        );
+        assert!(!w.contains("pw@"), "{w}");
+        assert!(
+            w.contains("NO_PROXY=169.254.169.254,169.254.170.2,169.254.170.23,localhost"),
+            "{w}"
+        );
+        for no_proxy in [
+            "169.254.169.254",
+            "*",
+            "localhost,169.254.0.0/16",
+            "169.254.",
+        ] {
+            assert_eq!(
+                proxied_link_local(
+                    &env(&[("ALL_PROXY", "http://p:1"), ("NO_PROXY", no_proxy)]),
+                    &Source::Imds
+                ),
+                None,
+                "{no_proxy}"
+            );
+        }
+        // EKS Pod Identity's address, from the full URI
+        let w = proxied_link_local(
+            &env(&[
+                ("http_proxy", "http://p:1"),
+                (
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    "http://169.254.170.23/v1/credentials",
+                ),
+            ]),
+            &Source::Container,
+        )
+        .expect("proxied");
+        assert!(w.contains("does not list 169.254.170.23"), "{w}");
+        assert_eq!(proxied_link_local(&env(&[]), &Source::Imds), None);
+        assert_eq!(
+            proxied_link_local(&env(&[("HTTP_PROXY", "http://p:1")]), &Source::Environment),
+            None
+        );
+    }
 
     #[test]
     fn key_warnings_spot_mangled_secrets() {
