@@ -64,6 +64,25 @@ impl HostPort {
             || h.ends_with(".mongodb-dev.net")
             || h.ends_with(".mongodbgov.net")
     }
+
+    /// What private network an Atlas host name belongs to: `cluster0-pl-0.…` (a private
+    /// endpoint) or `cluster0-pri.…` (network peering); such names resolve to private addresses
+    /// reachable only from inside that network.
+    pub fn private_network(&self) -> Option<&'static str> {
+        if !self.is_atlas() {
+            return None;
+        }
+        let first = self.host.split('.').next().unwrap_or_default();
+        // a member's name: cluster0-shard-00-00-pri, cluster0-pl-0-lb …
+        let labels: Vec<&str> = first.split('-').collect();
+        if labels.contains(&"pri") {
+            return Some("network peering");
+        }
+        labels
+            .windows(2)
+            .any(|w| w[0] == "pl" && w[1].chars().all(|c| c.is_ascii_digit()) && !w[1].is_empty())
+            .then_some("private endpoint")
+    }
 }
 
 /// Where to connect and how, from --cluster or --uri. Credentials in the URI are never used.
@@ -321,6 +340,37 @@ fn driver_options(opts: &Options) -> (Vec<(String, String)>, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_network_host_names() {
+        let net = |h: &str| {
+            HostPort {
+                host: h.into(),
+                port: 27017,
+            }
+            .private_network()
+        };
+        assert_eq!(
+            net("cluster0-pl-0.ab12c.mongodb.net"),
+            Some("private endpoint")
+        );
+        assert_eq!(
+            net("cluster0-shard-00-00-pl-1.ab12c.mongodb.net"),
+            Some("private endpoint")
+        );
+        assert_eq!(
+            net("cluster0-pri.ab12c.mongodb.net"),
+            Some("network peering")
+        );
+        assert_eq!(
+            net("cluster0-shard-00-01-pri.ab12c.mongodbgov.net"),
+            Some("network peering")
+        );
+        assert_eq!(net("cluster0.ab12c.mongodb.net"), None);
+        assert_eq!(net("cluster0-shard-00-00.ab12c.mongodb.net"), None);
+        assert_eq!(net("apl-0.example.net"), None);
+        assert_eq!(net("my-pri.example.net"), None);
+    }
 
     #[test]
     fn host_ports() {

@@ -97,6 +97,32 @@ where
 pub(crate) use crate::timing::ms_since as ms;
 
 pub(crate) async fn connect(h: &HostPort, budget: Duration) -> Result<TcpStream, Diagnosis> {
+    connect_bare(h, budget)
+        .await
+        .map_err(|d| outside_private_network(h, d))
+}
+
+/// A private network's host name that cannot be reached: this machine is outside that network.
+fn outside_private_network(h: &HostPort, d: Diagnosis) -> Diagnosis {
+    match (d.kind, h.private_network()) {
+        (Kind::TcpTimeout | Kind::TcpUnreachable, Some(network)) => Diagnosis {
+            cause: format!(
+                "{}; {} is a {network} host name, reachable only from inside the network it \
+                 connects Atlas to",
+                d.cause, h.host
+            ),
+            hint: format!(
+                "run this from inside that VPC (or a peered network, or over its VPN or Direct \
+                 Connect), or use the cluster's public connection string; {network} strings are \
+                 for applications in the connected network"
+            ),
+            ..d
+        },
+        _ => d,
+    }
+}
+
+async fn connect_bare(h: &HostPort, budget: Duration) -> Result<TcpStream, Diagnosis> {
     let started = Instant::now();
     match tokio::time::timeout(budget, TcpStream::connect((h.host.as_str(), h.port))).await {
         Err(_) => Err(Diagnosis::new(
@@ -169,4 +195,29 @@ pub(crate) async fn tcp_stage(
 /// Milliseconds since `since`, to the tenth: the facts' figures.
 pub(crate) fn ms_f64(since: Instant) -> f64 {
     crate::timing::millis(since.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_private_endpoint_says_this_machine_is_outside_its_network() {
+        let h = HostPort {
+            host: "cluster0-pl-0.ab12c.mongodb.net".into(),
+            port: 27017,
+        };
+        let timeout = Diagnosis::new(Kind::TcpTimeout, "did not accept", "h");
+        let d = outside_private_network(&h, timeout.clone());
+        assert!(d.cause.contains("private endpoint host name"), "{d}");
+        assert!(d.hint.contains("inside that VPC"), "{d}");
+        // a refusal is an answer: something listens, the network is reached
+        let refused = Diagnosis::new(Kind::TcpRefused, "refused", "h");
+        assert_eq!(outside_private_network(&h, refused.clone()), refused);
+        let public = HostPort {
+            host: "cluster0.ab12c.mongodb.net".into(),
+            port: 27017,
+        };
+        assert_eq!(outside_private_network(&public, timeout.clone()), timeout);
+    }
 }
