@@ -1184,3 +1184,25 @@ fn sts_throttling_is_named_with_its_quota() {
     drop(s);
     drop(server);
 }
+
+/// A resolver that answers SRV and never TXT is named as such, not as a silent resolver.
+#[test]
+fn a_resolver_silent_on_txt_only_is_named() {
+    let s = dns_stack(Some(DnsFault::SilentTxt));
+    let srv = s.srv_uri().expect("srv uri");
+    Test::new(keyed(&s))
+        .args([
+            "ping",
+            "--uri",
+            &srv,
+            "--dns-server",
+            &dns_server(&s),
+            "--timeout",
+            "4",
+        ])
+        .fails_at(Stage::Dns, "dns_timeout")
+        .exit(5)
+        .says("answered the SRV query")
+        .says("queryTxt ETIMEOUT")
+        .run();
+}

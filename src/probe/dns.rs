@@ -186,12 +186,26 @@ async fn hosts_stage(hosts: &[HostPort]) -> Result<Passed<Seedlist>, Diagnosis> 
     .with_facts(facts))
 }
 
+fn txt_timeout(via: &str, srv_name: &str, srv: &str, budget: Duration) -> Diagnosis {
+    Diagnosis::new(
+        Kind::DnsTimeout,
+        format!(
+            "{via} answered the SRV query for {srv_name} but not the TXT query for {srv} (within \
+             {} ms): the drivers need both and fail here too (Node: `queryTxt ETIMEOUT`)",
+            budget.as_millis()
+        ),
+        "give a resolver that answers TXT queries with --dns-server IP (e.g. 1.1.1.1), or use \
+         the cluster's standard (mongodb://) connection string, which needs no TXT",
+    )
+}
+
 async fn srv_stage(
     srv: &str,
     target: &Destination,
     server: Option<SocketAddr>,
     budget: Duration,
 ) -> Result<Passed<Seedlist>, Diagnosis> {
+    let started = tokio::time::Instant::now();
     let r = resolver(server, budget)?;
     let name = format!(
         "_{}._tcp.{}.",
@@ -251,7 +265,19 @@ async fn srv_stage(
     }
     let txt_name = format!("{}.", srv.trim_end_matches('.'));
     let mut txt_options = Vec::new();
-    match r.txt_lookup(txt_name.as_str()).await {
+    // the TXT query within what the stage has left, so that a resolver that answers SRV and
+    // never TXT is named as such (Node's `queryTxt ETIMEOUT`), not as a silent SRV
+    let left = budget
+        .saturating_sub(started.elapsed())
+        .saturating_sub(Duration::from_millis(100));
+    let txt = match tokio::time::timeout(left, r.txt_lookup(txt_name.as_str())).await {
+        Ok(answer) => answer,
+        Err(_) => return Err(txt_timeout(&via, &name, srv, budget)),
+    };
+    match txt {
+        Err(e) if matches!(outcome(&e), Outcome::Timeout) => {
+            return Err(txt_timeout(&via, &name, srv, budget))
+        }
         Ok(txt) => {
             let records: Vec<String> = txt
                 .answers()

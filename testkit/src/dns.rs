@@ -22,6 +22,8 @@ pub enum DnsFault {
     Silent,
     /// The SRV target lies outside the cluster's domain.
     Outside,
+    /// Answers SRV (and A), never TXT: the resolvers behind Node's `queryTxt ETIMEOUT`.
+    SilentTxt,
 }
 
 impl std::str::FromStr for DnsFault {
@@ -31,8 +33,9 @@ impl std::str::FromStr for DnsFault {
             "servfail" => Ok(DnsFault::ServFail),
             "silent" => Ok(DnsFault::Silent),
             "outside" => Ok(DnsFault::Outside),
+            "silent-txt" => Ok(DnsFault::SilentTxt),
             other => Err(format!(
-                "unknown DNS fault `{other}` (servfail, silent, outside)"
+                "unknown DNS fault `{other}` (servfail, silent, outside, silent-txt)"
             )),
         }
     }
@@ -166,6 +169,9 @@ pub fn answer(query: &[u8], cfg: &DnsConfig) -> Option<Vec<u8>> {
         return response.to_vec().ok();
     };
     response.add_query(q.clone());
+    if cfg.fault == Some(DnsFault::SilentTxt) && q.query_type() == RecordType::TXT {
+        return None;
+    }
     if cfg.fault == Some(DnsFault::ServFail) {
         response.metadata.response_code = ResponseCode::ServFail;
         return response.to_vec().ok();
