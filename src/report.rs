@@ -276,6 +276,9 @@ pub struct Facts {
     /// dns: how many SRV records the name has (the hosts may be fewer, with srvMaxHosts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srv_records: Option<usize>,
+    /// dns: the nameservers asked (`--dns-server`, or the system's from /etc/resolv.conf).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
     /// dns: the options the TXT record gave (mongodb+srv only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub txt_options: Vec<String>,
@@ -318,6 +321,7 @@ impl Facts {
             srv_service_name: opt(self.srv_service_name),
             srv_max_hosts: self.srv_max_hosts,
             srv_records: self.srv_records,
+            nameservers: self.nameservers.iter().map(|s| f(s)).collect(),
             txt_options: self.txt_options.iter().map(|s| f(s)).collect(),
             hosts: self.hosts.into_iter().map(|h| h.map_text(&f)).collect(),
             mechanism: opt(self.mechanism),

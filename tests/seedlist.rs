@@ -72,6 +72,8 @@ async fn resolve(zone: &Zone, uri: &str) -> Result<(Vec<String>, Vec<String>, Fa
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
+            // the nameserver asked is reported
+            assert_eq!(passed.facts.nameservers, [server.addr.to_string()]);
             Ok((hosts, txt, passed.facts))
         }
         Err(d) => Err(d.kind),

@@ -89,9 +89,39 @@ fn resolver(
 }
 
 fn which(server: Option<SocketAddr>) -> String {
-    server
-        .map(|s| format!("the DNS server {s}"))
-        .unwrap_or_else(|| "the system resolver".to_string())
+    match server {
+        Some(s) => format!("the DNS server {s}"),
+        None => match system_nameservers().as_slice() {
+            [] => "the system resolver".to_string(),
+            ns => format!(
+                "the system resolver ({} from /etc/resolv.conf)",
+                ns.join(", ")
+            ),
+        },
+    }
+}
+
+/// The nameservers asked: `--dns-server`, or the system's.
+fn nameservers(server: Option<SocketAddr>) -> Vec<String> {
+    match server {
+        Some(s) => vec![s.to_string()],
+        None => system_nameservers(),
+    }
+}
+
+/// The `nameserver` lines of /etc/resolv.conf (read only as a regular file, capped).
+fn system_nameservers() -> Vec<String> {
+    let Ok(text) =
+        crate::files::read_regular_text(std::path::Path::new("/etc/resolv.conf"), 64 << 10)
+    else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .take(8)
+        .collect()
 }
 
 /// The parent domain that SRV targets must share (the srv host without its first label).
@@ -345,6 +375,7 @@ async fn srv_stage(
         srv_service_name: Some(target.srv_service.clone()),
         srv_max_hosts: Some(target.srv_max_hosts),
         srv_records: Some(records),
+        nameservers: nameservers(server),
         txt_options: txt_options
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
