@@ -158,7 +158,7 @@ fn worth_another(report: &Report, t: &report::Try) -> Result<(), String> {
     }
     if stage == Stage::Auth && t.change_status.as_deref() == Some("APPLIED") {
         return Err(
-            "not tried again: Atlas says every change of the project is applied, so the refusal              is not one that waiting ends"
+            "not tried again: Atlas says every change of the project is applied, so the refusal is not one that waiting ends"
                 .into(),
         );
     }

@@ -219,7 +219,7 @@ pub(crate) fn explain(d: Diagnosis, f: &Followup, a: &Analysis) -> Diagnosis {
                 Kind::AtlasUserMissing,
                 d.cause,
                 format!(
-                    "Atlas found no database user for the ARN it looked up on {}: compare it with                      `atlas dbusers describe {arn} --authDB '$external' --projectId {project}`                      (its type, and its scopes)",
+                    "Atlas found no database user for the ARN it looked up on {}: compare it with `atlas dbusers describe {arn} --authDB '$external' --projectId {project}` (its type, and its scopes)",
                     f.cluster
                 ),
             )

@@ -224,7 +224,7 @@ fn session_names(
                 return Err(Diagnosis::new(
                     Kind::InvalidConfig,
                     cause,
-                    "set AWS_ROLE_SESSION_NAME to letters, digits and _+=,.@- only (e.g.                      `dependabot[bot]` as `dependabot-bot`)",
+                    "set AWS_ROLE_SESSION_NAME to letters, digits and _+=,.@- only (e.g. `dependabot[bot]` as `dependabot-bot`)",
                 ));
             }
             warnings.push(format!(
@@ -232,11 +232,7 @@ fn session_names(
             ));
         }
     }
-    let mut current = profile.to_string();
-    for _ in 0..16 {
-        let Some(p) = set.get_profile(&current) else {
-            break;
-        };
+    for (current, p) in profile_chain(profile, set) {
         if let Some(name) = p.get("role_session_name") {
             if let Err(why) = crate::identity::check_session_name(name) {
                 return Err(Diagnosis::new(
@@ -249,12 +245,31 @@ fn session_names(
                 ));
             }
         }
-        match p.get("source_profile") {
-            Some(src) if src != current => current = src.to_string(),
-            _ => break,
-        }
     }
     Ok(())
+}
+
+/// A profile and those its `source_profile` links lead to, in order, as the SDK follows them:
+/// it ends at a profile with no link, one that links to itself (its own keys), a name with no
+/// profile, or a cycle (at most 16 steps).
+fn profile_chain<'a>(
+    name: &str,
+    set: &'a aws_config::profile::ProfileSet,
+) -> Vec<(String, &'a aws_config::profile::Profile)> {
+    let mut out: Vec<(String, &aws_config::profile::Profile)> = Vec::new();
+    let mut current = name.to_string();
+    while out.len() < 16 {
+        let Some(p) = set.get_profile(&current) else {
+            break;
+        };
+        let next = p.get("source_profile").filter(|src| *src != current);
+        out.push((current, p));
+        match next {
+            Some(src) => current = src.to_string(),
+            None => break,
+        }
+    }
+    out
 }
 
 /// Variables some tools still write under names the AWS SDKs (this one included) and most
@@ -298,35 +313,34 @@ struct ProcessChain {
 }
 
 fn process_chain(name: &str, set: &aws_config::profile::ProfileSet) -> Option<ProcessChain> {
-    let mut hops = Vec::new();
-    let mut current = name.to_string();
-    // the SDK refuses cycles; a chain longer than this is one
-    for _ in 0..16 {
-        let p = set.get_profile(&current)?;
-        match (p.get("role_arn"), p.get("source_profile")) {
-            (Some(role), Some(src)) if src != current => {
-                hops.push(Hop {
-                    role_arn: role.to_string(),
-                    session_name: p.get("role_session_name").map(str::to_string),
-                    external_id: p.get("external_id").map(str::to_string),
-                    duration: p
-                        .get("duration_seconds")
-                        .and_then(|d| d.trim().parse().ok()),
-                });
-                current = src.to_string();
-            }
-            (None, _) if !hops.is_empty() => {
-                let command = p.get("credential_process")?;
-                hops.reverse();
-                return Some(ProcessChain {
-                    command: command.to_string(),
-                    hops,
-                });
-            }
-            _ => return None,
-        }
+    let chain = profile_chain(name, set);
+    let ((_, base), roles) = chain.split_last()?;
+    // every profile above the base assumes a role from the next; the base runs the process
+    if roles.is_empty()
+        || base.get("role_arn").is_some()
+        || roles
+            .iter()
+            .any(|(_, p)| p.get("role_arn").is_none() || p.get("source_profile").is_none())
+    {
+        return None;
     }
-    None
+    let command = base.get("credential_process")?;
+    let hops = roles
+        .iter()
+        .rev()
+        .map(|(_, p)| Hop {
+            role_arn: p.get("role_arn").unwrap_or_default().to_string(),
+            session_name: p.get("role_session_name").map(str::to_string),
+            external_id: p.get("external_id").map(str::to_string),
+            duration: p
+                .get("duration_seconds")
+                .and_then(|d| d.trim().parse().ok()),
+        })
+        .collect();
+    Some(ProcessChain {
+        command: command.to_string(),
+        hops,
+    })
 }
 
 /// The chain's provider: atlas-iam's own credential_process at the base, each role assumed on
@@ -367,7 +381,8 @@ async fn chained(
 /// Resolves credentials as the AWS default chain does, recording what each provider said.
 /// A `--profile` flag (a profile that is not AWS_PROFILE's) selects that profile alone.
 pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
-    let mfa = mfa_profile(cfg).await;
+    let set = profile_set(&cfg.env).await?;
+    let mfa = mfa_profile(&profile_name(cfg), &set);
     let proxy_hint = |d: Diagnosis| {
         let source = match d.kind {
             Kind::ImdsHopLimit | Kind::ImdsNoRole | Kind::NoCredentials => Some(Source::Imds),
@@ -382,7 +397,7 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
             None => d,
         }
     };
-    let mut resolved = resolve_chain(cfg)
+    let mut resolved = resolve_chain(cfg, set)
         .await
         .map_err(proxy_hint)
         .map_err(|d| match &mfa {
@@ -480,38 +495,29 @@ const MFA_WAYS: &str =
     under `aws-vault exec PROFILE --`, or use an `aws sso login` profile";
 
 /// The profile in use (or one its chain goes through) with `mfa_serial`, and the serial.
-async fn mfa_profile(cfg: &Config) -> Option<(String, String)> {
-    let set = profile_set(&cfg.env).await.ok()?;
-    let mut current = cfg
-        .profile
-        .clone()
-        .or_else(|| cfg.env.get("AWS_PROFILE"))
-        .unwrap_or_else(|| "default".to_string());
-    for _ in 0..16 {
-        let p = set.get_profile(&current)?;
-        if let Some(serial) = p.get("mfa_serial") {
-            if p.get("role_arn").is_some() {
-                return Some((current, serial.to_string()));
-            }
-        }
-        match p.get("source_profile") {
-            Some(src) if src != current => current = src.to_string(),
-            _ => return None,
-        }
-    }
-    None
+fn mfa_profile(name: &str, set: &aws_config::profile::ProfileSet) -> Option<(String, String)> {
+    profile_chain(name, set).into_iter().find_map(|(current, p)| {
+        p.get("role_arn")
+            .and(p.get("mfa_serial"))
+            .map(|serial| (current.clone(), serial.to_string()))
+    })
 }
 
-async fn resolve_chain(cfg: &Config) -> Result<Resolved, Diagnosis> {
-    let env = &cfg.env;
-    let set = profile_set(env).await?;
-    let env_profile = env.get("AWS_PROFILE");
-    let explicit = cfg.profile.is_some() && cfg.profile != env_profile;
-    let profile_name = cfg
-        .profile
+/// The profile the chain reads: --profile, else AWS_PROFILE, else `default`.
+fn profile_name(cfg: &Config) -> String {
+    cfg.profile
         .clone()
-        .or(env_profile)
-        .unwrap_or_else(|| "default".to_string());
+        .or_else(|| cfg.env.get("AWS_PROFILE"))
+        .unwrap_or_else(|| "default".to_string())
+}
+
+async fn resolve_chain(
+    cfg: &Config,
+    set: aws_config::profile::ProfileSet,
+) -> Result<Resolved, Diagnosis> {
+    let env = &cfg.env;
+    let explicit = cfg.profile.is_some() && cfg.profile != env.get("AWS_PROFILE");
+    let profile_name = profile_name(cfg);
     let named = cfg.profile.is_some();
     if explicit && set.get_profile(&profile_name).is_none() {
         return Err(unknown_profile(&profile_name, &set, env));
