@@ -397,31 +397,32 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
             None => d,
         }
     };
-    let mut resolved = resolve_chain(cfg, set)
-        .await
-        .map_err(proxy_hint)
-        .map_err(|d| match &mfa {
-            // the role of an MFA profile was refused: the missing code is the likely cause
-            Some((profile, serial))
-                if d.cause.starts_with("profile ")
+    let mut resolved =
+        resolve_chain(cfg, set)
+            .await
+            .map_err(proxy_hint)
+            .map_err(|d| match &mfa {
+                // the role of an MFA profile was refused: the missing code is the likely cause
+                Some((profile, serial))
+                    if d.cause.starts_with("profile ")
                 // STS answered with a refusal (not: STS was not reached)
                 && (d.cause.contains("service error")
                     || d.cause.contains("AccessDenied")
                     || d.cause.contains("not authorized")) =>
-            {
-                Diagnosis {
-                    cause: format!(
+                {
+                    Diagnosis {
+                        cause: format!(
                 "{}; profile {profile} has mfa_serial {serial}, and the AWS SDK (this one and the \
                  drivers') sends AssumeRole without the code, which a trust policy that requires \
                  MFA refuses",
                 d.cause
             ),
-                    hint: MFA_WAYS.to_string(),
-                    ..d
+                        hint: MFA_WAYS.to_string(),
+                        ..d
+                    }
                 }
-            }
-            _ => d,
-        })?;
+                _ => d,
+            })?;
     if let Some(w) = proxied_link_local(&cfg.env, &resolved.source) {
         resolved.warnings.push(w);
     }
@@ -496,11 +497,13 @@ const MFA_WAYS: &str =
 
 /// The profile in use (or one its chain goes through) with `mfa_serial`, and the serial.
 fn mfa_profile(name: &str, set: &aws_config::profile::ProfileSet) -> Option<(String, String)> {
-    profile_chain(name, set).into_iter().find_map(|(current, p)| {
-        p.get("role_arn")
-            .and(p.get("mfa_serial"))
-            .map(|serial| (current.clone(), serial.to_string()))
-    })
+    profile_chain(name, set)
+        .into_iter()
+        .find_map(|(current, p)| {
+            p.get("role_arn")
+                .and(p.get("mfa_serial"))
+                .map(|serial| (current.clone(), serial.to_string()))
+        })
 }
 
 /// The profile the chain reads: --profile, else AWS_PROFILE, else `default`.
