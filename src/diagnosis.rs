@@ -254,6 +254,7 @@ pub enum Kind {
     // network
     DnsNameNotFound,
     DnsResolverFailed,
+    DnsSrvRefused,
     DnsTimeout,
     DnsTargetOutsideDomain,
     DnsTxtInvalid,
@@ -338,6 +339,7 @@ impl Kind {
             | StsUnreachable | StsTimeout | StsThrottled | StsError => Family::Sts,
             DnsNameNotFound
             | DnsResolverFailed
+            | DnsSrvRefused
             | DnsTimeout
             | DnsTargetOutsideDomain
             | DnsTxtInvalid

@@ -1206,3 +1206,27 @@ fn a_resolver_silent_on_txt_only_is_named() {
         .says("queryTxt ETIMEOUT")
         .run();
 }
+
+/// A resolver that answers address queries and refuses SRV (corporate, VPN) is named as such,
+/// with the ways out.
+#[test]
+fn a_resolver_that_refuses_srv_only_is_named() {
+    let s = dns_stack(Some(DnsFault::RefuseSrv));
+    let srv = s.srv_uri().expect("srv uri");
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &srv, "--dns-server", &dns_server(&s)])
+        .fails_at(Stage::Dns, "dns_srv_refused")
+        .exit(5)
+        .says("answers address (A) queries")
+        .says("Refused")
+        .says("standard (mongodb://) connection string")
+        .run();
+    // a resolver that fails everything stays a failed resolver
+    let s = dns_stack(Some(DnsFault::ServFail));
+    let srv = s.srv_uri().expect("srv uri");
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &srv, "--dns-server", &dns_server(&s)])
+        .fails_at(Stage::Dns, "dns_resolver_failed")
+        .exit(5)
+        .run();
+}

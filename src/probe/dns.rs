@@ -410,6 +410,16 @@ pub fn keep_at_random(mut hosts: Vec<HostPort>, max: usize) -> Vec<HostPort> {
     hosts
 }
 
+/// Whether the resolver answers an address query for `host` at all (records, no records, or a
+/// name that does not exist are all answers; a refusal or a failure is not).
+async fn answers_addresses(r: &Resolver<TokioRuntimeProvider>, host: &str) -> bool {
+    let name = format!("{}.", host.trim_end_matches('.'));
+    match r.ipv4_lookup(name.as_str()).await {
+        Ok(_) => true,
+        Err(e) => matches!(outcome(&e), Outcome::NoRecords | Outcome::NxDomain),
+    }
+}
+
 /// Tells a wrong cluster name from a resolver that cannot answer SRV: the same resolver is asked
 /// for the cluster's parent domain, which exists whenever the project does.
 async fn srv_failure(
@@ -451,6 +461,17 @@ async fn srv_failure(
             format!("{via} knows neither {name} nor its domain {domain}: the cluster name is wrong, or \
                      the resolver cannot see that domain"),
             format!("check the cluster name; if it is right, {other_resolver}"),
+        ),
+        Outcome::Code(rc) if answers_addresses(r, srv).await => Diagnosis::new(
+            Kind::DnsSrvRefused,
+            format!(
+                "{via} answers address (A) queries for {srv} but answered the SRV query for \
+                 {name} with {rc}: it does not serve SRV records, as some corporate and VPN \
+                 resolvers do not; every driver needs them for mongodb+srv"
+            ),
+            "give a resolver that answers SRV queries with --dns-server IP (e.g. 1.1.1.1 or \
+             8.8.8.8), or use the cluster's standard (mongodb://) connection string from Atlas \
+             (Connect > Drivers, an older driver version), which needs no SRV or TXT",
         ),
         Outcome::Code(rc) => Diagnosis::new(
             Kind::DnsResolverFailed,

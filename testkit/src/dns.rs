@@ -24,6 +24,9 @@ pub enum DnsFault {
     Outside,
     /// Answers SRV (and A), never TXT: the resolvers behind Node's `queryTxt ETIMEOUT`.
     SilentTxt,
+    /// Answers every query but SRV, which it refuses (REFUSED): corporate and VPN resolvers that
+    /// serve addresses only.
+    RefuseSrv,
 }
 
 impl std::str::FromStr for DnsFault {
@@ -34,8 +37,9 @@ impl std::str::FromStr for DnsFault {
             "silent" => Ok(DnsFault::Silent),
             "outside" => Ok(DnsFault::Outside),
             "silent-txt" => Ok(DnsFault::SilentTxt),
+            "refuse-srv" => Ok(DnsFault::RefuseSrv),
             other => Err(format!(
-                "unknown DNS fault `{other}` (servfail, silent, outside, silent-txt)"
+                "unknown DNS fault `{other}` (servfail, silent, outside, silent-txt, refuse-srv)"
             )),
         }
     }
@@ -171,6 +175,10 @@ pub fn answer(query: &[u8], cfg: &DnsConfig) -> Option<Vec<u8>> {
     response.add_query(q.clone());
     if cfg.fault == Some(DnsFault::SilentTxt) && q.query_type() == RecordType::TXT {
         return None;
+    }
+    if cfg.fault == Some(DnsFault::RefuseSrv) && q.query_type() == RecordType::SRV {
+        response.metadata.response_code = ResponseCode::Refused;
+        return response.to_vec().ok();
     }
     if cfg.fault == Some(DnsFault::ServFail) {
         response.metadata.response_code = ResponseCode::ServFail;
