@@ -338,10 +338,16 @@ impl Facts {
 pub struct HostFacts {
     /// `host:port`, as the seed list names it.
     pub host: String,
-    /// dns: the addresses the system resolver gave (empty when the host is an address, or for
-    /// SRV targets, which the driver resolves itself).
+    /// dns and tcp: the addresses the system resolver gave, in its order (the order they are
+    /// tried). At dns, empty for SRV targets, which are resolved when connecting.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
+    /// tcp: the address families among them (`ipv4`, `ipv6`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub families: Vec<String>,
+    /// tcp: the addresses tried (`ip:port`), in order, up to the one connected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tried: Vec<String>,
     /// tcp: the address connected to (`ip:port`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -391,6 +397,7 @@ impl HostFacts {
         HostFacts {
             host: f(&self.host),
             addresses: self.addresses.iter().map(|s| f(s)).collect(),
+            tried: self.tried.iter().map(|s| f(s)).collect(),
             address: opt(self.address),
             tls_version: opt(self.tls_version),
             cipher_suite: opt(self.cipher_suite),

@@ -107,6 +107,10 @@ fn ok_with_an_iam_user_and_roundtrip_latency() {
         "{latency}"
     );
     assert!(latency["operations"]["insert_ms"].is_number(), "{latency}");
+    // the address families resolved, and the addresses tried up to the one connected
+    let host = &out.stage(Stage::Tcp)["facts"]["hosts"][0];
+    assert_eq!(host["families"], serde_json::json!(["ipv4"]), "{host}");
+    assert_eq!(host["tried"][0], host["address"], "{host}");
 }
 
 #[test]
@@ -1228,5 +1232,72 @@ fn a_resolver_that_refuses_srv_only_is_named() {
         .args(["ping", "--uri", &srv, "--dns-server", &dns_server(&s)])
         .fails_at(Stage::Dns, "dns_resolver_failed")
         .exit(5)
+        .run();
+}
+
+/// The CLI in network and mount namespaces of its own: loopback up, `routes` (ip commands) run,
+/// and /etc/hosts replaced by `hosts`, for the process under test only. STS is not reachable
+/// there, which the probe reports as a warning and goes on.
+fn isolated(hosts: &str, routes: &str) -> (tempfile::TempDir, impl Fn() -> Cli) {
+    let ip = std::process::Command::new("ip").arg("-V").output();
+    assert!(
+        ip.is_ok_and(|o| o.status.success()),
+        "this scenario needs `ip` (Debian: apt-get install iproute2) and `unshare -n -m` as root"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("hosts");
+    std::fs::write(&file, hosts).expect("hosts");
+    let file = file.display().to_string();
+    let routes = routes.to_string();
+    let cli = move || {
+        let script =
+            format!("ip link set lo up && {routes} mount --bind \"$0\" /etc/hosts && exec \"$@\"");
+        atlas_iam_via(&["unshare", "-n", "-m", "sh", "-c", &script, &file])
+            .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            )
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+    };
+    (dir, cli)
+}
+
+/// An IPv6-only network meeting a host with IPv4 addresses only is named as such, with the
+/// families resolved and the addresses tried.
+#[test]
+fn an_ipv6_only_network_cannot_reach_ipv4_only_hosts() {
+    let (_dir, cli) = isolated(
+        "127.0.0.1 localhost\n52.1.2.3 node0.v4only.example.test\n",
+        "ip -6 route add 2000::/3 dev lo &&",
+    );
+    let uri = "mongodb://node0.v4only.example.test:27017/?authSource=%24external&authMechanism=MONGODB-AWS";
+    Test::new(cli)
+        .args(["ping", "--uri", uri, "--timeout", "5"])
+        .fails_at(Stage::Tcp, "tcp_unreachable")
+        .exit(5)
+        .says("an IPv6 route but none for IPv4")
+        .says("52.1.2.3 (ipv4); tried 52.1.2.3:27017")
+        .says("NAT64")
+        .run();
+}
+
+/// A public Atlas host name that this machine resolves to a private address gets the finding
+/// opposite to a private endpoint's name seen from outside.
+#[test]
+fn a_public_atlas_name_resolved_to_a_private_address_is_named() {
+    let (_dir, cli) = isolated(
+        "127.0.0.1 localhost\n10.255.255.1 cluster0-shard-00-00.ab12c.mongodb.net\n",
+        "",
+    );
+    let uri = "mongodb://cluster0-shard-00-00.ab12c.mongodb.net:27017/?tls=true&authSource=%24external&authMechanism=MONGODB-AWS";
+    Test::new(cli)
+        .args(["ping", "--uri", uri, "--timeout", "5"])
+        .fails_at(Stage::Tcp, "tcp_unreachable")
+        .exit(5)
+        .says("is a public Atlas host name")
+        .says("private address 10.255.255.1")
+        .says("/etc/hosts")
         .run();
 }

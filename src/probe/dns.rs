@@ -191,10 +191,16 @@ async fn hosts_stage(hosts: &[HostPort]) -> Result<Passed<Seedlist>, Diagnosis> 
         }
         match tokio::net::lookup_host((h.host.as_str(), h.port)).await {
             Ok(addrs) => {
-                let mut addrs: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
-                addrs.dedup();
+                let mut ips: Vec<std::net::IpAddr> = Vec::new();
+                for a in addrs {
+                    if !ips.contains(&a.ip()) {
+                        ips.push(a.ip());
+                    }
+                }
+                let addrs: Vec<String> = ips.iter().map(|a| a.to_string()).collect();
                 details.push(format!("{} -> {}", h.host, addrs.join(", ")));
                 host.addresses = addrs;
+                host.families = super::tcp::families(&ips);
                 facts.hosts.push(host);
             }
             Err(e) => {

@@ -195,7 +195,7 @@ pub(crate) async fn tls_stage(
             let started = Instant::now();
             let tcp = match tcp {
                 Some(tcp) => tcp,
-                None => connect(&h, budget).await?,
+                None => connect(&h, budget).await?.stream,
             };
             let mut facts = HostFacts::new(h.to_string());
             match config {
@@ -383,7 +383,7 @@ async fn speaks_tls(h: &HostPort, budget: Duration) -> bool {
     };
     let connector = tokio_rustls::TlsConnector::from(config);
     matches!(
-        tokio::time::timeout(budget, connector.connect(name, tcp)).await,
+        tokio::time::timeout(budget, connector.connect(name, tcp.stream)).await,
         Ok(Ok(_))
     )
 }
