@@ -170,6 +170,22 @@ fn web_identity_authenticates_and_an_expired_token_is_named() {
         .says("web identity")
         .run();
     assert_eq!(out.json()["credentials"]["source"], "web identity");
+    // GovCloud has no global STS endpoint: the drivers that call it themselves are named (the
+    // credentials stage only: moto keeps GovCloud's sessions apart from its identity calls)
+    let out = with_token(&fresh)
+        .env("AWS_REGION", "us-gov-west-1")
+        .args(["whoami", "--format", "json"])
+        .run();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json report");
+    let creds = &report["stages"][1];
+    assert_eq!(creds["stage"], "credentials", "{creds}");
+    assert_eq!(creds["status"], "warning", "{creds}");
+    let warning = creds["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("the Go driver and libmongoc")
+            && warning.contains("https://sts.us-gov-west-1.amazonaws.com"),
+        "{creds}"
+    );
     Test::new(|| with_token(&stale))
         .args(["whoami"])
         .fails_at(Stage::Credentials, "web_identity_error")

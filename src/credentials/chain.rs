@@ -426,6 +426,12 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
     if let Some(w) = proxied_link_local(&cfg.env, &resolved.source) {
         resolved.warnings.push(w);
     }
+    resolved.warnings.extend(govcloud_sts(
+        &cfg.env,
+        resolved.region.as_ref(),
+        &resolved.source,
+        cfg.role.is_some(),
+    ));
     let from_profile = matches!(resolved.source, Source::Profile { .. });
     if let (Some((profile, serial)), true) = (mfa, from_profile) {
         resolved.warnings.push(format!(
@@ -435,6 +441,61 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
         ));
     }
     Ok(resolved)
+}
+
+/// GovCloud has no global STS endpoint: a call sent to `sts.amazonaws.com` with GovCloud
+/// credentials fails. atlas-iam's SDK calls the regional endpoint; an STS endpoint setting that
+/// names the global one, and drivers that make their own web identity call there (Go, libmongoc
+/// before its 2026-07 fix), do not.
+fn govcloud_sts(env: &Env, region: &str, source: &Source, assumes_role: bool) -> Option<String> {
+    if !region.starts_with("us-gov-") {
+        return None;
+    }
+    let regional = format!("https://sts.{region}.amazonaws.com");
+    let pinned = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
+        .into_iter()
+        .find(|name| {
+            env.get(name).is_some_and(|url| {
+                let host = url
+                    .trim()
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .split(['/', ':'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                host == "sts.amazonaws.com"
+            })
+        });
+    if let Some(name) = pinned {
+        return Some(format!(
+            "{name} names the global STS endpoint sts.amazonaws.com, which GovCloud does not \
+             have: calls with {region} credentials fail there; use the regional endpoint \
+             {regional}"
+        ));
+    }
+    let web_identity = match source {
+        Source::WebIdentity => true,
+        Source::AssumedRole { from, .. } => **from == Source::WebIdentity,
+        _ => false,
+    };
+    if web_identity {
+        return Some(format!(
+            "web identity in GovCloud ({region}): the Go driver and libmongoc (C, PHP) before \
+             its 2026-07 fix make their own AssumeRoleWithWebIdentity call to the global \
+             sts.amazonaws.com, which GovCloud does not have, and fail; the regional endpoint \
+             is {regional}: with libmongoc set AWS_STS_REGIONAL_ENDPOINTS=regional, with Go \
+             give the client credentials from the AWS SDK (a custom credential provider); \
+             atlas-iam and the SDK-based drivers call the regional endpoint already"
+        ));
+    }
+    assumes_role.then(|| {
+        format!(
+            "GovCloud ({region}) has no global STS endpoint: an application that assumes the \
+             role itself must send AssumeRole to {regional} (an SDK pinned to sts.amazonaws.com \
+             fails there)"
+        )
+    })
 }
 
 /// The link-local endpoints of instance metadata and of the container credentials (ECS, and
@@ -868,5 +929,33 @@ mod tests {
         let w = key_warnings(&c);
         assert!(w.iter().any(|x| x.contains("no session token")), "{w:?}");
         assert!(w.iter().any(|x| x.contains("white space")), "{w:?}");
+    }
+
+    #[test]
+    fn govcloud_has_no_global_sts_endpoint() {
+        let env = |pairs: &[(&str, &str)]| Env::from_pairs(pairs.iter().copied());
+        let none = env(&[]);
+        let w = govcloud_sts(&none, "us-gov-west-1", &Source::WebIdentity, false)
+            .expect("web identity warning");
+        assert!(w.contains("https://sts.us-gov-west-1.amazonaws.com"), "{w}");
+        assert!(w.contains("AWS_STS_REGIONAL_ENDPOINTS=regional"), "{w}");
+        let pinned = env(&[("AWS_ENDPOINT_URL_STS", "https://sts.amazonaws.com/")]);
+        let w = govcloud_sts(&pinned, "us-gov-east-1", &Source::Environment, false)
+            .expect("pinned warning");
+        assert!(
+            w.starts_with("AWS_ENDPOINT_URL_STS names the global"),
+            "{w}"
+        );
+        assert!(w.contains("https://sts.us-gov-east-1.amazonaws.com"), "{w}");
+        let w = govcloud_sts(&none, "us-gov-west-1", &Source::Environment, true).expect("role");
+        assert!(w.contains("AssumeRole to https://sts.us-gov-west-1"), "{w}");
+        assert_eq!(
+            govcloud_sts(&none, "us-gov-west-1", &Source::Environment, false),
+            None
+        );
+        assert_eq!(
+            govcloud_sts(&pinned, "us-east-1", &Source::WebIdentity, true),
+            None
+        );
     }
 }
