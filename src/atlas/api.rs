@@ -311,7 +311,10 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(cfg: ApiConfig, budget: Duration) -> Result<Client, Diagnosis> {
+        // the public web PKI's roots on the same rustls and back-end as every other TLS here
+        let tls = crate::probe::tls::client_config(None)?;
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
             .timeout(budget)
             .connect_timeout(budget)
             .redirect(reqwest::redirect::Policy::none())

@@ -44,7 +44,7 @@ pub(crate) fn client_config(
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| Diagnosis::new(Kind::Internal, format!("TLS setup: {e}"), "report this"))?
@@ -100,7 +100,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 }
 
 fn sniffing_config() -> Option<Arc<rustls::ClientConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .ok()?

@@ -17,7 +17,7 @@ pub struct Pki {
 }
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// What is wrong with the server certificate, for the TLS faults.
