@@ -9,7 +9,7 @@ use crate::common::{atlas_iam, atlas_iam_via, Cli, Output, Stage, Test};
 use atlas_iam_testkit::dns::DnsFault;
 use atlas_iam_testkit::moto::{user_arn, Keys, ACCOUNT};
 use atlas_iam_testkit::stack::SessionKeys;
-use atlas_iam_testkit::{Fault, Mode, Role, Stack, StackOptions};
+use atlas_iam_testkit::{Event, Fault, Mode, Role, Stack, StackOptions};
 
 fn stack(options: StackOptions) -> Stack {
     Stack::start(options).expect("local Atlas stack (moto from `bash .ci/setup`)")
@@ -1105,6 +1105,7 @@ fn one_authentication_attempt_per_run() {
         }
         for command in ["ping", "list-collections", "roundtrip", "ping --count 3"] {
             let before = attempts(&s);
+            let timeline_before = s.atlas.timeline().len();
             let mut words = command.split(' ');
             let out = keyed(&s)()
                 .args(words.next())
@@ -1113,12 +1114,30 @@ fn one_authentication_attempt_per_run() {
                 .run();
             let expected = if refused { 6 } else { 0 };
             assert_eq!(out.code, expected, "{command}: {}", out.all());
+            if refused && command == "roundtrip" {
+                assert!(
+                    out.stdout.contains("the cleanup has nothing to delete"),
+                    "{}",
+                    out.all()
+                );
+            }
             assert_eq!(
                 attempts(&s) - before,
                 1,
                 "{command} (refused: {refused}) authenticated more than once: {:?}",
                 s.atlas.commands()
             );
+            // and no connection is opened after the verdict
+            let timeline = s.atlas.timeline();
+            let this_run = &timeline[timeline_before..];
+            let verdict = this_run.iter().position(|e| *e == Event::AuthRefused);
+            assert_eq!(verdict.is_some(), refused, "{command}: {this_run:?}");
+            if let Some(at) = verdict {
+                assert!(
+                    !this_run[at..].contains(&Event::Connected),
+                    "{command} connected again after the refusal: {this_run:?}"
+                );
+            }
         }
     }
 }

@@ -370,6 +370,16 @@ impl<'c> ProbeRun<'c> {
     async fn finish(mut self, runner: &mut Runner<'_>) {
         drop(self.work.take());
         let shared = &self.shared;
+        if self.opts.command == ProbeCommand::Roundtrip
+            && shared.ready.get().is_none()
+            && runner.report().first_failure().is_some()
+        {
+            runner.note_last(
+                "no connection was authenticated, so no probe document was written and the \
+                 cleanup has nothing to delete"
+                    .to_string(),
+            );
+        }
         if self.opts.command == ProbeCommand::Roundtrip {
             if let Some(session) = shared.session.get() {
                 // A command goes only over an authenticated connection: when none was ever

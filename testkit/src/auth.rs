@@ -135,6 +135,9 @@ pub async fn sasl_continue(body: &Document, conn: &mut Conn, shared: &Shared) ->
     if let Ok(mut log) = shared.access_log.lock() {
         log.push(attempt);
     }
+    if outcome.is_err() {
+        shared.event(crate::server::Event::AuthRefused);
+    }
     match outcome {
         Ok(user) => {
             conn.user = Some(user);

@@ -16,5 +16,5 @@ pub mod server;
 pub mod stack;
 pub mod wire;
 
-pub use server::{AtlasConfig, DbUser, Fault, IamType, LocalAtlas, Mode, ReplicaSet, Role};
+pub use server::{AtlasConfig, DbUser, Event, Fault, IamType, LocalAtlas, Mode, ReplicaSet, Role};
 pub use stack::{Account, Stack, StackOptions};

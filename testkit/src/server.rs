@@ -241,6 +241,25 @@ pub struct Shared {
     /// Every MONGODB-AWS conversation that reached its end, as Atlas keeps them for the database
     /// access history (read by the Admin API stand-in).
     pub access_log: Mutex<Vec<AuthAttempt>>,
+    /// What happened, in order, for benchmarks: each connection accepted, each TLS handshake
+    /// that failed, each authentication refused.
+    pub timeline: Mutex<Vec<Event>>,
+}
+
+/// One entry of the local Atlas's timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Connected,
+    TlsFailed,
+    AuthRefused,
+}
+
+impl Shared {
+    pub(crate) fn event(&self, e: Event) {
+        if let Ok(mut t) = self.timeline.lock() {
+            t.push(e);
+        }
+    }
 }
 
 /// One authentication attempt, as Atlas's database access history records it (the fields of
@@ -290,6 +309,7 @@ impl LocalAtlas {
             requests: Default::default(),
             commands: Mutex::new(Vec::new()),
             access_log: Mutex::new(Vec::new()),
+            timeline: Mutex::new(Vec::new()),
         });
         if shared.cfg.fault == Some(Fault::Refuse) {
             drop(listener); // the port is closed: connections are refused
@@ -332,6 +352,15 @@ impl LocalAtlas {
             self.shared.connections.load(Ordering::Relaxed),
             self.shared.requests.load(Ordering::Relaxed),
         )
+    }
+
+    /// The timeline so far: connections, failed TLS handshakes, refused authentications.
+    pub fn timeline(&self) -> Vec<Event> {
+        self.shared
+            .timeline
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// The names of the commands received so far, in order (lower case).
@@ -378,6 +407,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             continue;
         };
         shared.connections.fetch_add(1, Ordering::Relaxed);
+        shared.event(Event::Connected);
         // As a server for a request/response protocol: a reply is not held back by Nagle's
         // algorithm waiting for the ACK of its own first segment (a TLS flight is several).
         let _ = stream.set_nodelay(true);
@@ -435,7 +465,17 @@ async fn handle(
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let tls_stream =
-        tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await??;
+        match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                shared.event(Event::TlsFailed);
+                return Err(e.into());
+            }
+            Err(e) => {
+                shared.event(Event::TlsFailed);
+                return Err(e.into());
+            }
+        };
     serve(tls_stream, peer, &shared).await
 }
 

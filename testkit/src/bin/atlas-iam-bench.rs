@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use atlas_iam_testkit::{Stack, StackOptions};
+use atlas_iam_testkit::{Event, Fault, Stack, StackOptions};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -32,6 +32,9 @@ struct Args {
     /// Node.js
     #[arg(long, default_value = "node")]
     node: PathBuf,
+    /// Skip the failure cases (refused login, refused connection, expired certificate)
+    #[arg(long)]
+    no_failures: bool,
 }
 
 /// TCP 1 + TLS 1 + hello 1 + saslStart 1 + saslContinue 1 + ping 1.
@@ -47,10 +50,22 @@ struct Figures {
     rss_mb: f64,
     connections: f64,
     requests: f64,
+    /// MONGODB-AWS conversations begun (saslStart), the most of any run.
+    attempts: f64,
+    /// Connections the local Atlas accepted after its verdict (a refused authentication or a
+    /// failed TLS handshake), the most of any run.
+    after_verdict: f64,
+}
+
+/// Whether a run must pass or fail.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Pass,
+    Fail,
 }
 
 /// Runs the command under GNU time (`/usr/bin/time`, Debian package `time`) for its peak RSS.
-fn run_once(cmd: &mut Command) -> anyhow::Result<Run> {
+fn run_once(cmd: &mut Command, expect: Expect) -> anyhow::Result<Run> {
     let rss_file = tempfile::NamedTempFile::new()?;
     let mut timed = Command::new("/usr/bin/time");
     timed
@@ -71,13 +86,18 @@ fn run_once(cmd: &mut Command) -> anyhow::Result<Run> {
         .output()
         .context("run /usr/bin/time (install the Debian package `time`)")?;
     let wall = started.elapsed();
-    if !out.status.success() {
+    if out.status.success() != (expect == Expect::Pass) {
         // the program and its arguments only: the environment holds the keys
         bail!(
-            "{} {:?} failed ({}): {}{}",
+            "{} {:?} ended with {} where it should {}: {}{}",
             cmd.get_program().to_string_lossy(),
             cmd.get_args().collect::<Vec<_>>(),
             out.status,
+            if expect == Expect::Pass {
+                "pass"
+            } else {
+                "fail"
+            },
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -105,16 +125,38 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn measure(
     stack: &Stack,
     runs: usize,
+    expect: Expect,
     mut make: impl FnMut() -> Command,
 ) -> anyhow::Result<Figures> {
     let mut walls = Vec::new();
     let mut rss = Vec::new();
     let mut conns = Vec::new();
     let mut reqs = Vec::new();
+    let mut attempts: f64 = 0.0;
+    let mut after_verdict: f64 = 0.0;
     for _ in 0..runs {
         let (c0, r0) = stack.atlas.counters();
-        let run = run_once(&mut make())?;
+        let (k0, t0) = (stack.atlas.commands().len(), stack.atlas.timeline().len());
+        let run = run_once(&mut make(), expect)?;
+        // the client has exited: what it left running is gone with it
         let (c1, r1) = stack.atlas.counters();
+        let sasl = stack.atlas.commands()[k0..]
+            .iter()
+            .filter(|c| *c == "saslstart")
+            .count();
+        attempts = attempts.max(sasl as f64);
+        let timeline = stack.atlas.timeline();
+        let this_run = &timeline[t0..];
+        if let Some(at) = this_run
+            .iter()
+            .position(|e| matches!(e, Event::AuthRefused | Event::TlsFailed))
+        {
+            let late = this_run[at..]
+                .iter()
+                .filter(|e| **e == Event::Connected)
+                .count();
+            after_verdict = after_verdict.max(late as f64);
+        }
         walls.push(run.wall.as_secs_f64() * 1000.0);
         rss.push(run.rss_kb as f64 / 1024.0);
         conns.push((c1 - c0) as f64);
@@ -125,6 +167,8 @@ fn measure(
         rss_mb: median(rss),
         connections: median(conns),
         requests: median(reqs),
+        attempts,
+        after_verdict,
     })
 }
 
@@ -160,7 +204,154 @@ fn main() -> anyhow::Result<()> {
             Duration::from_millis(*rtt),
         )?;
     }
-    targets(&start, &last, args.rtt.last().copied().unwrap_or(0));
+    let rtt = args.rtt.last().copied().unwrap_or(0);
+    targets(&start, &last, rtt);
+    if !args.no_failures {
+        failures(
+            &args,
+            &atlas_iam,
+            &clients,
+            runs,
+            Duration::from_millis(rtt),
+        )?;
+    }
+    Ok(())
+}
+
+/// The failure cases: what each client does when Atlas refuses the login, when nothing listens,
+/// and when the certificate has expired.
+const CASES: [(&str, &str); 3] = [
+    (
+        "refused-auth",
+        "Atlas refuses the login (no database user for the ARN)",
+    ),
+    ("refused-connection", "nothing listens on the port"),
+    (
+        "expired-certificate",
+        "the server's certificate expired a year ago",
+    ),
+];
+
+/// The drivers' server selection waits 30 s by default before it gives up on a server it
+/// cannot connect to; the failure cases shorten it for them, so that the benchmark ends.
+const DRIVER_SELECTION_MS: u64 = 3000;
+
+fn failures(
+    args: &Args,
+    atlas_iam: &Path,
+    clients: &Path,
+    runs: usize,
+    rtt: Duration,
+) -> anyhow::Result<()> {
+    println!(
+        "\n## failures at {} ms round trip (the drivers with serverSelectionTimeoutMS={DRIVER_SELECTION_MS}; \
+         their default is 30 s)\n",
+        rtt.as_millis()
+    );
+    println!(
+        "| case | command | client | wall | vs Node | MONGODB-AWS attempts | connections | after the verdict |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for (case, _) in CASES {
+        let mut options = StackOptions {
+            tls: true,
+            latency: (!rtt.is_zero()).then_some(rtt),
+            ..Default::default()
+        };
+        match case {
+            // a closed port answers at once: no proxy in front of it
+            "refused-connection" => {
+                options.fault = Some(Fault::Refuse);
+                options.latency = None;
+            }
+            "expired-certificate" => {
+                options.cert_fault = atlas_iam_testkit::pki::CertFault::Expired
+            }
+            _ => {}
+        }
+        let stack =
+            Stack::start(options).context("the local Atlas (moto from `bash .ci/setup`)")?;
+        let uri = stack.uri();
+        let driver_uri = format!("{uri}&serverSelectionTimeoutMS={DRIVER_SELECTION_MS}");
+        let env = stack.env();
+        let with_env = |mut c: Command, uri: &str| {
+            c.env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOME", std::env::temp_dir())
+                .env("MONGODB_URI", uri)
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            c
+        };
+        for (command, node_script, py_arg) in [
+            ("ping", "node_ping.js", "ping"),
+            ("list-collections", "node_list.js", "list"),
+            ("roundtrip", "node_roundtrip.js", "roundtrip"),
+        ] {
+            let node = measure(&stack, runs, Expect::Fail, || {
+                let mut c = with_env(Command::new(&args.node), &driver_uri);
+                c.arg(clients.join(node_script));
+                c
+            })?;
+            let pymongo = measure(&stack, runs, Expect::Fail, || {
+                let mut c = with_env(Command::new(&args.python), &driver_uri);
+                c.arg(clients.join("pymongo_client.py")).arg(py_arg);
+                c
+            })?;
+            let ours = measure(&stack, runs, Expect::Fail, || {
+                let mut c = with_env(Command::new(atlas_iam), &uri);
+                c.args([command, "--uri", &uri, "--format", "json"]);
+                c
+            })?;
+            for (client, f) in [
+                ("atlas-iam", &ours),
+                ("Node 6", &node),
+                ("pymongo", &pymongo),
+            ] {
+                println!(
+                    "| {case} | {command} | {client} | {:.0} ms | {:.2} | {:.0} | {:.0} | {:.0} |",
+                    f.wall_ms,
+                    f.wall_ms / node.wall_ms,
+                    f.attempts,
+                    f.connections,
+                    f.after_verdict
+                );
+            }
+            let met = |ok: bool| if ok { "met" } else { "missed" };
+            rows.push((
+                format!("{case} {command}: wall time / Node's"),
+                format!(
+                    "{:.2} (target <= 1): {}",
+                    ours.wall_ms / node.wall_ms,
+                    met(ours.wall_ms <= node.wall_ms)
+                ),
+            ));
+            // a login refused is one attempt; where the handshake or the connection failed,
+            // there is none to make
+            let want = if case == "refused-auth" { 1.0 } else { 0.0 };
+            rows.push((
+                format!("{case} {command}: MONGODB-AWS attempts"),
+                format!(
+                    "{:.0} (target {want:.0}): {}",
+                    ours.attempts,
+                    met(ours.attempts == want)
+                ),
+            ));
+            rows.push((
+                format!("{case} {command}: connections after the verdict"),
+                format!(
+                    "{:.0} (target 0): {}",
+                    ours.after_verdict,
+                    met(ours.after_verdict == 0.0)
+                ),
+            ));
+        }
+    }
+    println!("\n## failure targets\n\n| target | figure |\n|---|---|");
+    for (what, text) in rows {
+        println!("| {what} | {text} |");
+    }
     Ok(())
 }
 
@@ -224,7 +415,7 @@ fn startup(atlas_iam: &Path, runs: usize) -> anyhow::Result<Vec<(&'static str, f
         for _ in 0..runs {
             let mut c = Command::new(atlas_iam);
             c.args(&argv).env_clear().env("PATH", "/usr/bin:/bin");
-            let run = run_once(&mut c)?;
+            let run = run_once(&mut c, Expect::Pass)?;
             walls.push(run.wall.as_secs_f64() * 1000.0);
             rss.push(run.rss_kb as f64 / 1024.0);
         }
@@ -290,17 +481,17 @@ fn at_rtt(
         ("list-collections", "node_list.js", "list"),
         ("roundtrip", "node_roundtrip.js", "roundtrip"),
     ] {
-        let node = measure(&stack, runs, || {
+        let node = measure(&stack, runs, Expect::Pass, || {
             let mut c = with_env(Command::new(&args.node));
             c.arg(clients.join(node_script));
             c
         })?;
-        let pymongo = measure(&stack, runs, || {
+        let pymongo = measure(&stack, runs, Expect::Pass, || {
             let mut c = with_env(Command::new(&args.python));
             c.arg(clients.join("pymongo_client.py")).arg(py_arg);
             c
         })?;
-        let ours = measure(&stack, runs, || {
+        let ours = measure(&stack, runs, Expect::Pass, || {
             let mut c = with_env(Command::new(atlas_iam));
             c.args([command, "--uri", &uri, "--format", "json"]);
             c
