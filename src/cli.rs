@@ -411,6 +411,15 @@ pub struct GlobalArgs {
           value_parser = parse_mfa_token, help_heading = "Credentials")]
     pub mfa_token: Option<String>,
 
+    /// Check as the application's driver does: its credential sources, in its order, with its
+    /// rules (a source it does not read is shown as skipped, and when it would find none the
+    /// credentials stage fails), and its URI rules. NAME is one of node, python, java, go,
+    /// csharp, rust, c, php, mongosh; VERSION as MAJOR[.MINOR] (node@6.9). Node 6 and Java are
+    /// checked with their built-in sources unless --app finds the AWS SDK add-on
+    #[arg(long, global = true, env = "ATLAS_IAM_DRIVER", value_name = "NAME[@VERSION]",
+          value_parser = parse_driver, help_heading = "Credentials")]
+    pub driver: Option<crate::drivers::Driver>,
+
     // ---- the Atlas Admin API ----
     /// Cross-check with the Atlas Admin API, read-only: the project's AWS IAM database users
     /// (ARN, type, roles, cluster scopes), the target's cluster (paused? version?) and the IP
@@ -531,6 +540,10 @@ fn sts_chars(s: &str, min: usize, max: usize, extra: &str) -> Result<String, Str
 }
 
 /// STS: 2 to 64 characters of `[\w+=,.@-]`; the error names the character refused.
+fn parse_driver(s: &str) -> Result<crate::drivers::Driver, String> {
+    crate::drivers::Driver::parse(s)
+}
+
 fn parse_session_name(s: &str) -> Result<String, String> {
     crate::identity::check_session_name(s).map(|()| s.to_string())
 }

@@ -128,6 +128,8 @@ pub struct Config {
     pub profile: Option<String>,
     pub region: Option<String>,
     pub role: Option<RoleRequest>,
+    /// `--driver`: the application's driver, whose sources and rules the check follows.
+    pub driver: Option<crate::drivers::Driver>,
     pub timeout: Duration,
     pub show_secrets: bool,
     /// The environment every later read goes through.
@@ -276,6 +278,7 @@ impl Config {
             profile: args.profile.clone().filter(|p| !p.trim().is_empty()),
             region: args.region.clone().filter(|r| !r.trim().is_empty()),
             role,
+            driver: args.driver.clone(),
             timeout: Duration::from_secs(args.timeout),
             show_secrets: args.show_secrets,
             atlas: args.atlas.then(|| atlas_config(args, env_ref)),

@@ -14,6 +14,7 @@ mod commands;
 pub mod config;
 pub mod credentials;
 pub mod diagnosis;
+pub mod drivers;
 pub mod envfile;
 mod files;
 pub mod identity;

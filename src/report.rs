@@ -537,6 +537,13 @@ pub struct CredentialInfo {
     pub temporary: bool,
     /// RFC 3339, when the credentials expire.
     pub expiration: Option<String>,
+    /// The credential sources present here, in the AWS SDK's order (instance metadata only when
+    /// it answered).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub present: Vec<String>,
+    /// `--driver`: the driver whose sources and rules were followed, e.g. `the Go driver`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
 }
 
 /// The Atlas database user that Atlas will look up for an identity.

