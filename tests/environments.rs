@@ -373,3 +373,123 @@ fn credential_source_profiles_assume_their_role_and_name_their_source() {
         .says("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
         .run();
 }
+
+/// Credentials in a profile only: the SDK-based drivers read them, Go, libmongoc, Java's
+/// built-in supplier and Node 6 without its add-on do not. Without --driver the sources present
+/// are listed and the families that would miss them named; with --driver the check reads as that
+/// driver does.
+#[test]
+fn each_driver_reads_its_own_credential_sources() {
+    let s = stack();
+    let account = s.account.clone().expect("account");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("credentials");
+    std::fs::write(
+        &file,
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            account.client.id, account.client.secret
+        ),
+    )
+    .expect("credentials file");
+    let with_profile = || cli(&s).env("AWS_SHARED_CREDENTIALS_FILE", &file);
+    let out = Test::new(with_profile)
+        .args(["whoami"])
+        .passes()
+        .says("Go would find none")
+        .says("Node 6 without @aws-sdk/credential-providers would find none")
+        .hides(&[account.client.secret.clone()])
+        .run();
+    let creds = out.stage(Stage::Credentials);
+    assert_eq!(creds["status"], "warning", "{creds}");
+    assert_eq!(
+        out.json()["credentials"]["present"],
+        serde_json::json!(["a profile of the shared files"]),
+        "{}",
+        out.json()
+    );
+    // the Go driver reads no profiles: no credentials for it, and the fix named
+    Test::new(with_profile)
+        .args(["whoami", "--driver", "go"])
+        .fails_at(Stage::Credentials, "no_credentials")
+        .exit(3)
+        .says("the Go driver would find no AWS credentials here")
+        .says("profile default")
+        .says("custom AWS credential provider")
+        .hides(&[account.client.secret.clone()])
+        .run();
+    // Node 6 without the add-on: the same, with the add-on's install command
+    Test::new(|| with_profile().env("ATLAS_IAM_DRIVER", "node@6.9"))
+        .args(["whoami"])
+        .fails_at(Stage::Credentials, "no_credentials")
+        .exit(3)
+        .says("npm install @aws-sdk/credential-providers")
+        .run();
+    // pymongo reads the SDK's chain: it passes, and the report names the driver emulated
+    let out = Test::new(with_profile)
+        .args(["whoami", "--driver", "python"])
+        .passes()
+        .run();
+    assert_eq!(
+        out.json()["credentials"]["driver"],
+        "pymongo",
+        "{}",
+        out.json()
+    );
+    // keys in the environment beside the profile: Go reads those, and says what it skipped
+    let k = &account.client;
+    let out = Test::new(|| with_profile().keys(k))
+        .args(["whoami", "--driver", "go"])
+        .passes()
+        .run();
+    assert_eq!(out.json()["credentials"]["source"], "environment");
+    // an unknown driver is a usage error that lists the names
+    let out = Test::new(with_profile)
+        .args(["whoami", "--driver", "ruby"])
+        .fails_at(Stage::Config, "usage_error")
+        .exit(2)
+        .run();
+    let cause = &out.stage(Stage::Config)["diagnosis"]["cause"];
+    assert!(
+        cause
+            .as_str()
+            .is_some_and(|c| c.contains("node, python, java, go, csharp, rust, c, php, mongosh")),
+        "{cause}"
+    );
+}
+
+/// The URI rules follow the driver: Node 7 refuses credentials in the string, Node 6 reads them.
+#[test]
+fn the_uri_rules_follow_the_driver() {
+    let uri = "mongodb+srv://AKIAIOSFODNN7EXAMPLE:secret@cluster0.ab12c.mongodb.net/?authSource=%24external&authMechanism=MONGODB-AWS";
+    Test::new(atlas_iam)
+        .args(["uri", "--uri", uri, "--driver", "node@7.1"])
+        .fails_at(Stage::Config, "uri_pitfall")
+        .exit(3)
+        .says("username and password cannot be provided when using MONGODB-AWS")
+        .run();
+    let out = atlas_iam()
+        .args([
+            "uri", "--uri", uri, "--driver", "node@6.9", "--format", "json",
+        ])
+        .run();
+    assert_ne!(out.code, 3, "{}", out.all());
+    // no authSource in an srv string: Node ignores the TXT record's admin, the others refuse it
+    let bare = "mongodb+srv://cluster0.ab12c.mongodb.net/?authMechanism=MONGODB-AWS";
+    let node = atlas_iam()
+        .args(["uri", "--uri", bare, "--driver", "node", "--format", "json"])
+        .run();
+    assert_eq!(node.code, 0, "{}", node.all());
+    assert!(
+        node.stderr.contains("ignores the TXT record's authSource")
+            || node.stdout.contains("ignores the TXT record's authSource"),
+        "{}",
+        node.all()
+    );
+    Test::new(atlas_iam)
+        .args(["uri", "--uri", bare, "--driver", "python"])
+        .fails_at(Stage::Config, "uri_pitfall")
+        .exit(3)
+        .says("authentication source must be $external or None for MONGODB-AWS")
+        .run();
+}

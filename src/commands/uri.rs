@@ -26,7 +26,12 @@ pub(crate) async fn run(runner: &mut Runner<'_>, cfg: &Config, embed: bool) {
         }
         Target::Cluster(c) => (uri::ParsedUri::parse(&uri::build(c, &cfg.db, None)), None),
         Target::Uri(u) => match uri::check(u.expose()) {
-            Ok((parsed, found)) => (Ok(parsed), Some(found)),
+            Ok((parsed, mut found)) => {
+                if let Some(driver) = &cfg.driver {
+                    uri::for_driver(&parsed, &mut found, driver);
+                }
+                (Ok(parsed), Some(found))
+            }
             Err(d) => (Err(d), None),
         },
     };

@@ -123,6 +123,10 @@ pub fn target(cfg: &Config) -> Result<(Destination, Vec<String>), Diagnosis> {
         }
         ConfigTarget::Uri(u) => uri::check(u.expose())?,
     };
+    let mut findings = findings;
+    if let Some(driver) = &cfg.driver {
+        uri::for_driver(&parsed, &mut findings, driver);
+    }
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     for f in findings {

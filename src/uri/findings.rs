@@ -236,6 +236,57 @@ fn check_userinfo_part(out: &mut Vec<Finding>, raw: &str, what: &str) {
     }
 }
 
+/// The findings as the application's driver sees the string: credentials in it refused where
+/// that driver refuses them (Node 7, mongosh 2.7), and a mongodb+srv string without authSource
+/// judged by how the driver treats the TXT record's `authSource=admin`.
+pub fn for_driver(p: &ParsedUri, found: &mut Vec<Finding>, driver: &crate::drivers::Driver) {
+    use crate::drivers::TxtAuthSource;
+    use Severity::{Error, Warning};
+    let label = driver.label();
+    if p.user.is_some() || p.password.is_some() {
+        if let Some(error) = driver.refuses_uri_credentials() {
+            found.push(finding(
+                Error,
+                "driver_refuses_uri_credentials",
+                format!("{label} refuses credentials in the string: `{error}`"),
+                "drop the userinfo (and AWS_SESSION_TOKEN) from the string: the driver reads the \
+                 AWS credentials from the environment or the AWS default chain",
+            ));
+        } else if driver.warns_uri_credentials() {
+            found.push(finding(
+                Warning,
+                "driver_warns_uri_credentials",
+                format!(
+                    "{label} reads credentials in the string with a warning (the specification \
+                     now says to refuse them)"
+                ),
+                "drop them from the string",
+            ));
+        }
+    }
+    if p.srv && p.option("authSource").is_none() {
+        for f in found.iter_mut().filter(|f| f.code == "auth_source_missing") {
+            match driver.txt_auth_source() {
+                TxtAuthSource::Ignored => {
+                    f.severity = Warning;
+                    f.message = format!(
+                        "authSource is not set: {label} ignores the TXT record's authSource for \
+                         MONGODB-AWS and uses $external, so this string works with it; other \
+                         drivers take authSource=admin from the TXT record and refuse it"
+                    );
+                }
+                TxtAuthSource::Refused => {
+                    f.message = format!(
+                        "authSource is not set: {label} takes authSource=admin from Atlas's TXT \
+                         record and refuses it for MONGODB-AWS (pymongo: `authentication source \
+                         must be $external or None for MONGODB-AWS`)"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Checks a string as the specifications read it: the syntax and the options' verdict first
 /// (what every driver refuses, and the warnings they give), then the MONGODB-AWS pitfalls. The
 /// bundled driver's own parser has no say here: it refuses options other drivers accept.

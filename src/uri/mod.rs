@@ -9,7 +9,7 @@ mod spec_tests;
 mod verdict;
 
 pub use crate::secret::encode_component;
-pub use findings::{check, findings, is_credential_finding, pitfall};
+pub use findings::{check, findings, for_driver, is_credential_finding, pitfall};
 pub use options::{canonical_name, honoured, lookup, Effect, Spec};
 pub use parse::{Host, HostKind, MAX_HOSTS};
 pub use verdict::{seedlist_rules, verdict, OptionValue, Options};
