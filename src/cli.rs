@@ -420,6 +420,20 @@ pub struct GlobalArgs {
           value_parser = parse_driver, help_heading = "Credentials")]
     pub driver: Option<crate::drivers::Driver>,
 
+    /// The application's directory: its manifest (package.json with its lock, requirements*.txt,
+    /// pyproject.toml with poetry.lock or uv.lock, *.csproj with packages.lock.json, go.mod,
+    /// pom.xml or build.gradle(.kts), Cargo.toml with Cargo.lock, composer.json) decides the
+    /// driver and its version (unless --driver is given), and shows whether its MONGODB-AWS
+    /// add-on is there
+    #[arg(
+        long,
+        global = true,
+        env = "ATLAS_IAM_APP",
+        value_name = "DIR",
+        help_heading = "Credentials"
+    )]
+    pub app: Option<PathBuf>,
+
     // ---- the Atlas Admin API ----
     /// Cross-check with the Atlas Admin API, read-only: the project's AWS IAM database users
     /// (ARN, type, roles, cluster scopes), the target's cluster (paused? version?) and the IP

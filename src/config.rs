@@ -269,6 +269,42 @@ impl Config {
             }
         }
 
+        // --app: the application's manifest decides the driver unless --driver names one
+        let mut driver = args.driver.clone();
+        if let Some(dir) = &args.app {
+            let scan = crate::app::scan(dir)?;
+            if let Some(d) = scan.errors.into_iter().next() {
+                return Err(d);
+            }
+            match (&driver, scan.driver, &scan.manifest) {
+                (None, Some(found), Some(from)) => {
+                    notes.push(format!("driver {} from {from}", found.id()));
+                    driver = Some(found);
+                }
+                (Some(given), Some(found), Some(from)) => {
+                    if given.name != found.name || given.version.is_some() {
+                        warnings.push(format!(
+                            "--driver {} is checked; {from} names {}",
+                            given.id(),
+                            found.label()
+                        ));
+                    }
+                    // what the manifest knows of the add-ons holds for the same driver
+                    if given.name == found.name {
+                        driver = Some(crate::drivers::Driver {
+                            sdk: found.sdk,
+                            sso: found.sso,
+                            process: found.process,
+                            ..given.clone()
+                        });
+                    }
+                }
+                _ => {}
+            }
+            warnings.extend(scan.warnings);
+            notes.extend(scan.notes);
+        }
+
         Ok(Config {
             target,
             target_origin,
@@ -278,7 +314,7 @@ impl Config {
             profile: args.profile.clone().filter(|p| !p.trim().is_empty()),
             region: args.region.clone().filter(|r| !r.trim().is_empty()),
             role,
-            driver: args.driver.clone(),
+            driver,
             timeout: Duration::from_secs(args.timeout),
             show_secrets: args.show_secrets,
             atlas: args.atlas.then(|| atlas_config(args, env_ref)),

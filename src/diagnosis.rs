@@ -238,6 +238,7 @@ pub enum Kind {
     ImdsHopLimit,
     ImdsNoRole,
     SsoLoginNeeded,
+    DriverAddonMissing,
     // STS
     AssumeRoleDenied,
     RoleNotFound,
@@ -333,6 +334,7 @@ impl Kind {
             | CredentialSourceError
             | ImdsHopLimit
             | SsoLoginNeeded
+            | DriverAddonMissing
             | ImdsNoRole => Family::Config,
             AssumeRoleDenied | RoleNotFound | DurationTooLong | InvalidKey
             | MissingSessionToken | SignatureMismatch | ExpiredToken | ClockSkew

@@ -7,6 +7,7 @@
 // The library's surface is what the binary and the integration tests use: the `pub` modules
 // below, `configure`, `run`, `usage_report` and the runner's `Passed`, `Progress` and `Silent`.
 // The private modules are the engine; the `unreachable_pub` lint keeps their items `pub(crate)`.
+pub mod app;
 mod atlas;
 pub mod children;
 pub mod cli;

@@ -58,6 +58,8 @@ pub(crate) const VARIABLES: &[Variable] = &[
     var("NO_COLOR", Role::Data, true),
     var("ATLAS_IAM_WAIT", Role::Data, false),
     var("ATLAS_IAM_DRIVER", Role::Data, false),
+    // a directory to read: from a `.env` in a cloned repository it is not the user's
+    var("ATLAS_IAM_APP", Role::Endpoint, false),
     // names some tools still write, which the SDKs and most drivers do not read (a warning says
     // so); their values are secrets all the same
     var("AWS_SECURITY_TOKEN", Role::Secret, false),

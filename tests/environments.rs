@@ -398,7 +398,7 @@ fn each_driver_reads_its_own_credential_sources() {
         .passes()
         .says("Go would find none")
         .says("Node 6 without @aws-sdk/credential-providers would find none")
-        .hides(&[account.client.secret.clone()])
+        .hides(std::slice::from_ref(&account.client.secret))
         .run();
     let creds = out.stage(Stage::Credentials);
     assert_eq!(creds["status"], "warning", "{creds}");
@@ -416,7 +416,7 @@ fn each_driver_reads_its_own_credential_sources() {
         .says("the Go driver would find no AWS credentials here")
         .says("profile default")
         .says("custom AWS credential provider")
-        .hides(&[account.client.secret.clone()])
+        .hides(std::slice::from_ref(&account.client.secret))
         .run();
     // Node 6 without the add-on: the same, with the add-on's install command
     Test::new(|| with_profile().env("ATLAS_IAM_DRIVER", "node@6.9"))
@@ -491,5 +491,69 @@ fn the_uri_rules_follow_the_driver() {
         .fails_at(Stage::Config, "uri_pitfall")
         .exit(3)
         .says("authentication source must be $external or None for MONGODB-AWS")
+        .run();
+}
+
+/// `--app DIR`: the application's manifest decides the driver, and a missing MONGODB-AWS add-on
+/// is named with its install command before anything else runs.
+#[test]
+fn the_applications_manifest_decides_the_driver() {
+    let s = stack();
+    let account = s.account.clone().expect("account");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("credentials");
+    std::fs::write(
+        &file,
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            account.client.id, account.client.secret
+        ),
+    )
+    .expect("credentials file");
+    let app = |files: &[(&str, &str)]| {
+        let d = tempfile::tempdir().expect("app dir");
+        for (name, text) in files {
+            std::fs::write(d.path().join(name), text).expect("manifest");
+        }
+        d
+    };
+    let with_profile = || cli(&s).env("AWS_SHARED_CREDENTIALS_FILE", &file);
+    // a Node 7 application without @aws-sdk/credential-providers fails before any network
+    let node = app(&[("package.json", r#"{"dependencies":{"mongodb":"^7.1.0"}}"#)]);
+    let out = Test::new(|| with_profile().env("ATLAS_IAM_APP", node.path()))
+        .args(["whoami"])
+        .fails_at(Stage::Config, "driver_addon_missing")
+        .exit(3)
+        .says("npm install @aws-sdk/credential-providers")
+        .says("dependency pruners")
+        .run();
+    // nothing ran after the config stage: no credentials were read, no STS call made
+    assert_eq!(out.json()["stages"].as_array().map(Vec::len), Some(1));
+    // a Go application: the driver reads no profiles
+    let go = app(&[(
+        "go.mod",
+        "module example.com/api\n\nrequire go.mongodb.org/mongo-driver v1.17.1\n",
+    )]);
+    Test::new(with_profile)
+        .args(["whoami", "--app", &go.path().display().to_string()])
+        .fails_at(Stage::Credentials, "no_credentials")
+        .exit(3)
+        .says("the Go driver 1.17 would find no AWS credentials here")
+        .run();
+    // pymongo with its aws extra reads the profile, as the SDK does
+    let py = app(&[("requirements.txt", "pymongo[aws]==4.10.1\n")]);
+    let out = Test::new(with_profile)
+        .args(["whoami", "--app", &py.path().display().to_string()])
+        .passes()
+        .says("driver python@4.10 from requirements.txt")
+        .run();
+    assert_eq!(out.json()["credentials"]["driver"], "pymongo 4.10");
+    // and without the extra, pymongo's own words and the fix
+    let bare = app(&[("requirements.txt", "pymongo==4.10.1\n")]);
+    Test::new(with_profile)
+        .args(["whoami", "--app", &bare.path().display().to_string()])
+        .fails_at(Stage::Config, "driver_addon_missing")
+        .exit(3)
+        .says("python -m pip install 'pymongo[aws]'")
         .run();
 }
