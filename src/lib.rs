@@ -185,6 +185,7 @@ async fn run_once(cfg: &Config, command: &Command, progress: &dyn Progress) -> R
     }
     let mut runner = Runner::new(command.name(), cfg.timeout, scrubber, progress);
     runner.set_target(commands::target_shown(cfg));
+    runner.set_driver(cfg.driver.as_ref().map(drivers::Driver::id));
     let config_stage = Passed::new((), commands::describe(cfg)).warn(cfg.warnings.clone());
     runner.record(Stage::Config, Ok(config_stage), 0);
     // A signal ends the run with its report (a credential_process's group ended as its future

@@ -669,6 +669,10 @@ pub struct Report {
     pub exit_code: i32,
     /// The target connection string or cluster, always redacted.
     pub target: Option<String>,
+    /// `--driver` or `--app`: the application's driver whose sources and rules the check
+    /// followed, as `--driver` takes it (`node@6.9`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
     pub credentials: Option<CredentialInfo>,
     pub identity: Option<Identity>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -697,6 +701,7 @@ impl Report {
             ok: true,
             exit_code: 0,
             target: None,
+            driver: None,
             credentials: None,
             identity: None,
             uri: None,

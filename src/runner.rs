@@ -368,6 +368,10 @@ impl<'p> Runner<'p> {
         self.report.target = target.map(|t| self.scrubber.clean(&t));
     }
 
+    pub(crate) fn set_driver(&mut self, driver: Option<String>) {
+        self.report.driver = driver;
+    }
+
     pub(crate) fn set_credentials(&mut self, mut c: crate::report::CredentialInfo) {
         c.source = self.scrubber.clean(&c.source);
         self.report.credentials = Some(c);

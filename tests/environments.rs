@@ -5,6 +5,7 @@
 
 use crate::common::{atlas_iam, Cli, Stage, Test};
 use atlas_iam_testkit::metadata::{MetadataFault, MetadataServer};
+use atlas_iam_testkit::moto::Keys;
 use atlas_iam_testkit::stack::SessionKeys;
 use atlas_iam_testkit::{Stack, StackOptions};
 use base64::Engine;
@@ -374,6 +375,21 @@ fn credential_source_profiles_assume_their_role_and_name_their_source() {
         .run();
 }
 
+/// A shared credentials file whose `default` profile holds `keys`.
+fn default_profile(keys: &Keys) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("credentials");
+    std::fs::write(
+        &file,
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            keys.id, keys.secret
+        ),
+    )
+    .expect("credentials file");
+    (dir, file)
+}
+
 /// Credentials in a profile only: the SDK-based drivers read them, Go, libmongoc, Java's
 /// built-in supplier and Node 6 without its add-on do not. Without --driver the sources present
 /// are listed and the families that would miss them named; with --driver the check reads as that
@@ -382,16 +398,7 @@ fn credential_source_profiles_assume_their_role_and_name_their_source() {
 fn each_driver_reads_its_own_credential_sources() {
     let s = stack();
     let account = s.account.clone().expect("account");
-    let dir = tempfile::tempdir().expect("dir");
-    let file = dir.path().join("credentials");
-    std::fs::write(
-        &file,
-        format!(
-            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
-            account.client.id, account.client.secret
-        ),
-    )
-    .expect("credentials file");
+    let (_dir, file) = default_profile(&account.client);
     let with_profile = || cli(&s).env("AWS_SHARED_CREDENTIALS_FILE", &file);
     let out = Test::new(with_profile)
         .args(["whoami"])
@@ -409,7 +416,7 @@ fn each_driver_reads_its_own_credential_sources() {
         out.json()
     );
     // the Go driver reads no profiles: no credentials for it, and the fix named
-    Test::new(with_profile)
+    let out = Test::new(with_profile)
         .args(["whoami", "--driver", "go"])
         .fails_at(Stage::Credentials, "no_credentials")
         .exit(3)
@@ -418,6 +425,7 @@ fn each_driver_reads_its_own_credential_sources() {
         .says("custom AWS credential provider")
         .hides(std::slice::from_ref(&account.client.secret))
         .run();
+    assert_eq!(out.json()["driver"], "go", "{}", out.json());
     // Node 6 without the add-on: the same, with the add-on's install command
     Test::new(|| with_profile().env("ATLAS_IAM_DRIVER", "node@6.9"))
         .args(["whoami"])
@@ -500,16 +508,7 @@ fn the_uri_rules_follow_the_driver() {
 fn the_applications_manifest_decides_the_driver() {
     let s = stack();
     let account = s.account.clone().expect("account");
-    let dir = tempfile::tempdir().expect("dir");
-    let file = dir.path().join("credentials");
-    std::fs::write(
-        &file,
-        format!(
-            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
-            account.client.id, account.client.secret
-        ),
-    )
-    .expect("credentials file");
+    let (_dir, file) = default_profile(&account.client);
     let app = |files: &[(&str, &str)]| {
         let d = tempfile::tempdir().expect("app dir");
         for (name, text) in files {

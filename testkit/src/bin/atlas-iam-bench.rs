@@ -274,36 +274,18 @@ fn failures(
             Stack::start(options).context("the local Atlas (moto from `bash .ci/setup`)")?;
         let uri = stack.uri();
         let driver_uri = format!("{uri}&serverSelectionTimeoutMS={DRIVER_SELECTION_MS}");
-        let env = stack.env();
-        let with_env = |mut c: Command, uri: &str| {
-            c.env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .env("HOME", std::env::temp_dir())
-                .env("MONGODB_URI", uri)
-                .env("AWS_EC2_METADATA_DISABLED", "true")
-                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            c
-        };
-        for (command, node_script, py_arg) in [
-            ("ping", "node_ping.js", "ping"),
-            ("list-collections", "node_list.js", "list"),
-            ("roundtrip", "node_roundtrip.js", "roundtrip"),
-        ] {
-            let node = measure(&stack, runs, Expect::Fail, || {
-                let mut c = with_env(Command::new(&args.node), &driver_uri);
-                c.arg(clients.join(node_script));
-                c
-            })?;
-            let pymongo = measure(&stack, runs, Expect::Fail, || {
-                let mut c = with_env(Command::new(&args.python), &driver_uri);
-                c.arg(clients.join("pymongo_client.py")).arg(py_arg);
-                c
-            })?;
-            let ours = measure(&stack, runs, Expect::Fail, || {
-                let mut c = with_env(Command::new(atlas_iam), &uri);
-                c.args([command, "--uri", &uri, "--format", "json"]);
-                c
-            })?;
+        for which in COMMANDS {
+            let command = which.0;
+            let [ours, node, pymongo] = three_clients(
+                args,
+                &stack,
+                atlas_iam,
+                clients,
+                runs,
+                Expect::Fail,
+                which,
+                (&uri, &driver_uri),
+            )?;
             for (client, f) in [
                 ("atlas-iam", &ours),
                 ("Node 6", &node),
@@ -434,6 +416,54 @@ fn startup(atlas_iam: &Path, runs: usize) -> anyhow::Result<Vec<(&'static str, f
     Ok(medians)
 }
 
+/// The commands each client runs: atlas-iam's, the Node script, pymongo's argument.
+const COMMANDS: [(&str, &str, &str); 3] = [
+    ("ping", "node_ping.js", "ping"),
+    ("list-collections", "node_list.js", "list"),
+    ("roundtrip", "node_roundtrip.js", "roundtrip"),
+];
+
+/// One command measured for atlas-iam, the Node script and pymongo, in that order. The drivers
+/// get `driver_uri`, atlas-iam `uri`.
+#[allow(clippy::too_many_arguments)]
+fn three_clients(
+    args: &Args,
+    stack: &Stack,
+    atlas_iam: &Path,
+    clients: &Path,
+    runs: usize,
+    expect: Expect,
+    (command, node_script, py_arg): (&str, &str, &str),
+    (uri, driver_uri): (&str, &str),
+) -> anyhow::Result<[Figures; 3]> {
+    let env = stack.env();
+    let with_env = |mut c: Command, uri: &str| {
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .env("MONGODB_URI", uri)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        c
+    };
+    let node = measure(stack, runs, expect, || {
+        let mut c = with_env(Command::new(&args.node), driver_uri);
+        c.arg(clients.join(node_script));
+        c
+    })?;
+    let pymongo = measure(stack, runs, expect, || {
+        let mut c = with_env(Command::new(&args.python), driver_uri);
+        c.arg(clients.join("pymongo_client.py")).arg(py_arg);
+        c
+    })?;
+    let ours = measure(stack, runs, expect, || {
+        let mut c = with_env(Command::new(atlas_iam), uri);
+        c.args([command, "--uri", uri, "--format", "json"]);
+        c
+    })?;
+    Ok([ours, node, pymongo])
+}
+
 fn at_rtt(
     args: &Args,
     atlas_iam: &Path,
@@ -454,16 +484,6 @@ fn at_rtt(
         vec![atlas_iam_testkit::Role::ReadWrite("test".into())],
     );
     let uri = stack.uri();
-    let env = stack.env();
-    let with_env = |mut c: Command| {
-        c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", std::env::temp_dir())
-            .env("MONGODB_URI", &uri)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        c
-    };
     let rtt_ms = rtt.as_secs_f64() * 1000.0;
     println!(
         "\n## {} ms round trip (TLS; the physical limit of a ping: {} round trips = {:.0} ms)\n",
@@ -476,26 +496,18 @@ fn at_rtt(
     );
     println!("|---|---|---|---|---|---|---|---|");
     let mut all = Vec::new();
-    for (command, node_script, py_arg) in [
-        ("ping", "node_ping.js", "ping"),
-        ("list-collections", "node_list.js", "list"),
-        ("roundtrip", "node_roundtrip.js", "roundtrip"),
-    ] {
-        let node = measure(&stack, runs, Expect::Pass, || {
-            let mut c = with_env(Command::new(&args.node));
-            c.arg(clients.join(node_script));
-            c
-        })?;
-        let pymongo = measure(&stack, runs, Expect::Pass, || {
-            let mut c = with_env(Command::new(&args.python));
-            c.arg(clients.join("pymongo_client.py")).arg(py_arg);
-            c
-        })?;
-        let ours = measure(&stack, runs, Expect::Pass, || {
-            let mut c = with_env(Command::new(atlas_iam));
-            c.args([command, "--uri", &uri, "--format", "json"]);
-            c
-        })?;
+    for which in COMMANDS {
+        let command = which.0;
+        let [ours, node, pymongo] = three_clients(
+            args,
+            &stack,
+            atlas_iam,
+            clients,
+            runs,
+            Expect::Pass,
+            which,
+            (&uri, &uri),
+        )?;
         for (client, f) in [
             ("atlas-iam", &ours),
             ("Node 6", &node),
