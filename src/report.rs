@@ -687,10 +687,33 @@ pub struct Report {
     /// With `--wait`: every try, the last one being this report's own stages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tries: Option<Vec<Try>>,
+    /// Added by the Lambda function (`bootstrap`): what only a Lambda knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<LambdaFacts>,
     /// What the command writes to stdout besides the report (the credentials of `assume`, the
     /// connection string of `uri`). Never serialised into the report.
     #[serde(skip)]
     pub payload: Option<Secret<String>>,
+}
+
+/// The Lambda function's facts, from its environment (the Runtime API's variables).
+#[derive(Clone, Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct LambdaFacts {
+    pub function_name: Option<String>,
+    pub function_version: Option<String>,
+    pub memory_mb: Option<u64>,
+    pub region: Option<String>,
+    /// The first invocation of this execution environment.
+    pub cold_start: bool,
+    /// How many invocations this execution environment has served, this one included.
+    pub invocation: u64,
+    /// Whether the function runs in a VPC, as its template says (`ATLAS_IAM_LAMBDA_VPC`):
+    /// Lambda's environment does not tell.
+    pub vpc: Option<bool>,
+    /// Time left before the invocation's deadline when it began (ms).
+    pub time_left_ms: u64,
+    /// The invocation's time in the function (ms).
+    pub elapsed_ms: u64,
 }
 
 impl Report {
@@ -709,6 +732,7 @@ impl Report {
             latency: None,
             leftover: None,
             tries: None,
+            lambda: None,
             payload: None,
         }
     }

@@ -9,6 +9,7 @@ mod connection_strings;
 mod environments;
 mod everyday;
 mod inputs;
+mod lambda;
 mod no_panic;
 mod probe;
 mod roundtrip;

@@ -99,7 +99,7 @@ pub(crate) struct Output {
 }
 
 /// Every report a test parses is checked against the shipped schema (the JSON contract).
-fn conforms(report: serde_json::Value) -> serde_json::Value {
+pub(crate) fn conforms(report: serde_json::Value) -> serde_json::Value {
     static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
     let validator = VALIDATOR.get_or_init(|| {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/report.schema.json");
