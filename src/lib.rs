@@ -35,6 +35,7 @@ use crate::cli::{Cli, Command, Repeat};
 use crate::config::{Config, Env};
 use crate::diagnosis::{Diagnosis, Kind, Stage};
 use crate::envfile::EnvFile;
+pub use crate::probe::auth::keep_clients;
 use crate::probe::command::ProbeCommand;
 use crate::report::Report;
 use crate::runner::Runner;

@@ -102,7 +102,6 @@ impl Function {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
             .env("ATLAS_IAM_LAMBDA_VPC", "false")
-            .env("ATLAS_IAM_LAMBDA_CLI", env!("CARGO_BIN_EXE_atlas-iam"))
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(dir.path())
             .stdin(Stdio::null())
@@ -174,28 +173,23 @@ fn session(s: &Stack) -> (SessionKeys, String) {
     (session, account.role_arn)
 }
 
+fn saslstarts(s: &Stack) -> usize {
+    s.atlas
+        .commands()
+        .iter()
+        .filter(|c| c.as_str() == "saslstart")
+        .count()
+}
+
 #[test]
 fn the_function_answers_with_the_report_cold_then_warm() {
     let s = stack();
     let (session, role) = session(&s);
-    s.set_db_user(&role, vec![Role::ReadWrite("test".into())]);
+    s.remove_db_user(&role);
     let f = Function::start(&function_env(&s, &session));
     let uri = s.uri();
     let ping = serde_json::json!({"command": "ping", "args": ["--uri", uri]});
-    let first = conforms(f.invoke(&ping).expect("a passing ping"));
-    assert_eq!(first["ok"], true, "{first:#}");
-    assert_eq!(first["command"], "ping");
-    assert_eq!(first["lambda"]["cold_start"], true, "{first:#}");
-    assert_eq!(first["lambda"]["function_name"], "_");
-    assert_eq!(first["lambda"]["memory_mb"], 512);
-    assert_eq!(first["lambda"]["vpc"], false);
-    // the same instance, warm
-    let second = conforms(f.invoke(&ping).expect("a second ping"));
-    assert_eq!(second["ok"], true, "{second:#}");
-    assert_eq!(second["lambda"]["cold_start"], false, "{second:#}");
-    assert_eq!(second["lambda"]["invocation"], 2);
-    // a refused authentication is the diagnosis, in a successful invocation
-    s.remove_db_user(&role);
+    // no database user yet: the refusal is the diagnosis, in a successful invocation
     let refused = conforms(f.invoke(&ping).expect("a refused ping is still a response"));
     assert_eq!(refused["ok"], false);
     assert_eq!(refused["exit_code"], 6, "{refused:#}");
@@ -204,6 +198,30 @@ fn the_function_answers_with_the_report_cold_then_warm() {
         (stage.as_str(), kind.as_str()),
         ("auth", "atlas_user_missing"),
         "{refused:#}"
+    );
+    assert_eq!(refused["lambda"]["cold_start"], true, "{refused:#}");
+    assert_eq!(refused["lambda"]["function_name"], "_");
+    assert_eq!(refused["lambda"]["memory_mb"], 512);
+    assert_eq!(refused["lambda"]["vpc"], false);
+    // the user registered: the same instance, warm, authenticates and passes
+    s.set_db_user(&role, vec![Role::ReadWrite("test".into())]);
+    let before = saslstarts(&s);
+    let first = conforms(f.invoke(&ping).expect("a passing ping"));
+    assert_eq!(first["ok"], true, "{first:#}");
+    assert_eq!(first["lambda"]["cold_start"], false, "{first:#}");
+    assert_eq!(first["lambda"]["invocation"], 2);
+    assert_eq!(saslstarts(&s) - before, 1, "{:?}", s.atlas.commands());
+    // and the next invocation reuses the client's authenticated connection: no new login
+    let before = saslstarts(&s);
+    let second = conforms(f.invoke(&ping).expect("a second ping"));
+    assert_eq!(second["ok"], true, "{second:#}");
+    assert_eq!(saslstarts(&s), before, "{:?}", s.atlas.commands());
+    let auth = crate::common::stage_of(&second, crate::common::Stage::Auth);
+    assert!(
+        auth["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("kept by this warm process")),
+        "{auth}"
     );
     // bad args: a report with exit code 2; a flag the function refuses, too
     for args in [vec!["--bogus"], vec!["--uri", &uri, "--show-secrets"]] {

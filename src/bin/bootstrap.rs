@@ -1,8 +1,10 @@
-//! atlas-iam as an AWS Lambda function (runtime `provided.al2023`): this small `bootstrap`
-//! loops on the Lambda Runtime API with the official runtime crate and, for each event, runs the
-//! `atlas-iam` binary shipped beside it, so that the probe runs with the function's own role,
-//! subnets and environment. The main binary keeps no Lambda code; the runtime crate is linked
-//! into this one only.
+//! atlas-iam as an AWS Lambda function (runtime `provided.al2023`): `bootstrap` loops on the
+//! Lambda Runtime API with the official runtime crate and runs the probe in its own process for
+//! each event, with the function's own role, subnets and environment. The driver's client is kept
+//! between the invocations of a warm execution environment, as the function's authors are told
+//! to keep theirs, so that the first (cold) invocation and the next (warm) ones show what a
+//! function pays for each. The main binary keeps no Lambda code; the runtime crate is linked into
+//! this one only.
 //!
 //! The event: `{"command": "ping" | "list-collections" | "roundtrip" | "whoami", "args": […]}`
 //! with the command line's flags, or `{}` (ping with the function's environment). The response:
@@ -10,14 +12,13 @@
 //! whose report says `ok: false`; only bad input or a fault of the function itself is an
 //! invocation error.
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
 
 /// The commands an event may run: those that report and print no credentials.
 const COMMANDS: [&str; 4] = ["ping", "list-collections", "roundtrip", "whoami"];
@@ -33,9 +34,6 @@ const REFUSED_FLAGS: [&str; 6] = [
     "--app",
 ];
 
-/// The most the report may hold (a report is a few kilobytes).
-const MAX_REPORT: u64 = 4 << 20;
-
 /// Invocations served by this process: the first is the cold start.
 static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
 
@@ -48,8 +46,9 @@ struct Event {
     args: Vec<String>,
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> Result<(), Error> {
+    atlas_iam::keep_clients();
     lambda_runtime::run(service_fn(handle)).await
 }
 
@@ -80,7 +79,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             &command,
             &format!("{flag} is not taken in an event: the function answers with the JSON report, never shows secrets and reads no file its caller names"),
         ),
-        None => run_cli(&command, &event.args, left).await?,
+        None => Box::pin(run_check(&command, &event.args, left)).await?,
     };
     let elapsed = started.elapsed().as_millis() as u64;
     if let Some(obj) = report.as_object_mut() {
@@ -144,21 +143,16 @@ fn usage_report(command: &str, cause: &str) -> Value {
     })
 }
 
-/// The atlas-iam binary shipped beside this one (`ATLAS_IAM_LAMBDA_CLI` overrides it).
-fn cli_path() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("ATLAS_IAM_LAMBDA_CLI") {
-        return p.into();
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("atlas-iam")))
-        .unwrap_or_else(|| "atlas-iam".into())
+/// The command line of an event, parsed as the binary parses its own.
+fn command_name(command: &str) -> atlas_iam::report::CommandName {
+    atlas_iam::report::CommandName::from_name(command)
+        .unwrap_or(atlas_iam::report::CommandName::Ping)
 }
 
-/// Runs the check within the invocation's time, and reads its report (bounded).
-async fn run_cli(command: &str, args: &[String], left: Duration) -> Result<Value, Error> {
-    let mut cmd = tokio::process::Command::new(cli_path());
-    cmd.arg(command).args(args);
+/// Runs the check in this process, within the invocation's time.
+async fn run_check(command: &str, args: &[String], left: Duration) -> Result<Value, Error> {
+    let mut argv = vec!["atlas-iam".to_string(), command.to_string()];
+    argv.extend(args.iter().cloned());
     // within the invocation's deadline, unless the event gave its own
     if !args
         .iter()
@@ -168,35 +162,26 @@ async fn run_cli(command: &str, args: &[String], left: Duration) -> Result<Value
             .saturating_sub(Duration::from_secs(1))
             .as_secs()
             .clamp(1, 900);
-        cmd.args(["--timeout", &secs.to_string()]);
+        argv.extend(["--timeout".to_string(), secs.to_string()]);
     }
-    cmd.env("ATLAS_IAM_FORMAT", "json")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::from(format!("cannot run {}: {e}", cli_path().display())))?;
-    let mut out = Vec::new();
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let read = async {
-        stdout.take(MAX_REPORT).read_to_end(&mut out).await?;
-        child.wait().await
-    };
-    let bound = left + Duration::from_secs(2);
-    match tokio::time::timeout(bound, read).await {
-        Err(_) => {
-            return Err(Error::from(
-                "atlas-iam did not end within the invocation's time",
-            ))
+    argv.extend(["--format".to_string(), "json".to_string()]);
+    let env = atlas_iam::config::Env::from_process();
+    let report = match atlas_iam::cli::Cli::try_parse_from(&argv) {
+        Err(e) => {
+            let scrubber = atlas_iam::credentials::env_scrubber(&env);
+            let text = atlas_iam::secret::redact_tokens(&scrubber.scrub(&e.render().to_string()));
+            atlas_iam::usage_report(command_name(command), text.trim())
         }
-        Ok(Err(e)) => return Err(Error::from(format!("reading atlas-iam's report: {e}"))),
-        Ok(Ok(_status)) => {}
-    }
-    serde_json::from_slice(&out)
-        .map_err(|e| Error::from(format!("atlas-iam's output is not a report: {e}")))
+        Ok(cli) => {
+            // the function's environment is its configuration: no env file is read
+            let env_file = atlas_iam::envfile::EnvFile::Absent;
+            match atlas_iam::configure(&cli, env_file, env) {
+                Err(report) => *report,
+                Ok(cfg) => Box::pin(atlas_iam::run(&cfg, &cli.command, &atlas_iam::Silent)).await,
+            }
+        }
+    };
+    serde_json::to_value(&report).map_err(|e| Error::from(format!("the report: {e}")))
 }
 
 /// The function's own secrets never leave it, whatever a text carries: the report is scrubbed

@@ -324,6 +324,13 @@ impl<'c> ProbeRun<'c> {
             (auth, _, _) => auth,
         };
         runner.settle(Stage::Auth, async { (auth, took) }).await?;
+        if self.shared.session.get().is_some_and(|s| s.reused) {
+            runner.note_last(
+                "over the driver's client of an earlier invocation, kept by this warm process: \
+                 its connections were authenticated then"
+                    .to_string(),
+            );
+        }
         let took = run.ready.map_or(run.ended, |r| {
             run.ended
                 .saturating_sub(r.saturating_duration_since(run.started))

@@ -254,6 +254,22 @@ pub(crate) fn classify_auth(f: &DriverFailure, facts: &IdentityFacts) -> Diagnos
 pub(crate) struct Session {
     pub client: mongodb::Client,
     pub db: String,
+    /// The client of an earlier run of this process, kept (`keep_clients`).
+    pub reused: bool,
+}
+
+/// Whether the driver's clients outlive a run: on in a Lambda function, whose warm execution
+/// environment serves many invocations from one process (the pattern the function's authors
+/// are told to follow: one client, created once, outside the handler).
+static KEEP_CLIENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The clients kept, by the driver's connection string and the access key id they sign with.
+static KEPT: std::sync::Mutex<Vec<(String, mongodb::Client)>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps the driver's clients between runs of this process (the Lambda function's warm
+/// invocations reuse the first one's authenticated connections).
+pub fn keep_clients() {
+    KEEP_CLIENTS.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The driver's connection string for the resolved hosts: credential-free, MONGODB-AWS on
@@ -335,6 +351,21 @@ pub(crate) async fn open_client(
     ready: &ReadyAt,
 ) -> Result<Session, Diagnosis> {
     let uri = driver_uri(target, resolved);
+    let keep = KEEP_CLIENTS.load(std::sync::atomic::Ordering::Relaxed);
+    let key = format!("{uri} {}", creds.access_key_id());
+    if keep {
+        let kept = KEPT
+            .lock()
+            .ok()
+            .and_then(|k| k.iter().find(|(k, _)| *k == key).map(|(_, c)| c.clone()));
+        if let Some(client) = kept {
+            return Ok(Session {
+                client,
+                db: target.db.clone(),
+                reused: true,
+            });
+        }
+    }
     let mut options = ClientOptions::parse(&uri)
         .await
         .map_err(|e| refused_options(&e))?;
@@ -350,9 +381,19 @@ pub(crate) async fn open_client(
         }
     }));
     let client = mongodb::Client::with_options(options).map_err(|e| refused_options(&e))?;
+    if keep {
+        if let Ok(mut kept) = KEPT.lock() {
+            // a few targets at most: the oldest goes first
+            if kept.len() >= 4 {
+                kept.remove(0);
+            }
+            kept.push((key, client.clone()));
+        }
+    }
     Ok(Session {
         client,
         db: target.db.clone(),
+        reused: false,
     })
 }
 
