@@ -75,10 +75,16 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     }
     let lambda = lambda_facts(number, &left);
     let mut report = match refused_flag(&event.args) {
-        Some(flag) => usage_report(
-            &command,
-            &format!("{flag} is not taken in an event: the function answers with the JSON report, never shows secrets and reads no file its caller names"),
-        ),
+        Some(flag) => {
+            let refused = atlas_iam::usage_report(
+                command_name(&command),
+                &format!(
+                    "{flag} is not taken in an event: the function answers with the JSON report, \
+                     never shows secrets and reads no file its caller names"
+                ),
+            );
+            serde_json::to_value(&refused).map_err(|e| Error::from(format!("the report: {e}")))?
+        }
         None => Box::pin(run_check(&command, &event.args, left)).await?,
     };
     let elapsed = started.elapsed().as_millis() as u64;
@@ -116,30 +122,6 @@ fn lambda_facts(number: u64, left: &Duration) -> Value {
         // the template sets it from its subnets: Lambda's environment does not say
         "vpc": var("ATLAS_IAM_LAMBDA_VPC").map(|v| v == "true"),
         "time_left_ms": left.as_millis() as u64,
-    })
-}
-
-/// The report of a refused flag, shaped as the binary's usage report (exit code 2).
-fn usage_report(command: &str, cause: &str) -> Value {
-    json!({
-        "schema_version": 1,
-        "command": command,
-        "ok": false,
-        "exit_code": 2,
-        "target": null,
-        "credentials": null,
-        "identity": null,
-        "stages": [{
-            "stage": "config",
-            "status": "failed",
-            "elapsed_ms": 0,
-            "detail": "",
-            "diagnosis": {
-                "kind": "usage_error",
-                "cause": cause,
-                "hint": "give the check's flags in `args` (--uri, --cluster, --role-arn, --db, --timeout, --atlas…); the report is the response",
-            }
-        }]
     })
 }
 
