@@ -147,13 +147,18 @@ fn node(dir: &Path, scan: &mut AppScan) -> Option<(Driver, String)> {
     let range = dep("mongodb")?;
     let lock = read(dir, "package-lock.json", scan)
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let yarn = read(dir, "yarn.lock", scan);
+    let pnpm = read(dir, "pnpm-lock.yaml", scan);
     let locked = |name: &str| {
-        lock.as_ref().and_then(|l| {
-            l["packages"][format!("node_modules/{name}")]["version"]
-                .as_str()
-                .or_else(|| l["dependencies"][name]["version"].as_str())
-                .map(str::to_string)
-        })
+        lock.as_ref()
+            .and_then(|l| {
+                l["packages"][format!("node_modules/{name}")]["version"]
+                    .as_str()
+                    .or_else(|| l["dependencies"][name]["version"].as_str())
+                    .map(str::to_string)
+            })
+            .or_else(|| yarn.as_deref().and_then(|t| yarn_locked(t, name)))
+            .or_else(|| pnpm.as_deref().and_then(|t| pnpm_locked(t, name)))
     };
     let version = locked("mongodb")
         .as_deref()
@@ -174,12 +179,56 @@ fn node(dir: &Path, scan: &mut AppScan) -> Option<(Driver, String)> {
             format!("npm install aws4; {PRUNERS}"),
         ));
     }
-    let from = if lock.is_some() {
-        "package.json and package-lock.json"
-    } else {
-        "package.json"
+    let from = match (lock.is_some(), yarn.is_some(), pnpm.is_some()) {
+        (true, _, _) => "package.json and package-lock.json",
+        (_, true, _) => "package.json and yarn.lock",
+        (_, _, true) => "package.json and pnpm-lock.yaml",
+        _ => "package.json",
     };
     Some((d, from.to_string()))
+}
+
+/// A package's version in a yarn.lock (v1: `mongodb@^6.9.0:` then `  version "6.10.0"`; berry:
+/// `"mongodb@npm:^6.9.0":` then `  version: 6.10.0`).
+fn yarn_locked(text: &str, name: &str) -> Option<String> {
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.starts_with(' ') || !line.trim_end().ends_with(':') {
+            continue;
+        }
+        let names_it = line
+            .trim_end_matches(':')
+            .split(", ")
+            .any(|spec| spec.trim_matches('"').starts_with(&format!("{name}@")));
+        if !names_it {
+            continue;
+        }
+        for entry in lines.by_ref().take_while(|l| l.starts_with(' ')) {
+            if let Some(v) = entry.trim().strip_prefix("version") {
+                return Some(
+                    v.trim_start_matches(':')
+                        .trim()
+                        .trim_matches('"')
+                        .to_string(),
+                );
+            }
+        }
+    }
+    None
+}
+
+/// A package's version in a pnpm-lock.yaml (`  mongodb@6.10.0:`, `  /mongodb@6.10.0:`, with or
+/// without quotes and a peer suffix in parentheses).
+fn pnpm_locked(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let key = line.trim().trim_end_matches(':').trim_matches(['\'', '"']);
+        let key = key.strip_prefix('/').unwrap_or(key);
+        let version = key.strip_prefix(name)?.strip_prefix('@')?;
+        let version = version.split('(').next().unwrap_or(version);
+        version
+            .starts_with(|c: char| c.is_ascii_digit())
+            .then(|| version.to_string())
+    })
 }
 
 /// A requirement line or dependency string: its name (normalised), extras and version.
@@ -613,6 +662,26 @@ mod tests {
             .errors
             .iter()
             .any(|e| e.cause.contains("requires @aws-sdk/credential-providers")));
+    }
+
+    #[test]
+    fn yarn_and_pnpm_locks_give_the_version() {
+        let yarn = "# yarn lockfile v1\n\nmongodb-connection-string-url@^3.0.0:\n  version \"3.0.1\"\n\nmongodb@^6.9.0, mongodb@^6.10.0:\n  version \"6.10.0\"\n  resolved \"x\"\n";
+        assert_eq!(yarn_locked(yarn, "mongodb").as_deref(), Some("6.10.0"));
+        let berry = "\"mongodb@npm:^6.9.0\":\n  version: 6.12.0\n";
+        assert_eq!(yarn_locked(berry, "mongodb").as_deref(), Some("6.12.0"));
+        let pnpm = "packages:\n\n  mongodb-connection-string-url@3.0.1:\n    resolution: {}\n  mongodb@6.11.0(@aws-sdk/credential-providers@3.600.0):\n    resolution: {}\n";
+        assert_eq!(pnpm_locked(pnpm, "mongodb").as_deref(), Some("6.11.0"));
+        assert_eq!(pnpm_locked(pnpm, "aws4"), None);
+        let (_d, s) = app(&[
+            (
+                "package.json",
+                r#"{"dependencies":{"mongodb":"^6.9.0","aws4":"^1"}}"#,
+            ),
+            ("yarn.lock", yarn),
+        ]);
+        assert_eq!(s.driver.expect("driver").version, Some((6, 10)));
+        assert_eq!(s.manifest.as_deref(), Some("package.json and yarn.lock"));
     }
 
     #[test]

@@ -420,7 +420,8 @@ pub struct GlobalArgs {
           value_parser = parse_driver, help_heading = "Credentials")]
     pub driver: Option<crate::drivers::Driver>,
 
-    /// The application's directory: its manifest (package.json with its lock, requirements*.txt,
+    /// The application's directory: its manifest (package.json with package-lock.json, yarn.lock
+    /// or pnpm-lock.yaml, requirements*.txt,
     /// pyproject.toml with poetry.lock or uv.lock, *.csproj with packages.lock.json, go.mod,
     /// pom.xml or build.gradle(.kts), Cargo.toml with Cargo.lock, composer.json) decides the
     /// driver and its version (unless --driver is given), and shows whether its MONGODB-AWS
