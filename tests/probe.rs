@@ -460,6 +460,23 @@ fn server_refusing() {
         .run();
 }
 
+/// When every host fails, the first host's diagnosis says what the others gave.
+#[test]
+fn every_host_refusing_is_said() {
+    let s = with_fault(Fault::Refuse, false);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let uri = s.uri().replacen("/?", &format!(",127.0.0.1:{closed}/?"), 1);
+    Test::new(keyed(&s))
+        .args(["ping", "--uri", &uri])
+        .fails_at(Stage::Tcp, "tcp_refused")
+        .exit(5)
+        .says("the other 1 host failed too (tcp_refused)")
+        .run();
+}
+
 /// One run, timed: never past --timeout plus one second.
 fn within_timeout_plus_one(c: Cli, args: &[&str], timeout: u64) -> Output {
     let started = Instant::now();

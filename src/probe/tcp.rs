@@ -82,10 +82,28 @@ where
     }
     let mut failures: Vec<Diagnosis> = failed.into_iter().filter_map(|(_, r)| r.err()).collect();
     if details.is_empty() {
-        return Err(if failures.is_empty() {
-            Diagnosis::new(Kind::Internal, "no host was checked", "report this")
-        } else {
-            failures.remove(0)
+        if failures.is_empty() {
+            return Err(Diagnosis::new(
+                Kind::Internal,
+                "no host was checked",
+                "report this",
+            ));
+        }
+        // the first host's diagnosis, with what the others gave
+        let first = failures.remove(0);
+        if failures.is_empty() {
+            return Err(first);
+        }
+        let others: Vec<String> = failures.iter().map(|d| d.kind.name()).collect();
+        return Err(Diagnosis {
+            cause: format!(
+                "{}; the other {} host{} failed too ({})",
+                first.cause,
+                others.len(),
+                if others.len() == 1 { "" } else { "s" },
+                others.join(", ")
+            ),
+            ..first
         });
     }
     let warnings = failures
