@@ -243,6 +243,15 @@ fn the_function_answers_with_the_report_cold_then_warm() {
             .is_err_and(|e| e.contains("not one the function runs")),
         "{wrong:?}"
     );
+    // an event of another shape: its values are not echoed (a string may carry credentials)
+    let embedded = "mongodb://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY@h/";
+    let shaped = f.invoke(&serde_json::json!({"command": "ping", "args": embedded}));
+    assert!(
+        shaped
+            .as_ref()
+            .is_err_and(|e| e.contains("an array of strings") && !e.contains("wJalrXUtnFEMI")),
+        "{shaped:?}"
+    );
     let responses = [first, second, refused].map(|r| r.to_string()).join("\n");
     let logs = f.stop();
     assert!(logs.contains("invocation 1 (cold)"), "{logs}");
